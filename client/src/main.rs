@@ -1,0 +1,2 @@
+//! The `rill` command.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Magnet links (BEP 9, BEP 53).

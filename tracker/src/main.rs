@@ -1,0 +1,2 @@
+//! The `rill-tracker` command.
+fn main() {}

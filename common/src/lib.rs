@@ -8,7 +8,7 @@
 //! - [`info_hash`], [`peer_id`]: the 20-byte identifiers and their text forms.
 //! - [`magnet`]: magnet links (BEP 9, BEP 53).
 //! - [`compact`]: compact peer addresses (BEP 23, BEP 7).
-//! - [`bitfield`]: the set of pieces a peer has.
+//! - [`pieces`], [`bitfield`]: piece indexes, blocks, and the set of pieces a peer has.
 //! - [`wire`]: the peer wire protocol: handshake, messages (BEP 3, 6, 10) and the codec,
 //!   extension payloads (BEP 9 ut_metadata, BEP 11 ut_pex).
 //! - [`tracker`]: tracker protocol types: HTTP announce and scrape (BEP 3, 23, 7, 48) and UDP
@@ -23,6 +23,7 @@ pub mod krpc;
 pub mod magnet;
 pub mod metainfo;
 pub mod peer_id;
+pub mod pieces;
 pub mod tracker;
 pub mod wire;
 

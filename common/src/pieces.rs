@@ -1,0 +1,1 @@
+//! Piece indexes and blocks (the 16 KiB request unit).

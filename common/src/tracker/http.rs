@@ -191,7 +191,10 @@ pub(crate) fn parse_number<T: std::str::FromStr>(
         .and_then(|text| text.parse().ok())
         .ok_or_else(|| HttpTrackerError::InvalidParameter {
             name,
-            reason: format!("{:?} is not a number in range", String::from_utf8_lossy(value)),
+            reason: format!(
+                "{:?} is not a number in range",
+                String::from_utf8_lossy(value)
+            ),
         })
 }
 

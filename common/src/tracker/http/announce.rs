@@ -144,7 +144,11 @@ impl AnnounceRequest {
         let mut port = None;
         let mut ipv4 = None;
         let mut ipv6 = None;
-        let mut req = AnnounceRequest::new(InfoHash::from_bytes([0; 20]), PeerId::from_bytes([0; 20]), 0);
+        let mut req = AnnounceRequest::new(
+            InfoHash::from_bytes([0; 20]),
+            PeerId::from_bytes([0; 20]),
+            0,
+        );
         req.compact = false;
         let mut seen = Seen::default();
         for param in parse_query(raw_query)? {

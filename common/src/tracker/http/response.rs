@@ -98,7 +98,11 @@ impl AnnounceResponse {
                 dict.insert(b"peers6", Value::Bytes(&v6));
             }
         } else {
-            texts = reply.peers.iter().map(|p| p.addr.ip().to_string()).collect();
+            texts = reply
+                .peers
+                .iter()
+                .map(|p| p.addr.ip().to_string())
+                .collect();
             let list = reply
                 .peers
                 .iter()
@@ -214,7 +218,10 @@ fn decode_compact<const N: usize>(
 ) -> Result<(), HttpTrackerError> {
     let chunks = raw.chunks_exact(N);
     if !chunks.remainder().is_empty() {
-        return Err(invalid(key, &format!("{} bytes is not a multiple of {N}", raw.len())));
+        return Err(invalid(
+            key,
+            &format!("{} bytes is not a multiple of {N}", raw.len()),
+        ));
     }
     let room = MAX_RESPONSE_PEERS.saturating_sub(peers.len());
     peers.extend(

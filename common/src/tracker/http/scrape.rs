@@ -138,9 +138,7 @@ impl ScrapeResponse {
         if let Some(interval) = reply.min_request_interval {
             dict.insert(
                 b"flags",
-                Value::Dict(
-                    Dict::new().with(b"min_request_interval", Value::Int(interval.into())),
-                ),
+                Value::Dict(Dict::new().with(b"min_request_interval", Value::Int(interval.into()))),
             );
         }
         Value::Dict(dict).to_bytes()

@@ -68,7 +68,12 @@ fn transmission_style_query() {
     assert_eq!(req.numwant, Some(80));
     assert_eq!(
         req.ipv6,
-        Some(SocketAddrV6::new("2001:db8::1".parse().unwrap(), 51413, 0, 0))
+        Some(SocketAddrV6::new(
+            "2001:db8::1".parse().unwrap(),
+            51413,
+            0,
+            0
+        ))
     );
     assert!(!req.no_peer_id);
 }
@@ -124,7 +129,10 @@ fn endpoints_and_numwant() {
     assert_eq!(req.numwant, None);
     let q = format!("{}&ipv4=1.2.3.4", minimal());
     let req = AnnounceRequest::from_query(q.as_bytes()).unwrap();
-    assert_eq!(req.ipv4, Some(SocketAddrV4::new(Ipv4Addr::new(1, 2, 3, 4), 6881)));
+    assert_eq!(
+        req.ipv4,
+        Some(SocketAddrV4::new(Ipv4Addr::new(1, 2, 3, 4), 6881))
+    );
 }
 
 fn error_of(query: &str) -> HttpTrackerError {
@@ -206,7 +214,10 @@ fn strict_errors_name_the_parameter() {
 
 #[test]
 fn repeated_optional_parameter_first_wins() {
-    let q = format!("{}&port=7000&left=5&left=6&event=started&event=stopped", minimal());
+    let q = format!(
+        "{}&port=7000&left=5&left=6&event=started&event=stopped",
+        minimal()
+    );
     let req = AnnounceRequest::from_query(q.as_bytes()).unwrap();
     assert_eq!(req.port, 6881);
     assert_eq!(req.left, 5);
@@ -230,17 +241,32 @@ fn to_query_known_answer() {
 
 #[test]
 fn urls() {
-    assert_eq!(append_query("http://t/announce", "a=1"), "http://t/announce?a=1");
-    assert_eq!(append_query("http://t/announce?pk=9", "a=1"), "http://t/announce?pk=9&a=1");
-    assert_eq!(append_query("http://t/announce?", "a=1"), "http://t/announce?a=1");
-    assert_eq!(append_query("http://t/a?pk=9&", "a=1"), "http://t/a?pk=9&a=1");
+    assert_eq!(
+        append_query("http://t/announce", "a=1"),
+        "http://t/announce?a=1"
+    );
+    assert_eq!(
+        append_query("http://t/announce?pk=9", "a=1"),
+        "http://t/announce?pk=9&a=1"
+    );
+    assert_eq!(
+        append_query("http://t/announce?", "a=1"),
+        "http://t/announce?a=1"
+    );
+    assert_eq!(
+        append_query("http://t/a?pk=9&", "a=1"),
+        "http://t/a?pk=9&a=1"
+    );
     let req = AnnounceRequest::new(hash(), peer_id(b"-RL0100-abcdefghijkl"), 1);
     assert!(
         req.announce_url("http://t/ann?pk=x")
             .starts_with("http://t/ann?pk=x&info_hash=%124Vx")
     );
 
-    assert_eq!(scrape_url("http://t/announce").as_deref(), Some("http://t/scrape"));
+    assert_eq!(
+        scrape_url("http://t/announce").as_deref(),
+        Some("http://t/scrape")
+    );
     assert_eq!(
         scrape_url("http://t:80/x/announce.php?pk=a/b").as_deref(),
         Some("http://t:80/x/scrape.php?pk=a/b")
@@ -266,7 +292,10 @@ fn scrape_query() {
         query,
         format!("info_hash={HASH_ESCAPED}&info_hash={}", "%FF".repeat(20))
     );
-    assert_eq!(ScrapeRequest::from_query(query.as_bytes(), 2), Ok(req.clone()));
+    assert_eq!(
+        ScrapeRequest::from_query(query.as_bytes(), 2),
+        Ok(req.clone())
+    );
     assert_eq!(
         ScrapeRequest::from_query(query.as_bytes(), 1),
         Err(HttpTrackerError::TooManyInfoHashes { count: 2, max: 1 })
@@ -286,7 +315,10 @@ fn scrape_query() {
         req.scrape_url("http://t/scrape?pk=1"),
         format!("http://t/scrape?pk=1&{query}")
     );
-    assert_eq!(ScrapeRequest::from_query(b"pk=1", 5), Ok(ScrapeRequest::default()));
+    assert_eq!(
+        ScrapeRequest::from_query(b"pk=1", 5),
+        Ok(ScrapeRequest::default())
+    );
 }
 
 fn v4(text: &str) -> Peer {
@@ -376,7 +408,10 @@ fn reply_errors() {
     );
     assert!(matches!(
         AnnounceResponse::from_bytes(b"d8:intervali-1ee"),
-        Err(InvalidKey { key: "interval", .. })
+        Err(InvalidKey {
+            key: "interval",
+            ..
+        })
     ));
     assert!(matches!(
         AnnounceResponse::from_bytes(b"d8:intervali1e5:peers5:abcdee"),
@@ -386,8 +421,14 @@ fn reply_errors() {
         AnnounceResponse::from_bytes(b"d8:intervali1e6:peers65:abcdee"),
         Err(InvalidKey { key: "peers6", .. })
     ));
-    assert_eq!(AnnounceResponse::from_bytes(b"i1e"), Err(NotADict("integer")));
-    assert!(matches!(AnnounceResponse::from_bytes(b"d8:interval"), Err(Bencode(_))));
+    assert_eq!(
+        AnnounceResponse::from_bytes(b"i1e"),
+        Err(NotADict("integer"))
+    );
+    assert!(matches!(
+        AnnounceResponse::from_bytes(b"d8:interval"),
+        Err(Bencode(_))
+    ));
 }
 
 #[test]
@@ -421,7 +462,8 @@ fn scrape_reply_known_answer() {
         files,
         min_request_interval: None,
     });
-    let bytes = b"d5:filesd20:....................d8:completei5e10:downloadedi50e10:incompletei10eeee";
+    let bytes =
+        b"d5:filesd20:....................d8:completei5e10:downloadedi50e10:incompletei10eeee";
     assert_eq!(reply.to_bytes(), bytes);
     assert_eq!(ScrapeResponse::from_bytes(bytes), Ok(reply));
 
@@ -444,7 +486,10 @@ fn scrape_reply_known_answer() {
     );
     assert!(matches!(
         ScrapeResponse::from_bytes(b"d5:filesd20:....................d8:complete1:xeee"),
-        Err(HttpTrackerError::InvalidKey { key: "complete", .. })
+        Err(HttpTrackerError::InvalidKey {
+            key: "complete",
+            ..
+        })
     ));
     assert!(matches!(
         ScrapeResponse::from_bytes(b"d5:filesi1ee"),
@@ -461,7 +506,8 @@ fn arb_peer_id() -> impl Strategy<Value = PeerId> {
 }
 
 fn arb_v6() -> impl Strategy<Value = SocketAddrV6> {
-    (any::<u128>(), any::<u16>()).prop_map(|(ip, port)| SocketAddrV6::new(Ipv6Addr::from(ip), port, 0, 0))
+    (any::<u128>(), any::<u16>())
+        .prop_map(|(ip, port)| SocketAddrV6::new(Ipv6Addr::from(ip), port, 0, 0))
 }
 
 fn arb_event() -> impl Strategy<Value = Option<AnnounceEvent>> {

@@ -42,7 +42,10 @@ fn connect_known_answer() {
     assert_eq!(Response::decode(&longer, Family::V6), Ok(resp));
     assert_eq!(
         Response::decode(&reply[..15], Family::V4),
-        Err(UdpError::Truncated { needed: 16, got: 15 })
+        Err(UdpError::Truncated {
+            needed: 16,
+            got: 15
+        })
     );
 }
 
@@ -89,7 +92,10 @@ fn announce_known_answer() {
     assert_eq!(Request::decode(&packet), Ok(Request::Announce(announce())));
     assert_eq!(
         Request::decode(&packet[..97]),
-        Err(UdpError::Truncated { needed: 98, got: 97 })
+        Err(UdpError::Truncated {
+            needed: 98,
+            got: 97
+        })
     );
     let mut bad_event = packet.clone();
     bad_event[83] = 9;
@@ -170,7 +176,10 @@ fn announce_reply_known_answer() {
 
     let v6 = resp.encode(Family::V6);
     assert_eq!(v6.len(), 20 + 18);
-    assert_eq!(&v6[20..36], &"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+    assert_eq!(
+        &v6[20..36],
+        &"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets()
+    );
     let Ok(Response::Announce { peers, .. }) = Response::decode(&v6, Family::V6) else {
         panic!("not an announce reply");
     };
@@ -210,7 +219,10 @@ fn scrape_known_answer() {
     let req = Request::Scrape {
         connection_id: 0x0102_0304_0506_0708,
         transaction_id: 9,
-        info_hashes: vec![InfoHash::from_bytes([0x11; 20]), InfoHash::from_bytes([0x22; 20])],
+        info_hashes: vec![
+            InfoHash::from_bytes([0x11; 20]),
+            InfoHash::from_bytes([0x22; 20]),
+        ],
     };
     assert_eq!(req.encode(), packet);
     assert_eq!(Request::decode(&packet), Ok(req));
@@ -303,11 +315,13 @@ fn arb_request() -> impl Strategy<Value = Request> {
             any::<(u64, u32)>(),
             proptest::collection::vec(any::<[u8; 20]>(), 1..=MAX_SCRAPE_HASHES)
         )
-            .prop_map(|((connection_id, transaction_id), hashes)| Request::Scrape {
-                connection_id,
-                transaction_id,
-                info_hashes: hashes.into_iter().map(InfoHash::from_bytes).collect(),
-            }),
+            .prop_map(
+                |((connection_id, transaction_id), hashes)| Request::Scrape {
+                    connection_id,
+                    transaction_id,
+                    info_hashes: hashes.into_iter().map(InfoHash::from_bytes).collect(),
+                }
+            ),
     ]
 }
 

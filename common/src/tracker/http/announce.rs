@@ -139,111 +139,141 @@ impl AnnounceRequest {
                 max: MAX_ANNOUNCE_QUERY_LEN,
             });
         }
-        let mut info_hash = None;
-        let mut peer_id = None;
-        let mut port = None;
-        let mut ipv4 = None;
-        let mut ipv6 = None;
-        let mut req = AnnounceRequest::new(
-            InfoHash::from_bytes([0; 20]),
-            PeerId::from_bytes([0; 20]),
-            0,
-        );
-        req.compact = false;
-        let mut seen = Seen::default();
+        let mut fields = Fields::default();
         for param in parse_query(raw_query)? {
-            let value = param.value.as_slice();
-            match param.key.as_slice() {
-                b"info_hash" => {
-                    if info_hash.is_some() {
-                        return Err(HttpTrackerError::RepeatedParameter("info_hash"));
-                    }
-                    info_hash = Some(InfoHash::from_slice(value).map_err(|e| {
-                        HttpTrackerError::InvalidParameter {
-                            name: "info_hash",
-                            reason: e.to_string(),
-                        }
-                    })?);
-                }
-                b"peer_id" => {
-                    if peer_id.is_some() {
-                        return Err(HttpTrackerError::RepeatedParameter("peer_id"));
-                    }
-                    peer_id = Some(PeerId::from_slice(value).map_err(|e| {
-                        HttpTrackerError::InvalidParameter {
-                            name: "peer_id",
-                            reason: e.to_string(),
-                        }
-                    })?);
-                }
-                b"port" if port.is_none() => port = Some(parse_number("port", value)?),
-                b"uploaded" if seen.first(0) => req.uploaded = parse_number("uploaded", value)?,
-                b"downloaded" if seen.first(1) => {
-                    req.downloaded = parse_number("downloaded", value)?;
-                }
-                b"left" if seen.first(2) => req.left = parse_number("left", value)?,
-                b"event" if seen.first(3) => {
-                    req.event = AnnounceEvent::from_http(value).ok_or_else(|| {
-                        HttpTrackerError::InvalidParameter {
-                            name: "event",
-                            reason: format!("unknown event {:?}", String::from_utf8_lossy(value)),
-                        }
-                    })?;
-                }
-                b"compact" if seen.first(4) => req.compact = value == b"1",
-                b"no_peer_id" if seen.first(5) => req.no_peer_id = value == b"1",
-                b"numwant" if seen.first(6) => {
-                    let n: i64 = parse_number("numwant", value)?;
-                    req.numwant = u32::try_from(n).ok();
-                    if n > i64::from(u32::MAX) {
-                        req.numwant = Some(u32::MAX);
-                    }
-                }
-                b"key" if req.key.is_none() => req.key = Some(parse_text("key", value)?),
-                b"trackerid" if req.tracker_id.is_none() => req.tracker_id = Some(value.to_vec()),
-                b"ip" if req.ip.is_none() => req.ip = Some(parse_text("ip", value)?),
-                b"ipv4" if ipv4.is_none() => ipv4 = Some(value.to_vec()),
-                b"ipv6" if ipv6.is_none() => ipv6 = Some(value.to_vec()),
-                _ => {}
-            }
+            fields.set(&param.key, &param.value)?;
         }
-        req.info_hash = info_hash.ok_or(HttpTrackerError::MissingParameter("info_hash"))?;
-        req.peer_id = peer_id.ok_or(HttpTrackerError::MissingParameter("peer_id"))?;
-        req.port = port.ok_or(HttpTrackerError::MissingParameter("port"))?;
-        if let Some(text) = ipv4 {
-            match parse_endpoint("ipv4", &text, req.port)? {
-                SocketAddr::V4(v4) => req.ipv4 = Some(v4),
-                SocketAddr::V6(_) => return Err(bad_address("ipv4", "an IPv6 address")),
-            }
-        }
-        if let Some(text) = ipv6 {
-            match parse_endpoint("ipv6", &text, req.port)? {
-                SocketAddr::V6(v6) => req.ipv6 = Some(v6),
-                SocketAddr::V4(_) => return Err(bad_address("ipv6", "an IPv4 address")),
-            }
-        }
-        Ok(req)
+        fields.finish()
     }
 }
 
-/// Which optional parameters have been seen, so the first occurrence wins.
+/// The parameters of an announce as they are read: `None` until seen, so that the first
+/// occurrence of a repeated parameter wins.
 #[derive(Default)]
-struct Seen([bool; 7]);
+struct Fields {
+    info_hash: Option<InfoHash>,
+    peer_id: Option<PeerId>,
+    port: Option<u16>,
+    uploaded: Option<u64>,
+    downloaded: Option<u64>,
+    left: Option<u64>,
+    event: Option<Option<AnnounceEvent>>,
+    compact: Option<bool>,
+    no_peer_id: Option<bool>,
+    numwant: Option<Option<u32>>,
+    key: Option<String>,
+    tracker_id: Option<Vec<u8>>,
+    ip: Option<String>,
+    ipv4: Option<Vec<u8>>,
+    ipv6: Option<Vec<u8>>,
+}
 
-impl Seen {
-    /// True the first time `slot` is asked about.
-    fn first(&mut self, slot: usize) -> bool {
-        match self.0.get_mut(slot) {
-            Some(seen) => !std::mem::replace(seen, true),
-            None => false,
+impl Fields {
+    /// Reads one parameter; unknown ones are ignored.
+    fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), HttpTrackerError> {
+        match key {
+            b"info_hash" => {
+                if self.info_hash.is_some() {
+                    return Err(HttpTrackerError::RepeatedParameter("info_hash"));
+                }
+                let hash = InfoHash::from_slice(value).map_err(|e| invalid("info_hash", e))?;
+                self.info_hash = Some(hash);
+            }
+            b"peer_id" => {
+                if self.peer_id.is_some() {
+                    return Err(HttpTrackerError::RepeatedParameter("peer_id"));
+                }
+                let id = PeerId::from_slice(value).map_err(|e| invalid("peer_id", e))?;
+                self.peer_id = Some(id);
+            }
+            b"port" if self.port.is_none() => self.port = Some(parse_number("port", value)?),
+            b"uploaded" if self.uploaded.is_none() => {
+                self.uploaded = Some(parse_number("uploaded", value)?);
+            }
+            b"downloaded" if self.downloaded.is_none() => {
+                self.downloaded = Some(parse_number("downloaded", value)?);
+            }
+            b"left" if self.left.is_none() => self.left = Some(parse_number("left", value)?),
+            b"event" if self.event.is_none() => {
+                let event = AnnounceEvent::from_http(value).ok_or_else(|| {
+                    invalid(
+                        "event",
+                        format!("unknown event {:?}", String::from_utf8_lossy(value)),
+                    )
+                })?;
+                self.event = Some(event);
+            }
+            b"compact" if self.compact.is_none() => self.compact = Some(value == b"1"),
+            b"no_peer_id" if self.no_peer_id.is_none() => self.no_peer_id = Some(value == b"1"),
+            b"numwant" if self.numwant.is_none() => {
+                let n: i64 = parse_number("numwant", value)?;
+                // Negative means "the tracker's default"; more than u32 means "all".
+                let numwant = if n < 0 {
+                    None
+                } else {
+                    Some(u32::try_from(n).unwrap_or(u32::MAX))
+                };
+                self.numwant = Some(numwant);
+            }
+            b"key" if self.key.is_none() => self.key = Some(parse_text("key", value)?),
+            b"trackerid" if self.tracker_id.is_none() => self.tracker_id = Some(value.to_vec()),
+            b"ip" if self.ip.is_none() => self.ip = Some(parse_text("ip", value)?),
+            b"ipv4" if self.ipv4.is_none() => self.ipv4 = Some(value.to_vec()),
+            b"ipv6" if self.ipv6.is_none() => self.ipv6 = Some(value.to_vec()),
+            _ => {}
         }
+        Ok(())
+    }
+
+    /// Checks the required parameters and resolves the BEP 7 addresses against `port`.
+    fn finish(self) -> Result<AnnounceRequest, HttpTrackerError> {
+        let info_hash = self
+            .info_hash
+            .ok_or(HttpTrackerError::MissingParameter("info_hash"))?;
+        let peer_id = self
+            .peer_id
+            .ok_or(HttpTrackerError::MissingParameter("peer_id"))?;
+        let port = self
+            .port
+            .ok_or(HttpTrackerError::MissingParameter("port"))?;
+        let ipv4 = match self.ipv4 {
+            None => None,
+            Some(text) => match parse_endpoint("ipv4", &text, port)? {
+                SocketAddr::V4(v4) => Some(v4),
+                SocketAddr::V6(_) => return Err(invalid("ipv4", "an IPv6 address")),
+            },
+        };
+        let ipv6 = match self.ipv6 {
+            None => None,
+            Some(text) => match parse_endpoint("ipv6", &text, port)? {
+                SocketAddr::V6(v6) => Some(v6),
+                SocketAddr::V4(_) => return Err(invalid("ipv6", "an IPv4 address")),
+            },
+        };
+        Ok(AnnounceRequest {
+            info_hash,
+            peer_id,
+            port,
+            uploaded: self.uploaded.unwrap_or(0),
+            downloaded: self.downloaded.unwrap_or(0),
+            left: self.left.unwrap_or(0),
+            event: self.event.flatten(),
+            compact: self.compact.unwrap_or(false),
+            no_peer_id: self.no_peer_id.unwrap_or(false),
+            numwant: self.numwant.flatten(),
+            key: self.key,
+            tracker_id: self.tracker_id,
+            ip: self.ip,
+            ipv4,
+            ipv6,
+        })
     }
 }
 
-fn bad_address(name: &'static str, reason: &str) -> HttpTrackerError {
+fn invalid(name: &'static str, reason: impl ToString) -> HttpTrackerError {
     HttpTrackerError::InvalidParameter {
         name,
-        reason: reason.to_owned(),
+        reason: reason.to_string(),
     }
 }
 
@@ -253,7 +283,7 @@ fn parse_endpoint(
     value: &[u8],
     default_port: u16,
 ) -> Result<SocketAddr, HttpTrackerError> {
-    let text = std::str::from_utf8(value).map_err(|_| bad_address(name, "not UTF-8"))?;
+    let text = std::str::from_utf8(value).map_err(|_| invalid(name, "not UTF-8"))?;
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, default_port));
     }
@@ -262,5 +292,5 @@ fn parse_endpoint(
             SocketAddr::V6(v6) => SocketAddr::V6(SocketAddrV6::new(*v6.ip(), v6.port(), 0, 0)),
             v4 => v4,
         })
-        .map_err(|_| bad_address(name, &format!("{text:?} is not an address or endpoint")))
+        .map_err(|_| invalid(name, format!("{text:?} is not an address or endpoint")))
 }

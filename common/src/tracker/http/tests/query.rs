@@ -104,6 +104,9 @@ fn endpoints_and_numwant() {
     assert_eq!(req.ipv4, Some("1.2.3.4:6000".parse().unwrap()));
     assert_eq!(req.ipv6, Some("[2001:db8::2]:7000".parse().unwrap()));
     assert_eq!(req.numwant, None);
+    let q = format!("{}&numwant=99999999999", minimal());
+    let req = AnnounceRequest::from_query(q.as_bytes()).unwrap();
+    assert_eq!(req.numwant, Some(u32::MAX));
     let q = format!("{}&ipv4=1.2.3.4", minimal());
     let req = AnnounceRequest::from_query(q.as_bytes()).unwrap();
     assert_eq!(
@@ -130,6 +133,7 @@ fn strict_errors_name_the_parameter() {
         MissingParameter("peer_id")
     );
     assert_eq!(error_of(&format!("{ih}&{id}")), MissingParameter("port"));
+    assert_eq!(error_of(""), MissingParameter("info_hash"));
     assert!(matches!(
         error_of(&format!("info_hash=%12%34&{id}&port=1")),
         InvalidParameter {

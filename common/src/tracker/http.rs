@@ -16,6 +16,19 @@
 //!   torrent or peer is meant would be ambiguous).
 //! - Replies are decoded with caps: at most [`MAX_RESPONSE_PEERS`] peers are kept (the rest
 //!   are dropped) and at most [`MAX_SCRAPE_FILES`] scrape entries.
+//!
+//! The tracker's side of an announce:
+//! ```
+//! use rill_common::tracker::http::{AnnounceReply, AnnounceRequest, AnnounceResponse};
+//!
+//! let raw = b"info_hash=%124Vx%9A%BC%DE%F1%23Eg%89%AB%CD%EF%124Vx%9A\
+//!             &peer_id=-RL0100-abcdefghijkl&port=6881&compact=1";
+//! let request = AnnounceRequest::from_query(raw)?;
+//! let reply = AnnounceResponse::Success(AnnounceReply { interval: 1800, ..Default::default() });
+//! let body = reply.to_bytes(request.compact, request.no_peer_id);
+//! assert_eq!(body, b"d8:intervali1800e5:peers0:e");
+//! # Ok::<(), rill_common::tracker::http::HttpTrackerError>(())
+//! ```
 #![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
 mod announce;

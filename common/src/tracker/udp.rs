@@ -19,6 +19,17 @@
 //!   any other type has a length byte and is skipped. A list that stops in the middle of an
 //!   option makes the whole announce [`UdpError::BadOptions`]: the tracker may answer it with
 //!   an error packet, using [`request_transaction_id`].
+//!
+//! A connect exchange:
+//! ```
+//! use rill_common::tracker::udp::{Family, Request, Response};
+//!
+//! let packet = Request::Connect { transaction_id: 7 }.encode();
+//! assert_eq!(Request::decode(&packet), Ok(Request::Connect { transaction_id: 7 }));
+//! let reply = Response::Connect { transaction_id: 7, connection_id: 42 }.encode(Family::V4);
+//! assert_eq!(Response::decode(&reply, Family::V4)?.transaction_id(), 7);
+//! # Ok::<(), rill_common::tracker::udp::UdpError>(())
+//! ```
 #![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
 #[cfg(test)]

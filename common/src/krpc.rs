@@ -183,9 +183,11 @@ impl Query {
 pub struct Response {
     /// The replier's id.
     pub id: NodeId,
-    /// `nodes` (IPv4, 26 bytes each) then `nodes6` (IPv6, 38 bytes each, BEP 32), in wire
-    /// order. Encoding writes each node to the list of its address family.
+    /// `nodes`: IPv4 nodes, 26 bytes each on the wire. Decoded ones are all IPv4.
     pub nodes: Vec<CompactNode>,
+    /// `nodes6`: IPv6 nodes, 38 bytes each on the wire (BEP 32). Decoded ones are all IPv6.
+    /// Encoding writes every node of either list to the list of its address family.
+    pub nodes6: Vec<CompactNode>,
     /// `values`: peers of the torrent, each a 6-byte (IPv4) or 18-byte (IPv6) string.
     pub values: Vec<SocketAddr>,
     /// `token`: needed to `announce_peer` to this node later (`get_peers` replies).
@@ -376,8 +378,11 @@ impl BodyBuffers {
                 }
             }
             Body::Response(response) => {
+                // A node filed under the wrong family still goes out in a well-formed list.
                 out.nodes = encode_nodes_v4(&response.nodes);
-                out.nodes6 = encode_nodes_v6(&response.nodes);
+                out.nodes.extend(encode_nodes_v4(&response.nodes6));
+                out.nodes6 = encode_nodes_v6(&response.nodes6);
+                out.nodes6.extend(encode_nodes_v6(&response.nodes));
                 out.values = response
                     .values
                     .iter()

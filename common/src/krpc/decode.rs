@@ -107,13 +107,13 @@ fn response(r: &Dict<'_>) -> Result<Response, KrpcError> {
             source,
         })?;
     }
+    let mut nodes6 = Vec::new();
     if let Some(list) = optional_bytes(r, "nodes6")? {
         check_count("nodes6", list.len() / NODE_V6_LEN, MAX_NODES)?;
-        let v6 = decode_nodes_v6(list).map_err(|source| KrpcError::Ragged {
+        nodes6 = decode_nodes_v6(list).map_err(|source| KrpcError::Ragged {
             key: "nodes6",
             source,
         })?;
-        nodes.extend(v6);
     }
     let values = match r.get(b"values") {
         None => Vec::new(),
@@ -126,6 +126,7 @@ fn response(r: &Dict<'_>) -> Result<Response, KrpcError> {
     Ok(Response {
         id: id(r, "id")?,
         nodes,
+        nodes6,
         values,
         token: optional_bytes(r, "token")?.map(<[u8]>::to_vec),
     })

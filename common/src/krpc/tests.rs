@@ -164,16 +164,14 @@ fn extensions_round_trip_bytes() {
     let mut reply = Message::response(
         "t1",
         Response {
-            nodes: vec![
-                CompactNode {
-                    id: M,
-                    addr: "1.2.3.4:258".parse().unwrap(),
-                },
-                CompactNode {
-                    id: A,
-                    addr: "[::1]:258".parse().unwrap(),
-                },
-            ],
+            nodes: vec![CompactNode {
+                id: M,
+                addr: "1.2.3.4:258".parse().unwrap(),
+            }],
+            nodes6: vec![CompactNode {
+                id: A,
+                addr: "[::1]:258".parse().unwrap(),
+            }],
             ..response(A)
         },
     );
@@ -339,7 +337,7 @@ fn caps_are_enforced() {
     let message = Message::response(
         "aa",
         Response {
-            nodes: vec![node; MAX_NODES + 1],
+            nodes6: vec![node; MAX_NODES + 1],
             ..response(A)
         },
     );
@@ -354,7 +352,7 @@ fn caps_are_enforced() {
     let message = Message::response(
         "aa",
         Response {
-            nodes: vec![node; MAX_NODES],
+            nodes6: vec![node; MAX_NODES],
             ..response(A)
         },
     );
@@ -452,15 +450,12 @@ fn response_strategy() -> impl Strategy<Value = Response> {
         proptest::collection::vec(addr(), 0..10),
         proptest::option::of(bytes(20)),
     )
-        .prop_map(|(id, mut nodes, nodes6, values, token)| {
-            // Decoding yields `nodes` then `nodes6`.
-            nodes.extend(nodes6);
-            Response {
-                id,
-                nodes,
-                values,
-                token,
-            }
+        .prop_map(|(id, nodes, nodes6, values, token)| Response {
+            id,
+            nodes,
+            nodes6,
+            values,
+            token,
         })
 }
 
@@ -540,4 +535,34 @@ proptest! {
             prop_assert_eq!(Message::from_bytes(&decoded.to_bytes()), Ok(decoded));
         }
     }
+}
+
+#[test]
+fn nodes_are_encoded_by_address_family() {
+    let v4_node = CompactNode {
+        id: A,
+        addr: v4(Ipv4Addr::new(1, 2, 3, 4), 5),
+    };
+    let v6_node = CompactNode {
+        id: M,
+        addr: v6(Ipv6Addr::LOCALHOST, 6),
+    };
+    let misfiled = Message::response(
+        "aa",
+        Response {
+            nodes: vec![v6_node],
+            nodes6: vec![v4_node],
+            ..response(A)
+        },
+    );
+    let filed = Message::response(
+        "aa",
+        Response {
+            nodes: vec![v4_node],
+            nodes6: vec![v6_node],
+            ..response(A)
+        },
+    );
+    assert_eq!(misfiled.to_bytes(), filed.to_bytes());
+    assert_eq!(Message::from_bytes(&misfiled.to_bytes()), Ok(filed));
 }

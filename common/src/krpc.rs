@@ -19,6 +19,16 @@
 //!
 //! Responses carry no method name: [`Response`] is decoded generically and the caller
 //! matches the transaction id to the query it sent.
+//!
+//! ```
+//! use rill_common::krpc::{Body, Message, NodeId, Query};
+//!
+//! let ping = Message::query("aa", Query::Ping { id: NodeId::from_bytes(*b"abcdefghij0123456789") });
+//! let bytes = ping.to_bytes();
+//! assert_eq!(bytes, b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe");
+//! assert!(matches!(Message::from_bytes(&bytes)?.body, Body::Query(Query::Ping { .. })));
+//! # Ok::<(), rill_common::krpc::KrpcError>(())
+//! ```
 #![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
 mod decode;

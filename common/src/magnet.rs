@@ -10,6 +10,18 @@
 //! percent-decoded (invalid UTF-8 replaced); trackers and web seeds are non-empty and keep
 //! their order; every `so` range has `start <= end`. Formatting percent-encodes every value
 //! so that `Magnet::parse(&magnet.to_string())` gives the same magnet back.
+//!
+//! ```
+//! use rill_common::magnet::Magnet;
+//!
+//! let magnet = Magnet::parse(
+//!     "magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&dn=Big+Buck+Bunny\
+//!      &tr=udp%3A%2F%2Ftracker.example%3A6969",
+//! )?;
+//! assert_eq!(magnet.display_name.as_deref(), Some("Big Buck Bunny"));
+//! assert_eq!(magnet.trackers, ["udp://tracker.example:6969"]);
+//! # Ok::<(), rill_common::magnet::MagnetError>(())
+//! ```
 #![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
 use std::fmt;

@@ -151,7 +151,10 @@ fn opt_int(dict: &Dict<'_>, key: &'static str) -> Result<Option<i64>, ExtensionE
 }
 
 /// An optional integer key converted to `T`; out-of-range values are errors.
-fn opt_int_in<T: TryFrom<i64>>(dict: &Dict<'_>, key: &'static str) -> Result<Option<T>, ExtensionError> {
+fn opt_int_in<T: TryFrom<i64>>(
+    dict: &Dict<'_>,
+    key: &'static str,
+) -> Result<Option<T>, ExtensionError> {
     opt_int(dict, key)?
         .map(|value| {
             T::try_from(value).map_err(|_| ExtensionError::OutOfRange {
@@ -182,10 +185,12 @@ fn metadata_size(dict: &Dict<'_>, key: &'static str) -> Result<Option<u32>, Exte
             key: key.into(),
             value: size,
         }),
-        Some(size) if size > i64::from(MAX_METADATA_SIZE) => Err(ExtensionError::MetadataTooLarge {
-            size,
-            max: MAX_METADATA_SIZE,
-        }),
+        Some(size) if size > i64::from(MAX_METADATA_SIZE) => {
+            Err(ExtensionError::MetadataTooLarge {
+                size,
+                max: MAX_METADATA_SIZE,
+            })
+        }
         Some(size) => Ok(u32::try_from(size).ok()),
     }
 }
@@ -273,10 +278,9 @@ impl ExtendedHandshake {
             Some(IpAddr::V6(ip)) => ip.octets().to_vec(),
             None => Vec::new(),
         };
-        let m = self
-            .messages
-            .iter()
-            .fold(Dict::new(), |m, (name, id)| m.with(name.as_bytes(), int(u32::from(*id))));
+        let m = self.messages.iter().fold(Dict::new(), |m, (name, id)| {
+            m.with(name.as_bytes(), int(u32::from(*id)))
+        });
         let mut dict = Dict::new().with(b"m", Value::Dict(m));
         if let Some(client) = &self.client {
             dict.insert(b"v", Value::Bytes(client.as_bytes()));
@@ -349,8 +353,8 @@ impl MetadataMessage {
             0 => Ok(MetadataMessage::Request { piece }),
             2 => Ok(MetadataMessage::Reject { piece }),
             1 => {
-                let total_size =
-                    metadata_size(dict, "total_size")?.ok_or(ExtensionError::MissingKey("total_size"))?;
+                let total_size = metadata_size(dict, "total_size")?
+                    .ok_or(ExtensionError::MissingKey("total_size"))?;
                 let data = payload.slice(used.min(payload.len())..);
                 let expected = metadata_piece_len(total_size, piece);
                 if expected.and_then(|len| usize::try_from(len).ok()) != Some(data.len()) {
@@ -480,7 +484,11 @@ fn with_flags(
             peers: peers.len(),
         });
     }
-    let flags = flags.unwrap_or_default().iter().copied().chain(std::iter::repeat(0));
+    let flags = flags
+        .unwrap_or_default()
+        .iter()
+        .copied()
+        .chain(std::iter::repeat(0));
     Ok(peers.into_iter().zip(flags).map(|(addr, flags)| PexPeer {
         addr,
         flags: PexFlags(flags),
@@ -516,10 +524,16 @@ impl PexMessage {
             flags.push(peer.flags.0);
         }
         for addr in &self.dropped {
-            let list = if addr.is_ipv4() { &mut *dropped } else { &mut *dropped6 };
+            let list = if addr.is_ipv4() {
+                &mut *dropped
+            } else {
+                &mut *dropped6
+            };
             compact::encode_peer(*addr, list);
         }
-        const KEYS: [&str; 6] = ["added", "added.f", "added6", "added6.f", "dropped", "dropped6"];
+        const KEYS: [&str; 6] = [
+            "added", "added.f", "added6", "added6.f", "dropped", "dropped6",
+        ];
         const ENTRY: [usize; 6] = [V4_LEN, 1, V6_LEN, 1, V4_LEN, V6_LEN];
         let mut dict = Dict::new();
         for ((key, entry), list) in KEYS.iter().zip(ENTRY).zip(&lists) {

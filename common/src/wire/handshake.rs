@@ -63,26 +63,24 @@ impl Reserved {
 
     /// With the extension protocol bit set or cleared.
     pub const fn with_extension_protocol(self, on: bool) -> Self {
-        self.with_bit(5, 0x10, on)
+        self.with_bit(0x10 << 16, on)
     }
 
     /// With the fast extension bit set or cleared.
     pub const fn with_fast(self, on: bool) -> Self {
-        self.with_bit(7, 0x04, on)
+        self.with_bit(0x04, on)
     }
 
     /// With the DHT bit set or cleared.
     pub const fn with_dht(self, on: bool) -> Self {
-        self.with_bit(7, 0x01, on)
+        self.with_bit(0x01, on)
     }
 
-    const fn with_bit(mut self, byte: usize, mask: u8, on: bool) -> Self {
-        if on {
-            self.0[byte] |= mask;
-        } else {
-            self.0[byte] &= !mask;
-        }
-        self
+    /// Sets or clears `mask`, with the 8 bytes read as a big-endian `u64`.
+    const fn with_bit(self, mask: u64, on: bool) -> Self {
+        let bits = u64::from_be_bytes(self.0);
+        let bits = if on { bits | mask } else { bits & !mask };
+        Reserved(bits.to_be_bytes())
     }
 }
 

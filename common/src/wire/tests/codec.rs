@@ -99,7 +99,12 @@ fn known_answers() -> Vec<(Message, Vec<u8>)> {
 fn known_answers_encode_and_decode() {
     for (msg, bytes) in known_answers() {
         assert_eq!(encoded(&msg), bytes, "encoding {}", msg.name());
-        assert_eq!(decode_all(&bytes), vec![msg.clone()], "decoding {}", msg.name());
+        assert_eq!(
+            decode_all(&bytes),
+            vec![msg.clone()],
+            "decoding {}",
+            msg.name()
+        );
         assert_eq!(msg.body_len() + 4, bytes.len());
     }
 }
@@ -109,7 +114,12 @@ fn every_split_point_needs_more_bytes_then_decodes() {
     for (msg, bytes) in known_answers() {
         for split in 0..bytes.len() {
             let mut buf = BytesMut::from(&bytes[..split]);
-            assert_eq!(decode(&mut buf, DEFAULT_MAX_LEN), Ok(None), "{} at {split}", msg.name());
+            assert_eq!(
+                decode(&mut buf, DEFAULT_MAX_LEN),
+                Ok(None),
+                "{} at {split}",
+                msg.name()
+            );
             assert_eq!(&buf[..], &bytes[..split], "nothing consumed");
             buf.extend_from_slice(&bytes[split..]);
             assert_eq!(decode(&mut buf, DEFAULT_MAX_LEN), Ok(Some(msg.clone())));
@@ -177,13 +187,19 @@ fn fixed_lengths_are_checked_as_soon_as_the_id_arrives() {
         let mut buf = BytesMut::new();
         buf.put_u32(len);
         buf.put_u8(id);
-        assert!(matches!(decode(&mut buf, DEFAULT_MAX_LEN), Err(WireError::WrongLength { .. })));
+        assert!(matches!(
+            decode(&mut buf, DEFAULT_MAX_LEN),
+            Err(WireError::WrongLength { .. })
+        ));
     }
     for (len, id) in [(8, message::PIECE), (1, message::EXTENDED)] {
         let mut buf = BytesMut::new();
         buf.put_u32(len);
         buf.put_u8(id);
-        assert!(matches!(decode(&mut buf, DEFAULT_MAX_LEN), Err(WireError::TooShort { .. })));
+        assert!(matches!(
+            decode(&mut buf, DEFAULT_MAX_LEN),
+            Err(WireError::TooShort { .. })
+        ));
     }
 }
 
@@ -279,7 +295,10 @@ pub(super) fn message_strategy() -> impl Strategy<Value = Message> {
             data
         }),
         (any::<u8>(), payload()).prop_map(|(id, payload)| Message::Extended { id, payload }),
-        (any::<u8>().prop_filter("unknown id", |id| !is_known(*id)), payload())
+        (
+            any::<u8>().prop_filter("unknown id", |id| !is_known(*id)),
+            payload()
+        )
             .prop_map(|(id, payload)| Message::Unknown { id, payload }),
     ]
 }

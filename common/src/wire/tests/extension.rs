@@ -57,16 +57,33 @@ fn extended_handshake_bep10_example() {
 #[test]
 fn extended_handshake_errors_name_the_key() {
     let wrong = |raw: &[u8]| ExtendedHandshake::decode(raw).unwrap_err();
-    assert!(matches!(wrong(b"d1:pi70000ee"), ExtensionError::OutOfRange { key, value: 70000 } if key == "p"));
+    assert!(
+        matches!(wrong(b"d1:pi70000ee"), ExtensionError::OutOfRange { key, value: 70000 } if key == "p")
+    );
     assert!(matches!(wrong(b"d1:p3:abce"), ExtensionError::WrongType { key, .. } if key == "p"));
     assert!(matches!(wrong(b"d1:mi1ee"), ExtensionError::WrongType { key, .. } if key == "m"));
-    assert!(matches!(wrong(b"d1:md6:ut_pexi256eee"), ExtensionError::OutOfRange { key, .. } if key == "m.ut_pex"));
-    assert!(matches!(wrong(b"d1:md6:ut_pex1:xee"), ExtensionError::WrongType { key, .. } if key == "m.ut_pex"));
-    assert!(matches!(wrong(b"d4:reqqi-1ee"), ExtensionError::OutOfRange { key, .. } if key == "reqq"));
-    assert_eq!(wrong(b"d6:yourip3:abce"), ExtensionError::WrongLength { key: "yourip", len: 3 });
+    assert!(
+        matches!(wrong(b"d1:md6:ut_pexi256eee"), ExtensionError::OutOfRange { key, .. } if key == "m.ut_pex")
+    );
+    assert!(
+        matches!(wrong(b"d1:md6:ut_pex1:xee"), ExtensionError::WrongType { key, .. } if key == "m.ut_pex")
+    );
+    assert!(
+        matches!(wrong(b"d4:reqqi-1ee"), ExtensionError::OutOfRange { key, .. } if key == "reqq")
+    );
+    assert_eq!(
+        wrong(b"d6:yourip3:abce"),
+        ExtensionError::WrongLength {
+            key: "yourip",
+            len: 3
+        }
+    );
     assert_eq!(
         wrong(b"d13:metadata_sizei8388609ee"),
-        ExtensionError::MetadataTooLarge { size: 8_388_609, max: MAX_METADATA_SIZE }
+        ExtensionError::MetadataTooLarge {
+            size: 8_388_609,
+            max: MAX_METADATA_SIZE
+        }
     );
     assert!(ExtendedHandshake::decode(b"d13:metadata_sizei8388608ee").is_ok());
     assert_eq!(wrong(b"li1ee"), ExtensionError::NotADict("list"));
@@ -77,10 +94,16 @@ fn extended_handshake_errors_name_the_key() {
 fn metadata_known_answers() {
     // The three examples of BEP 9.
     let request = Bytes::from_static(b"d8:msg_typei0e5:piecei0ee");
-    assert_eq!(MetadataMessage::decode(&request), Ok(MetadataMessage::Request { piece: 0 }));
+    assert_eq!(
+        MetadataMessage::decode(&request),
+        Ok(MetadataMessage::Request { piece: 0 })
+    );
     assert_eq!(MetadataMessage::Request { piece: 0 }.to_bytes(), request);
     let reject = Bytes::from_static(b"d8:msg_typei2e5:piecei0ee");
-    assert_eq!(MetadataMessage::decode(&reject), Ok(MetadataMessage::Reject { piece: 0 }));
+    assert_eq!(
+        MetadataMessage::decode(&reject),
+        Ok(MetadataMessage::Reject { piece: 0 })
+    );
     assert_eq!(MetadataMessage::Reject { piece: 0 }.to_bytes(), reject);
 
     let head = b"d8:msg_typei1e5:piecei0e10:total_sizei34256ee";
@@ -88,11 +111,20 @@ fn metadata_known_answers() {
     raw.extend(std::iter::repeat_n(b'x', 16384));
     let raw = Bytes::from(raw);
     let msg = MetadataMessage::decode(&raw).unwrap();
-    let MetadataMessage::Data { piece: 0, total_size: 34256, data } = &msg else {
+    let MetadataMessage::Data {
+        piece: 0,
+        total_size: 34256,
+        data,
+    } = &msg
+    else {
         panic!("{msg:?}");
     };
     assert_eq!(data.len(), 16384);
-    assert_eq!(data.as_ptr(), raw.as_ptr().wrapping_add(head.len()), "data is a slice");
+    assert_eq!(
+        data.as_ptr(),
+        raw.as_ptr().wrapping_add(head.len()),
+        "data is a slice"
+    );
     assert_eq!(msg.to_bytes(), raw);
 }
 
@@ -112,14 +144,32 @@ fn metadata_pieces_are_checked() {
         Err(ExtensionError::MetadataTooLarge { .. })
     ));
     let decode = |raw: &'static [u8]| MetadataMessage::decode(&Bytes::from_static(raw));
-    assert_eq!(decode(b"d5:piecei0ee"), Err(ExtensionError::MissingKey("msg_type")));
-    assert_eq!(decode(b"d8:msg_typei0ee"), Err(ExtensionError::MissingKey("piece")));
-    assert_eq!(decode(b"d8:msg_typei1e5:piecei0ee"), Err(ExtensionError::MissingKey("total_size")));
-    assert_eq!(decode(b"d8:msg_typei7e5:piecei0ee"), Err(ExtensionError::UnknownMetadataType(7)));
-    assert!(matches!(decode(b"d8:msg_typei0e5:piecei-1ee"), Err(ExtensionError::OutOfRange { .. })));
+    assert_eq!(
+        decode(b"d5:piecei0ee"),
+        Err(ExtensionError::MissingKey("msg_type"))
+    );
+    assert_eq!(
+        decode(b"d8:msg_typei0ee"),
+        Err(ExtensionError::MissingKey("piece"))
+    );
+    assert_eq!(
+        decode(b"d8:msg_typei1e5:piecei0ee"),
+        Err(ExtensionError::MissingKey("total_size"))
+    );
+    assert_eq!(
+        decode(b"d8:msg_typei7e5:piecei0ee"),
+        Err(ExtensionError::UnknownMetadataType(7))
+    );
+    assert!(matches!(
+        decode(b"d8:msg_typei0e5:piecei-1ee"),
+        Err(ExtensionError::OutOfRange { .. })
+    ));
     assert_eq!(metadata_piece_count(0), 0);
     assert_eq!(metadata_piece_count(34256), 3);
-    assert_eq!(metadata_piece_len(34256, 2), Some(34256 - 2 * METADATA_PIECE_LEN));
+    assert_eq!(
+        metadata_piece_len(34256, 2),
+        Some(34256 - 2 * METADATA_PIECE_LEN)
+    );
     assert_eq!(metadata_piece_len(32768, 2), None);
 }
 
@@ -155,7 +205,11 @@ fn pex_errors_and_caps() {
     );
     assert_eq!(
         PexMessage::decode(b"d5:added6:abcdef7:added.f2:xxe"),
-        Err(ExtensionError::FlagsMismatch { key: "added.f", flags: 2, peers: 1 })
+        Err(ExtensionError::FlagsMismatch {
+            key: "added.f",
+            flags: 2,
+            peers: 1
+        })
     );
     assert!(matches!(
         PexMessage::decode(b"d7:droppedi1ee"),
@@ -170,13 +224,20 @@ fn pex_errors_and_caps() {
     assert_eq!(many(MAX_PEX_PEERS).unwrap().dropped.len(), MAX_PEX_PEERS);
     assert_eq!(
         many(MAX_PEX_PEERS + 1),
-        Err(ExtensionError::TooManyPeers { key: "dropped6", count: MAX_PEX_PEERS + 1, max: MAX_PEX_PEERS })
+        Err(ExtensionError::TooManyPeers {
+            key: "dropped6",
+            count: MAX_PEX_PEERS + 1,
+            max: MAX_PEX_PEERS
+        })
     );
     let too_many = PexMessage {
         added: Vec::new(),
         dropped: vec!["1.2.3.4:5".parse().unwrap(); MAX_PEX_PEERS + 1],
     };
-    assert!(matches!(too_many.to_bytes(), Err(ExtensionError::TooManyPeers { key: "dropped", .. })));
+    assert!(matches!(
+        too_many.to_bytes(),
+        Err(ExtensionError::TooManyPeers { key: "dropped", .. })
+    ));
 }
 
 fn v4() -> impl Strategy<Value = SocketAddr> {
@@ -188,11 +249,12 @@ fn v6() -> impl Strategy<Value = SocketAddr> {
         .prop_map(|(ip, port)| SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(ip), port, 0, 0)))
 }
 
-fn peers(
-    addr: impl Strategy<Value = SocketAddr>,
-) -> impl Strategy<Value = Vec<PexPeer>> {
+fn peers(addr: impl Strategy<Value = SocketAddr>) -> impl Strategy<Value = Vec<PexPeer>> {
     proptest::collection::vec(
-        (addr, any::<u8>()).prop_map(|(addr, flags)| PexPeer { addr, flags: PexFlags(flags) }),
+        (addr, any::<u8>()).prop_map(|(addr, flags)| PexPeer {
+            addr,
+            flags: PexFlags(flags),
+        }),
         0..20,
     )
 }

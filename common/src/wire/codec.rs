@@ -6,6 +6,8 @@
 //!   one frame; `Err` means the stream is broken (the caller drops the peer).
 //! - A declared length above `max_len` is refused before anything is reserved or allocated,
 //!   and a fixed-size message with the wrong length is refused as soon as its id is read.
+//!   Only a frame that passed both checks gets room reserved for its remaining bytes, so a
+//!   peer can make `decode` reserve at most `max_len + 4` bytes.
 //! - `piece`, `bitfield`, `extended` and unknown payloads are slices of the receive buffer
 //!   (`split_to(..).freeze()`), never copies.
 //!

@@ -12,6 +12,22 @@
 //! Nothing here validates against a torrent (piece counts, piece lengths): the connection
 //! does that with [`crate::bitfield::Bitfield::from_bytes`] and
 //! [`crate::pieces::BlockRef::check`].
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use rill_common::wire::{DEFAULT_MAX_LEN, Message, decode, encode};
+//!
+//! let mut wire = BytesMut::new();
+//! encode(&Message::Interested, &mut wire)?;
+//! encode(&Message::Port(6881), &mut wire)?;
+//! // Bytes arrive in pieces: `Ok(None)` until a whole message is buffered.
+//! let mut buf = BytesMut::from(&wire[..6]);
+//! assert_eq!(decode(&mut buf, DEFAULT_MAX_LEN)?, Some(Message::Interested));
+//! assert_eq!(decode(&mut buf, DEFAULT_MAX_LEN)?, None);
+//! buf.extend_from_slice(&wire[6..]);
+//! assert_eq!(decode(&mut buf, DEFAULT_MAX_LEN)?, Some(Message::Port(6881)));
+//! # Ok::<(), rill_common::wire::WireError>(())
+//! ```
 
 pub mod codec;
 pub mod extension;

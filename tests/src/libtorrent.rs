@@ -57,3 +57,58 @@ fn run_driver<'a>(
     }
     Ok(output.stdout)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::valid_fixtures;
+    use crate::tools::require_tool;
+
+    #[test]
+    fn libtorrent_reads_every_valid_fixture_as_recorded() {
+        if !require_tool("libtorrent") {
+            return;
+        }
+        for (path, expected) in valid_fixtures() {
+            let view = libtorrent_view(&path).unwrap();
+            assert!(view.exact);
+            expected.assert_agrees(&view);
+        }
+    }
+
+    #[test]
+    fn created_torrent_has_pad_files_and_the_requested_metadata() {
+        if !require_tool("libtorrent") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("data");
+        std::fs::create_dir_all(source.join("sub")).unwrap();
+        std::fs::write(source.join("a.bin"), vec![1u8; 20_000]).unwrap();
+        std::fs::write(source.join("sub").join("b.bin"), vec![2u8; 5_000]).unwrap();
+        let out = dir.path().join("t.torrent");
+        let options = [
+            "--v1-only",
+            "--pad",
+            "--piece-length",
+            "16384",
+            "--private",
+            "--tracker",
+            "http://127.0.0.1:1/announce,http://127.0.0.1:2/announce",
+            "--comment",
+            "made in a test",
+        ];
+        libtorrent_create(&source, &out, &options).unwrap();
+        let view = libtorrent_view(&out).unwrap();
+        assert_eq!(view.name, "data");
+        assert!(view.private && view.multi_file);
+        assert_eq!(view.info_hash_v2, None);
+        assert_eq!(view.piece_length, 16_384);
+        assert_eq!(view.trackers.len(), 1);
+        assert_eq!(view.trackers[0].len(), 2);
+        assert_eq!(view.comment.as_deref(), Some("made in a test"));
+        assert!(view.files.iter().any(|file| file.pad), "{:?}", view.files);
+        assert_eq!(view.total_size % 16_384, 0);
+        assert!(libtorrent_view(&dir.path().join("missing.torrent")).is_err());
+    }
+}

@@ -52,3 +52,18 @@ where
         .output()
         .unwrap_or_else(|err| panic!("running rill: {err}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_the_binary_once_and_runs_it() {
+        let bin = rill_bin();
+        assert!(bin.is_file(), "{} missing after the build", bin.display());
+        assert_eq!(rill_bin(), bin);
+        let output = run_rill(["--help"]);
+        // The CLI is being written; whatever it answers, it must have been started and exited.
+        assert!(output.status.code().is_some(), "{output:?}");
+    }
+}

@@ -423,4 +423,25 @@ FILES
         }
         assert!(compared >= 10, "only {compared} captured outputs");
     }
+
+    /// The live tool agrees with the expectations (hybrids excepted: it refuses them).
+    #[test]
+    fn live_transmission_show_agrees_with_the_fixture_expectations() {
+        if !crate::tools::require_tool("transmission-show") {
+            return;
+        }
+        for (path, expected) in valid_fixtures() {
+            match transmission_show(&path) {
+                Ok(view) => {
+                    assert!(view.tool.starts_with("transmission-show"), "{}", view.tool);
+                    expected.assert_agrees(&view);
+                }
+                Err(err) => assert!(
+                    expected.info_hash_v2.is_some(),
+                    "{}: {err:#}",
+                    path.display()
+                ),
+            }
+        }
+    }
 }

@@ -10,7 +10,8 @@ command that made the torrent, as passed with --made-with, else null), info_hash
 unless the torrent has v2 metadata), name, piece_length, piece_count, total_size (includes BEP 47
 pad files, as libtorrent counts them), private, multi_file, files [{path, length, pad}] in torrent
 order with paths relative to the torrent's root folder (the bare name for a single-file torrent),
-trackers (list of tiers, each a list of URLs), web_seeds (BEP 19 url-list), comment (null when
+trackers (list of tiers, each a list of URLs, in file order; libtorrent itself shuffles each
+tier on load), web_seeds (BEP 19 url-list), comment (null when
 absent), exact (always true: libtorrent reports exact byte counts).
 """
 
@@ -53,12 +54,17 @@ def view(path, made_with=None):
             "pad": bool(files.file_flags(i) & lt.file_storage.flag_pad_file),
         })
 
+    # Trackers in file order: libtorrent shuffles the URLs within each tier when it loads a
+    # torrent (BEP 12), so ti.trackers() is not reproducible. Same content, read from the file.
     tiers = []
-    for t in sorted(ti.trackers(), key=lambda t: t.tier):
-        while len(tiers) <= t.tier:
-            tiers.append([])
-        tiers[t.tier].append(t.url)
-    tiers = [t for t in tiers if t]
+    for tier in top.get(b"announce-list", []) or []:
+        urls = [u.decode("utf-8", "replace") for u in tier if isinstance(u, bytes) and u]
+        if urls:
+            tiers.append(urls)
+    if not tiers and top.get(b"announce"):
+        tiers = [[top[b"announce"].decode("utf-8", "replace")]]
+    listed = sorted(t.url for t in ti.trackers())
+    assert listed == sorted(u for tier in tiers for u in tier), (listed, tiers)
 
     comment = ti.comment()
     return {

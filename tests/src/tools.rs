@@ -39,11 +39,15 @@ pub fn tool_available(tool: &str) -> bool {
 /// }
 /// ```
 pub fn require_tool(tool: &str) -> bool {
-    if tool_available(tool) {
+    require(tool, tool_available(tool), in_ci())
+}
+
+fn require(tool: &str, available: bool, ci: bool) -> bool {
+    if available {
         return true;
     }
     let hint = install_hint(tool);
-    if in_ci() {
+    if ci {
         panic!("{tool} is not installed but CI is set: install it ({hint})");
     }
     println!("skipping: {tool} not installed ({hint})");
@@ -94,5 +98,17 @@ mod tests {
     #[test]
     fn present_tool_is_required_without_panicking() {
         assert!(require_tool("sh"));
+        assert!(require("mktorrent", true, true));
+    }
+
+    #[test]
+    fn missing_tool_is_skipped_outside_ci() {
+        assert!(!require("mktorrent", false, false));
+    }
+
+    #[test]
+    #[should_panic(expected = "mktorrent is not installed but CI is set")]
+    fn missing_tool_fails_in_ci() {
+        require("mktorrent", false, true);
     }
 }

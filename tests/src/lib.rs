@@ -1,6 +1,7 @@
 //! Support code for the end-to-end tests (`tests/tests/e2e.rs`).
 //!
 //! Map:
+//! - [`create`]: makes torrents with mktorrent and transmission-create.
 //! - [`tools`]: gates on external programs ([`require_tool`]: skip locally, fail in CI).
 //! - [`fixtures`]: paths and expectations of `fixtures/torrents/` ([`valid_fixtures`],
 //!   [`malformed_fixtures`]).
@@ -9,6 +10,7 @@
 //! - [`libtorrent`]: runs the Python drivers in `tests/drivers/` ([`libtorrent_view`]).
 //! - [`rill`]: builds and runs the `rill` binary ([`rill_bin`], [`run_rill`]).
 
+pub mod create;
 pub mod fixtures;
 pub mod libtorrent;
 pub mod rill;
@@ -18,6 +20,7 @@ pub mod view;
 
 use std::path::PathBuf;
 
+pub use create::{mktorrent, transmission_create};
 pub use fixtures::{fixtures_dir, malformed_fixtures, valid_fixtures};
 pub use libtorrent::{libtorrent_create, libtorrent_view};
 pub use rill::{rill_bin, rill_command, run_rill};

@@ -55,7 +55,7 @@ pub enum MetainfoError {
     #[error("missing field `{0}`")]
     MissingField(&'static str),
     /// A key holds the wrong kind of value.
-    #[error("field `{field}` must be a {expected}")]
+    #[error("field `{field}` has the wrong type: expected {expected}")]
     WrongType {
         /// The key.
         field: &'static str,

@@ -109,8 +109,7 @@ pub enum CreateError {
 /// pieces between 32 MiB and 32 GiB of content; fewer below, more above).
 pub fn auto_piece_length(total: u64) -> u32 {
     let mut length = MIN_PIECE_LENGTH;
-    while length < MAX_AUTO_PIECE_LENGTH && total.div_ceil(u64::from(length)) > TARGET_PIECE_COUNT
-    {
+    while length < MAX_AUTO_PIECE_LENGTH && total.div_ceil(u64::from(length)) > TARGET_PIECE_COUNT {
         length *= 2;
     }
     length
@@ -179,7 +178,14 @@ pub fn create(
     };
     let entries = layout(files, piece_length, options.pad_files && multi_file)?;
     let pieces = hash_pieces(&entries, piece_length, progress)?;
-    Ok(encode(options, &name, multi_file, piece_length, &entries, &pieces))
+    Ok(encode(
+        options,
+        &name,
+        multi_file,
+        piece_length,
+        &entries,
+        &pieces,
+    ))
 }
 
 /// The name of the file or folder itself, as UTF-8.

@@ -311,7 +311,9 @@ fn symlink_path(dict: &Dict<'_>, attr: FileAttr) -> Result<Option<Vec<String>>, 
         .ok_or(MetainfoError::MissingField("symlink path"))?
         .as_list()
         .ok_or(wrong("symlink path", "list of strings"))?;
-    components(list, "symlink path").and_then(sanitised).map(Some)
+    components(list, "symlink path")
+        .and_then(sanitised)
+        .map(Some)
 }
 
 fn single_file(dict: &Dict<'_>, name: &str) -> Result<FileEntry, MetainfoError> {
@@ -335,7 +337,9 @@ fn file_list(list: &[Value<'_>]) -> Result<Vec<FileEntry>, MetainfoError> {
     let mut files = Vec::with_capacity(list.len());
     let mut offset: u64 = 0;
     for item in list {
-        let dict = item.as_dict().ok_or(wrong("files", "list of dictionaries"))?;
+        let dict = item
+            .as_dict()
+            .ok_or(wrong("files", "list of dictionaries"))?;
         let length = length(dict)?;
         let path = file_path(dict)?;
         let mut attr = attr(dict)?;

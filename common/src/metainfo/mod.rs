@@ -188,10 +188,7 @@ impl Metainfo {
         if !self.announce_list.is_empty() {
             return self.announce_list.clone();
         }
-        self.announce
-            .iter()
-            .map(|url| vec![url.clone()])
-            .collect()
+        self.announce.iter().map(|url| vec![url.clone()]).collect()
     }
 
     /// Plain v1 or hybrid.
@@ -235,6 +232,6 @@ fn url_list(root: &Dict<'_>) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod tests;

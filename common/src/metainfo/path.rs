@@ -61,7 +61,9 @@ mod tests {
 
     #[test]
     fn plain_names_pass() {
-        for name in ["a", "file.txt", ".hidden", "...", "a b", "ü", "C", "1:x", "ab:c"] {
+        for name in [
+            "a", "file.txt", ".hidden", "...", "a b", "ü", "C", "1:x", "ab:c",
+        ] {
             assert_eq!(component_problem(name), None, "{name}");
         }
         assert_eq!(path_problem(&["dir", "sub", "f"]), None);

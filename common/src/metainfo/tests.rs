@@ -97,7 +97,10 @@ aaaaaaaaaaaaaaaaaaaa1:zi1e1:ai0ee";
 
 #[test]
 fn multi_file_offsets_and_piece_sizes() {
-    let info = multi_info(vec![file(7, &["a"]), file(0, &["e"]), file(18, &["d", "b"])], 3);
+    let info = multi_info(
+        vec![file(7, &["a"]), file(0, &["e"]), file(18, &["d", "b"])],
+        3,
+    );
     let m = parse_info(info).unwrap();
     assert!(m.info.multi_file);
     assert_eq!(m.info.name, "root");
@@ -260,7 +263,10 @@ fn bep47_attributes_and_pad_files() {
         Some(vec!["d".to_owned(), "x".to_owned()])
     );
     assert_eq!(attr(true, true, true, true).to_letters(), "lxhp");
-    assert_eq!(FileAttr::from_letters(b"lxhp"), attr(true, true, true, true));
+    assert_eq!(
+        FileAttr::from_letters(b"lxhp"),
+        attr(true, true, true, true)
+    );
 
     // Single-file torrents carry `attr` in the info dictionary itself.
     let m = parse_info(single_info().with(b"attr", Value::Bytes(b"x"))).unwrap();
@@ -378,11 +384,7 @@ fn missing_fields() {
 #[test]
 fn wrong_types() {
     let cases: Vec<(Dict<'static>, &str, &str)> = vec![
-        (
-            single_info().with(b"name", Value::Int(1)),
-            "name",
-            "string",
-        ),
+        (single_info().with(b"name", Value::Int(1)), "name", "string"),
         (
             single_info().with(b"piece length", Value::Bytes(b"1")),
             "piece length",
@@ -398,21 +400,13 @@ fn wrong_types() {
             "length",
             "integer",
         ),
-        (
-            single_info().with(b"files", Value::Int(1)),
-            "files",
-            "list",
-        ),
+        (single_info().with(b"files", Value::Int(1)), "files", "list"),
         (
             single_info().with(b"files", Value::List(vec![Value::Int(1)])),
             "files",
             "list of dictionaries",
         ),
-        (
-            single_info().with(b"attr", Value::Int(1)),
-            "attr",
-            "string",
-        ),
+        (single_info().with(b"attr", Value::Int(1)), "attr", "string"),
         (
             single_info().with(b"meta version", Value::Bytes(b"2")),
             "meta version",
@@ -456,7 +450,10 @@ fn wrong_types() {
 fn piece_length_limits() {
     let with_length = |n: i64| parse_info(single_info().with(b"piece length", Value::Int(n)));
     assert_eq!(with_length(0), Err(MetainfoError::ZeroPieceLength));
-    assert_eq!(with_length(-16384), Err(MetainfoError::NegativeLength(-16384)));
+    assert_eq!(
+        with_length(-16384),
+        Err(MetainfoError::NegativeLength(-16384))
+    );
     assert_eq!(
         with_length(1 << 30),
         Err(MetainfoError::PieceLengthTooLarge(1 << 30))
@@ -502,7 +499,11 @@ fn negative_and_overflowing_lengths() {
         parse_info(multi_info(vec![file(-5, &["a"])], 1)),
         Err(MetainfoError::NegativeLength(-5))
     );
-    let files = vec![file(i64::MAX, &["a"]), file(i64::MAX, &["b"]), file(2, &["c"])];
+    let files = vec![
+        file(i64::MAX, &["a"]),
+        file(i64::MAX, &["b"]),
+        file(2, &["c"]),
+    ];
     assert_eq!(
         parse_info(multi_info(files, 1)),
         Err(MetainfoError::TotalLengthOverflow)
@@ -596,7 +597,10 @@ fn duplicate_and_conflicting_paths() {
         pad(5),
         file(5, &["ab"]),
     ];
-    assert_eq!(parse_info(multi_info(files, 3)).unwrap().info.files.len(), 5);
+    assert_eq!(
+        parse_info(multi_info(files, 3)).unwrap().info.files.len(),
+        5
+    );
 }
 
 #[test]
@@ -688,7 +692,10 @@ fn too_many_files() {
 #[test]
 fn error_messages() {
     let cases = [
-        (MetainfoError::MissingField("pieces"), "missing field `pieces`"),
+        (
+            MetainfoError::MissingField("pieces"),
+            "missing field `pieces`",
+        ),
         (
             MetainfoError::WrongType {
                 field: "length",

@@ -264,7 +264,7 @@ fn utf8_preferred(
 fn components(list: &[Value<'_>], field: &'static str) -> Result<Vec<String>, MetainfoError> {
     if list.len() > MAX_PATH_DEPTH {
         return Err(MetainfoError::UnsafePath {
-            path: String::new(),
+            path: format!("({} components)", list.len()),
             reason: "path nested too deep",
         });
     }

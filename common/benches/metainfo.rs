@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rill_common::bencode::{Dict, Value};
+use rill_common::bencode::{self, Dict, Value};
 use rill_common::metainfo::Metainfo;
 
 /// A multi-file torrent of `count` files of 100 KiB each, 256 KiB pieces.
@@ -85,6 +85,10 @@ fn parse(c: &mut Criterion) {
         assert!(Metainfo::from_bytes(&bytes).is_ok(), "{name} must parse");
         group.throughput(Throughput::Bytes(bytes.len() as u64));
         group.bench_function(name, |b| b.iter(|| Metainfo::from_bytes(black_box(&bytes))));
+        // The bencode decoding alone, to show what the metainfo layer adds on top.
+        group.bench_function(format!("{name}_bencode_only"), |b| {
+            b.iter(|| bencode::decode(black_box(&bytes)).map(|value| value.kind()))
+        });
     }
     group.finish();
 }

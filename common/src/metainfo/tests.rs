@@ -91,6 +91,11 @@ aaaaaaaaaaaaaaaaaaaa1:zi1e1:ai0ee";
     assert_eq!(m.raw_info(), raw_info);
     let expected: [u8; 20] = Sha1::digest(raw_info).into();
     assert_eq!(m.info_hash.as_bytes(), &expected);
+    // Known answer, computed independently with Python's hashlib.
+    assert_eq!(
+        m.info_hash.to_hex(),
+        "c794c5bf896ba3fe6ab76888a22471832f9c52fc"
+    );
     assert_ne!(bencode::decode(raw_info).unwrap().to_bytes(), raw_info);
     assert_eq!(Info::from_bytes(raw_info).unwrap(), m.info);
 }

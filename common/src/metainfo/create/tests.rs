@@ -116,6 +116,9 @@ fn folder_round_trip_with_every_piece_checked() {
     assert_eq!(seen.len(), m.info.piece_count());
     assert_eq!(seen.last(), Some(&(total as u64)));
 
+    // Canonical bencode: re-encoding the decoded value changes nothing.
+    assert_eq!(crate::bencode::decode(&bytes).unwrap().to_bytes(), bytes);
+
     // Deterministic: the same folder and options give the same bytes.
     assert_eq!(create(&root, &options(16384), &|_| {}).unwrap(), bytes);
 }
@@ -310,5 +313,22 @@ fn a_file_that_shrinks_is_reported() {
     assert!(matches!(
         hash_pieces(&entries, 16384, &|_| {}),
         Err(CreateError::FileChanged(path)) if path == root.join("a")
+    ));
+}
+
+/// Linux file systems take any bytes as a name (macOS ones insist on UTF-8).
+#[cfg(target_os = "linux")]
+#[test]
+fn non_utf8_names_are_refused() {
+    let (_dir, root, _) = folder(&[("ok", 10)]);
+    use std::os::unix::ffi::OsStrExt;
+    let latin1 = root.join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+    fs::write(&latin1, b"x").unwrap();
+    assert!(matches!(
+        create(&root, &options(16384), &|_| {}),
+        Err(CreateError::BadName {
+            reason: "the name is not UTF-8",
+            ..
+        })
     ));
 }

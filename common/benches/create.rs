@@ -52,7 +52,7 @@ fn hashing(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(20));
     group.throughput(Throughput::Bytes(total as u64));
     group.bench_function(format!("create_{mib}MiB_all_cores"), |b| {
-        b.iter(|| create(black_box(&root), &options, &|_| {}).expect("create"))
+        b.iter(|| create(black_box(&root), &options, &|_, _| {}).expect("create"))
     });
 
     let buffer = data(64 << 20, 3);

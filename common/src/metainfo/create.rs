@@ -12,8 +12,8 @@
 //! - Every name must be UTF-8 and pass the parser's path rules, so what is created always
 //!   parses back; otherwise [`CreateError::BadName`].
 //! - Pieces are hashed in parallel on rayon's pool, each piece read across file boundaries.
-//!   The progress callback gets the bytes hashed so far after each piece; calls come from
-//!   several threads, so two calls may arrive slightly out of order.
+//!   After each piece the progress callback gets that piece's length and the total to hash;
+//!   calls come from several threads, in any order, so callers add up the lengths.
 //! - With `pad_files`, BEP 47 pad files (`.pad/<size>`, attribute `p`) are inserted so that
 //!   every non-empty file after the first starts on a piece boundary, as libtorrent does.
 #![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
@@ -21,7 +21,6 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use sha1::{Digest, Sha1};
@@ -126,11 +125,11 @@ struct Entry {
 }
 
 /// Creates a torrent of the file or folder at `path`; returns its bencoded bytes.
-/// `progress` receives the number of bytes hashed so far.
+/// `progress(bytes, total)` is called after each piece with its length and the total to hash.
 pub fn create(
     path: &Path,
     options: &CreateOptions,
-    progress: &(dyn Fn(u64) + Sync),
+    progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Vec<u8>, CreateError> {
     let io_error = |source| CreateError::Io {
         path: path.to_owned(),
@@ -308,13 +307,12 @@ fn layout(
 fn hash_pieces(
     entries: &[Entry],
     piece_length: u32,
-    progress: &(dyn Fn(u64) + Sync),
+    progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Vec<u8>, CreateError> {
     let total = entries
         .last()
         .map_or(0, |entry| entry.offset + entry.length);
     let count = total.div_ceil(u64::from(piece_length));
-    let done = AtomicU64::new(0);
     let hashes: Vec<[u8; 20]> = (0..count)
         .into_par_iter()
         .map_init(Vec::new, |buffer, index| {
@@ -322,8 +320,7 @@ fn hash_pieces(
             let end = total.min(start + u64::from(piece_length));
             read_range(entries, start, end, buffer)?;
             let hash: [u8; 20] = Sha1::digest(buffer.as_slice()).into();
-            let hashed = done.fetch_add(end - start, Ordering::Relaxed) + (end - start);
-            progress(hashed);
+            progress(end - start, total);
             Ok(hash)
         })
         .collect::<Result<_, CreateError>>()?;

@@ -86,7 +86,10 @@ fn folder_round_trip_with_every_piece_checked() {
     ];
     let (_dir, root, written) = folder(&files);
     let seen = Mutex::new(Vec::new());
-    let bytes = create(&root, &options(16384), &|n| seen.lock().unwrap().push(n)).unwrap();
+    let bytes = create(&root, &options(16384), &|n, total| {
+        seen.lock().unwrap().push((n, total))
+    })
+    .unwrap();
     let m = Metainfo::from_bytes(&bytes).unwrap();
 
     assert_eq!(m.info.name, "content");
@@ -111,16 +114,16 @@ fn folder_round_trip_with_every_piece_checked() {
     assert_eq!(all, written.concat_bytes());
     check_every_piece(&m, &all);
 
-    let mut seen = seen.into_inner().unwrap();
-    seen.sort_unstable();
+    let seen = seen.into_inner().unwrap();
     assert_eq!(seen.len(), m.info.piece_count());
-    assert_eq!(seen.last(), Some(&(total as u64)));
+    assert!(seen.iter().all(|&(_, t)| t == total as u64));
+    assert_eq!(seen.iter().map(|&(n, _)| n).sum::<u64>(), total as u64);
 
     // Canonical bencode: re-encoding the decoded value changes nothing.
     assert_eq!(crate::bencode::decode(&bytes).unwrap().to_bytes(), bytes);
 
     // Deterministic: the same folder and options give the same bytes.
-    assert_eq!(create(&root, &options(16384), &|_| {}).unwrap(), bytes);
+    assert_eq!(create(&root, &options(16384), &|_, _| {}).unwrap(), bytes);
 }
 
 trait ConcatBytes {
@@ -140,7 +143,7 @@ fn pad_files_align_every_file_to_a_piece() {
         pad_files: true,
         ..options(16384)
     };
-    let m = Metainfo::from_bytes(&create(&root, &opts, &|_| {}).unwrap()).unwrap();
+    let m = Metainfo::from_bytes(&create(&root, &opts, &|_, _| {}).unwrap()).unwrap();
     let summary: Vec<(String, u64, bool)> = m
         .info
         .files
@@ -180,7 +183,7 @@ fn single_file_and_metadata_fields() {
         comment: Some("a comment".into()),
         ..options(32768)
     };
-    let m = Metainfo::from_bytes(&create(&path, &opts, &|_| {}).unwrap()).unwrap();
+    let m = Metainfo::from_bytes(&create(&path, &opts, &|_, _| {}).unwrap()).unwrap();
     assert_eq!(m.info.name, "movie.mkv");
     assert!(!m.info.multi_file);
     assert!(m.info.private);
@@ -208,7 +211,7 @@ fn single_file_and_metadata_fields() {
         created_by: Some("test".into()),
         ..options(16384)
     };
-    let bytes = create(&path, &opts, &|_| {}).unwrap();
+    let bytes = create(&path, &opts, &|_, _| {}).unwrap();
     assert!(!bytes.windows(13).any(|w| w == b"announce-list"));
     let m = Metainfo::from_bytes(&bytes).unwrap();
     assert_eq!(m.trackers(), vec![vec!["http://a/announce".to_owned()]]);
@@ -238,7 +241,7 @@ fn auto_piece_length_rule() {
     }
     let (_dir, root, _) = folder(&[("a", 100)]);
     let opts = CreateOptions::default();
-    let m = Metainfo::from_bytes(&create(&root, &opts, &|_| {}).unwrap()).unwrap();
+    let m = Metainfo::from_bytes(&create(&root, &opts, &|_, _| {}).unwrap()).unwrap();
     assert_eq!(m.info.piece_length, 16384);
     assert_eq!(m.creation_date, None);
 }
@@ -249,7 +252,7 @@ fn refusals() {
     for bad in [0, 1000, 8192, 16385, 1 << 30] {
         assert!(
             matches!(
-                create(&root, &options(bad), &|_| {}),
+                create(&root, &options(bad), &|_, _| {}),
                 Err(CreateError::BadPieceLength(n)) if n == bad
             ),
             "{bad}"
@@ -260,23 +263,23 @@ fn refusals() {
         ..options(16384)
     };
     assert!(matches!(
-        create(&root, &bad_name, &|_| {}),
+        create(&root, &bad_name, &|_, _| {}),
         Err(CreateError::BadName { .. })
     ));
 
     let empty = tempfile::tempdir().unwrap();
     fs::create_dir(empty.path().join("sub")).unwrap();
     assert!(matches!(
-        create(empty.path(), &options(16384), &|_| {}),
+        create(empty.path(), &options(16384), &|_, _| {}),
         Err(CreateError::NoFiles(_))
     ));
     fs::write(empty.path().join("sub/zero"), b"").unwrap();
     assert!(matches!(
-        create(empty.path(), &options(16384), &|_| {}),
+        create(empty.path(), &options(16384), &|_, _| {}),
         Err(CreateError::Empty(_))
     ));
     let missing = empty.path().join("missing");
-    let error = create(&missing, &options(16384), &|_| {}).unwrap_err();
+    let error = create(&missing, &options(16384), &|_, _| {}).unwrap_err();
     assert!(matches!(&error, CreateError::Io { path, .. } if *path == missing));
     assert!(error.to_string().contains("missing"));
 }
@@ -287,13 +290,13 @@ fn symlinks_are_skipped_and_unsafe_names_refused() {
     let (_dir, root, _) = folder(&[("real", 10)]);
     std::os::unix::fs::symlink(root.join("real"), root.join("link")).unwrap();
     std::os::unix::fs::symlink("/", root.join("escape")).unwrap();
-    let m = Metainfo::from_bytes(&create(&root, &options(16384), &|_| {}).unwrap()).unwrap();
+    let m = Metainfo::from_bytes(&create(&root, &options(16384), &|_, _| {}).unwrap()).unwrap();
     let paths: Vec<String> = m.info.files.iter().map(|f| f.path.join("/")).collect();
     assert_eq!(paths, ["real"]);
 
     fs::write(root.join("back\\slash"), b"x").unwrap();
     assert!(matches!(
-        create(&root, &options(16384), &|_| {}),
+        create(&root, &options(16384), &|_, _| {}),
         Err(CreateError::BadName {
             reason: "path separator inside a component",
             ..
@@ -311,7 +314,7 @@ fn a_file_that_shrinks_is_reported() {
         source: Some(root.join("a")),
     }];
     assert!(matches!(
-        hash_pieces(&entries, 16384, &|_| {}),
+        hash_pieces(&entries, 16384, &|_, _| {}),
         Err(CreateError::FileChanged(path)) if path == root.join("a")
     ));
 }
@@ -325,7 +328,7 @@ fn non_utf8_names_are_refused() {
     let latin1 = root.join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
     fs::write(&latin1, b"x").unwrap();
     assert!(matches!(
-        create(&root, &options(16384), &|_| {}),
+        create(&root, &options(16384), &|_, _| {}),
         Err(CreateError::BadName {
             reason: "the name is not UTF-8",
             ..

@@ -1,0 +1,11 @@
+//! rill: the BitTorrent client behind the `rill` command.
+//!
+//! - [`cli`]: the command line (clap types only).
+//! - [`summary`]: what `rill info` shows of a torrent or magnet link, as text or JSON.
+//! - [`create`]: `rill create`, writing a new .torrent file safely.
+//! - [`progress`]: progress display on the terminal (indicatif).
+
+pub mod cli;
+pub mod create;
+pub mod progress;
+pub mod summary;

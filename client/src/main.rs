@@ -3,10 +3,29 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::ErrorKind;
 use rill::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) =>
+        {
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!(
+                "rill: {} (see `rill --help`)",
+                usage_error_line(&err.to_string())
+            );
+            return ExitCode::from(2);
+        }
+    };
     let outcome = match cli.command {
         Command::Info(args) => rill::summary::run(&args),
         Command::Create(args) => rill::create::run(&args),
@@ -20,4 +39,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// clap's message up to its usage section, folded onto one line.
+fn usage_error_line(rendered: &str) -> String {
+    rendered
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 pub use create::{mktorrent, transmission_create};
 pub use fixtures::{fixtures_dir, malformed_fixtures, valid_fixtures};
-pub use libtorrent::{libtorrent_create, libtorrent_view};
+pub use libtorrent::{libtorrent_check, libtorrent_create, libtorrent_view};
 pub use rill::{rill_bin, rill_command, run_rill};
 pub use tools::{require_tool, tool_available};
 pub use transmission::{parse_show, transmission_show};

@@ -39,6 +39,21 @@ pub fn libtorrent_create<S: AsRef<OsStr>>(
     run_driver("lt_create.py", args).map(drop)
 }
 
+/// How many pieces libtorrent finds intact when it checks the data under `save_path` against
+/// the torrent at `torrent` (`tests/drivers/lt_check.py`): `(pieces_ok, num_pieces)`.
+/// Call [`crate::require_tool`]`("libtorrent")` first.
+pub fn libtorrent_check(torrent: &Path, save_path: &Path) -> anyhow::Result<(u64, u64)> {
+    let output = run_driver("lt_check.py", [torrent.as_os_str(), save_path.as_os_str()])?;
+    let report: serde_json::Value =
+        serde_json::from_slice(&output).context("parsing lt_check.py's JSON")?;
+    let field = |name: &str| {
+        report[name]
+            .as_u64()
+            .with_context(|| format!("lt_check.py gave no {name}: {report}"))
+    };
+    Ok((field("pieces_ok")?, field("num_pieces")?))
+}
+
 fn run_driver<'a>(
     script: &str,
     args: impl IntoIterator<Item = &'a OsStr>,

@@ -1,0 +1,10 @@
+//! End-to-end tests across Rill's crates: one test binary, a module per area.
+//!
+//! - `fixtures`: rill-common against the torrents real tools made (`fixtures/`).
+//! - `cli`: the `rill` command: `rill info` against transmission-show and libtorrent, errors.
+//! - `interop_create`: torrents made by `rill create`, read and verified by real tools.
+
+mod cli;
+mod fixtures;
+mod interop_create;
+mod support;

@@ -18,6 +18,8 @@
 //! each once).
 #![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
+use std::collections::BTreeSet;
+
 use bendy::encoding::{Encoder, SingleItemEncoder, ToBencode};
 use thiserror::Error;
 
@@ -324,6 +326,10 @@ impl<'a> Parser<'a> {
                 let start = self.pos;
                 let depth = self.enter(depth)?;
                 let mut dict = Dict::new();
+                // Keys seen so far, built only once a key arrives out of order: sorted input
+                // (the norm) can repeat only the previous key, so duplicates cost O(1) to find
+                // there and O(log n) otherwise, never a scan of the whole dictionary.
+                let mut seen: Option<BTreeSet<&'a [u8]>> = None;
                 while self.peek()? != b'e' {
                     let key_at = self.pos;
                     if !self.peek()?.is_ascii_digit() {
@@ -331,7 +337,17 @@ impl<'a> Parser<'a> {
                     }
                     let key = self.bytes()?;
                     let value = self.value(depth)?;
-                    if dict.get(key).is_none() {
+                    let last = dict.entries.last().map(|(k, _)| *k);
+                    let fresh = match (&mut seen, last) {
+                        (Some(seen), _) => seen.insert(key),
+                        (None, None) => true,
+                        (None, Some(last)) if key > last => true,
+                        (None, Some(_)) => {
+                            let keys = seen.insert(dict.entries.iter().map(|(k, _)| *k).collect());
+                            keys.insert(key)
+                        }
+                    };
+                    if fresh {
                         dict.entries.push((key, value));
                     }
                 }

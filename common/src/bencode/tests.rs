@@ -152,6 +152,19 @@ fn unsorted_and_duplicate_keys_are_accepted_first_wins() {
 }
 
 #[test]
+fn many_keys_decode_in_near_linear_time() {
+    // 200k keys, unsorted (descending) and then repeated: a scan per key would take minutes.
+    let keys: Vec<String> = (0..200_000).rev().map(|i| format!("{i:08}")).collect();
+    let mut input = b"d".to_vec();
+    for key in keys.iter().chain(&keys) {
+        input.extend_from_slice(format!("8:{key}i1e").as_bytes());
+    }
+    input.push(b'e');
+    let value = decode(&input).unwrap();
+    assert_eq!(value.as_dict().unwrap().len(), 200_000);
+}
+
+#[test]
 fn raw_bytes_of_nested_dicts_are_exact() {
     let input = b"d8:announce3:url4:infod6:lengthi5e4:name1:xee";
     let value = decode(input).unwrap();

@@ -1,6 +1,7 @@
 //! Torrent creation throughput, next to raw single-core SHA-1 speed on the same machine, so
 //! the report reads as a ratio (creation hashes on all cores and reads the files back).
 //!
+//! mktorrent (if installed) hashes the same files in the same run, for a ratio against a peer.
 //! The data size is 256 MiB by default; set `RILL_BENCH_CREATE_MIB` to change it.
 
 use std::hint::black_box;
@@ -54,6 +55,32 @@ fn hashing(c: &mut Criterion) {
     group.bench_function(format!("create_{mib}MiB_all_cores"), |b| {
         b.iter(|| create(black_box(&root), &options, &|_, _| {}).expect("create"))
     });
+
+    // Side by side in the same run: mktorrent on all cores, same data and piece size (skipped
+    // when mktorrent is not installed).
+    let out = dir.path().join("mktorrent.torrent");
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mktorrent = |out: &std::path::Path| {
+        let _ = std::fs::remove_file(out);
+        std::process::Command::new("mktorrent")
+            .args([
+                "-l",
+                "20",
+                "-t",
+                &threads.to_string(),
+                "-a",
+                "http://127.0.0.1/announce",
+                "-o",
+            ])
+            .arg(out)
+            .arg(&root)
+            .output()
+    };
+    if mktorrent(&out).is_ok_and(|o| o.status.success()) {
+        group.bench_function(format!("mktorrent_{mib}MiB_all_cores"), |b| {
+            b.iter(|| mktorrent(&out).expect("mktorrent"))
+        });
+    }
 
     let buffer = data(64 << 20, 3);
     group.throughput(Throughput::Bytes(buffer.len() as u64));

@@ -48,7 +48,8 @@ pub enum MetainfoError {
     /// Not valid bencode (truncated, nested too deep, a string longer than the input...).
     #[error("invalid bencode: {0}")]
     Bencode(#[from] DecodeError),
-    /// The top level (or the `info` value) is not a dictionary.
+    /// The input is not a dictionary (the whole torrent, or the bytes given to
+    /// [`Info::from_bytes`]); an `info` value of another kind is [`MetainfoError::WrongType`].
     #[error("a torrent must be a bencoded dictionary")]
     NotADictionary,
     /// A required key is absent.

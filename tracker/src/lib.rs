@@ -1,2 +1,5 @@
-//! rill-tracker: Rill's HTTP and UDP BitTorrent tracker. The server is not built yet; the
-//! protocol types it will use live in `rill_common::tracker`.
+//! rill-tracker: Rill's HTTP and UDP BitTorrent tracker.
+//!
+//! - [`swarm`]: the swarm store (pure): peers per torrent, replies, expiry.
+
+pub mod swarm;

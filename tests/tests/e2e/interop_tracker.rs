@@ -1,0 +1,1 @@
+//! libtorrent and Transmission announce to rill-tracker, find each other and transfer.

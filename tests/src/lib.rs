@@ -8,11 +8,14 @@
 //! - [`view`]: [`ToolView`], what a tool reports about a torrent, and [`ToolView::diff`].
 //! - [`transmission`]: runs and parses `transmission-show` ([`transmission_show`]).
 //! - [`libtorrent`]: runs the Python drivers in `tests/drivers/` ([`libtorrent_view`]).
+//! - [`peers`]: real peers on loopback: [`LibtorrentPeer`] (`tests/drivers/lt_peer.py`),
+//!   [`TransmissionPeer`] (`transmission-cli`), and [`http_scrape`] to ask a tracker.
 //! - [`rill`]: builds and runs the `rill` binary ([`rill_bin`], [`run_rill`]).
 
 pub mod create;
 pub mod fixtures;
 pub mod libtorrent;
+pub mod peers;
 pub mod rill;
 pub mod tools;
 pub mod transmission;
@@ -23,6 +26,10 @@ use std::path::PathBuf;
 pub use create::{mktorrent, transmission_create};
 pub use fixtures::{fixtures_dir, malformed_fixtures, valid_fixtures};
 pub use libtorrent::{libtorrent_check, libtorrent_create, libtorrent_view};
+pub use peers::{
+    LibtorrentOptions, LibtorrentPeer, TransmissionOptions, TransmissionPeer, free_port, http_get,
+    http_scrape, loopback_address, torrent_info_hash,
+};
 pub use rill::{rill_bin, rill_command, run_rill};
 pub use tools::{require_tool, tool_available};
 pub use transmission::{parse_show, transmission_show};

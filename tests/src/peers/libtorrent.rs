@@ -1,0 +1,273 @@
+//! [`LibtorrentPeer`]: a python3-libtorrent session seeding or leeching one torrent, run by
+//! `tests/drivers/lt_peer.py` (see that file for its events and options).
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use std::time::Duration;
+//! use rill_tests::{LibtorrentOptions, LibtorrentPeer};
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let tracker = "http://127.0.0.1:6969/announce";
+//! let options = LibtorrentOptions::default().tracker(tracker);
+//! let seed = LibtorrentPeer::seed(Path::new("t.torrent"), Path::new("data"), options.clone())?;
+//! let mut leech = LibtorrentPeer::leech(Path::new("t.torrent"), Path::new("out"), options)?;
+//! leech.wait_finished(Duration::from_secs(60))?;
+//! # drop(seed);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+use super::loopback_address;
+use super::process::Process;
+use crate::libtorrent::driver;
+use crate::tools::PYTHON;
+
+/// How long [`LibtorrentPeer::seed`] and [`LibtorrentPeer::leech`] wait for the session to
+/// listen and, for a seed, to verify its data.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How a [`LibtorrentPeer`] is set up. `Default`: a fresh [`loopback_address`], any port, the
+/// torrent's own trackers, no extra peers, a 120 s time box, TCP only, plaintext only.
+#[derive(Clone, Debug)]
+pub struct LibtorrentOptions {
+    /// Listen address; `None` takes the next [`loopback_address`].
+    pub address: Option<Ipv4Addr>,
+    /// Listen port; 0 lets the system pick.
+    pub port: u16,
+    /// Peers to connect to once the torrent is added.
+    pub peers: Vec<SocketAddr>,
+    /// Trackers to announce to instead of the torrent's (each its own tier).
+    pub trackers: Vec<String>,
+    /// Keep the torrent's trackers and add [`LibtorrentOptions::trackers`] after them.
+    pub keep_trackers: bool,
+    /// The driver exits by itself after this many seconds.
+    pub max_seconds: u64,
+    /// Allow uTP (off by default: it stalls on a loaded 2-core machine).
+    pub utp: bool,
+    /// Allow encrypted (RC4/obfuscated) connections; plaintext only when false.
+    pub encryption: bool,
+}
+
+impl Default for LibtorrentOptions {
+    fn default() -> Self {
+        Self {
+            address: None,
+            port: 0,
+            peers: Vec::new(),
+            trackers: Vec::new(),
+            keep_trackers: false,
+            max_seconds: 120,
+            utp: false,
+            encryption: false,
+        }
+    }
+}
+
+impl LibtorrentOptions {
+    /// Adds a tracker URL (replacing the torrent's trackers unless `keep_trackers`).
+    pub fn tracker(mut self, url: impl Into<String>) -> Self {
+        self.trackers.push(url.into());
+        self
+    }
+
+    /// Adds a peer to connect to at start.
+    pub fn peer(mut self, peer: SocketAddr) -> Self {
+        self.peers.push(peer);
+        self
+    }
+
+    /// Sets the listen address.
+    pub fn address(mut self, address: Ipv4Addr) -> Self {
+        self.address = Some(address);
+        self
+    }
+
+    fn args(&self, address: Ipv4Addr) -> Vec<String> {
+        let mut args = vec![
+            "--listen".to_owned(),
+            format!("{address}:{}", self.port),
+            "--max-seconds".to_owned(),
+            self.max_seconds.to_string(),
+        ];
+        for peer in &self.peers {
+            args.extend(["--peer".to_owned(), peer.to_string()]);
+        }
+        for tracker in &self.trackers {
+            args.extend(["--tracker".to_owned(), tracker.clone()]);
+        }
+        if self.keep_trackers {
+            args.push("--keep-trackers".to_owned());
+        }
+        if self.utp {
+            args.push("--utp".to_owned());
+        }
+        if self.encryption {
+            args.push("--encryption".to_owned());
+        }
+        args
+    }
+}
+
+/// A running `lt_peer.py`: one libtorrent session with one torrent on one loopback address.
+/// Dropping it closes the driver's stdin (it exits, sending `stopped` to its trackers) and
+/// kills it by PID if it has not exited within a few seconds.
+pub struct LibtorrentPeer {
+    process: Process,
+    address: SocketAddrV4,
+    finished: bool,
+    events: Vec<Value>,
+}
+
+impl LibtorrentPeer {
+    /// Starts a seed of `torrent` whose data is under `save_path` (the torrent's top folder or
+    /// single file is in it). Returns once libtorrent listens and has verified every piece;
+    /// fails if a piece is missing or wrong. Call [`crate::require_tool`]`("libtorrent")` first.
+    pub fn seed(
+        torrent: &Path,
+        save_path: &Path,
+        options: LibtorrentOptions,
+    ) -> anyhow::Result<Self> {
+        let mut peer = Self::start("--seed", torrent, save_path, &options)?;
+        peer.wait_finished(START_TIMEOUT)
+            .context("libtorrent seed verifying its data")?;
+        Ok(peer)
+    }
+
+    /// Starts a leecher of `torrent` saving into `save_path`. Returns once libtorrent listens.
+    /// Call [`crate::require_tool`]`("libtorrent")` first.
+    pub fn leech(
+        torrent: &Path,
+        save_path: &Path,
+        options: LibtorrentOptions,
+    ) -> anyhow::Result<Self> {
+        Self::start("--leech", torrent, save_path, &options)
+    }
+
+    fn start(
+        mode: &str,
+        torrent: &Path,
+        save_path: &Path,
+        options: &LibtorrentOptions,
+    ) -> anyhow::Result<Self> {
+        let address = options.address.unwrap_or_else(loopback_address);
+        let mut command = Command::new(PYTHON);
+        command
+            .arg(driver("lt_peer.py"))
+            .arg(mode)
+            .arg("--torrent")
+            .arg(torrent)
+            .arg("--save-path")
+            .arg(save_path)
+            .args(options.args(address));
+        let process = Process::spawn(&format!("lt_peer.py {mode}"), command, false)?;
+        let mut peer = Self {
+            process,
+            address: SocketAddrV4::new(address, 0),
+            finished: false,
+            events: Vec::new(),
+        };
+        let port = peer.wait_event("listening", START_TIMEOUT, |event| {
+            Ok(event["port"].as_u64())
+        })?;
+        peer.address.set_port(u16::try_from(port).context("listening port")?);
+        Ok(peer)
+    }
+
+    /// The address and port the session listens on.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::V4(self.address)
+    }
+
+    /// The port the session listens on.
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// The driver's PID.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Waits up to `timeout` for the torrent to be complete and verified (at once for a seed).
+    /// Fails with the driver's recent events and stderr if it reports an error, exits or
+    /// the time runs out.
+    pub fn wait_finished(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        if !self.finished {
+            self.wait_event("finished", timeout, |_| Ok(Some(())))?;
+        }
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for an event named `name` that `accept` maps to `Some`, and
+    /// returns that value. Fails on an `error` event, on exit and on timeout. Events seen on
+    /// the way are kept ([`LibtorrentPeer::events`]).
+    pub fn wait_event<T>(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+        mut accept: impl FnMut(&Value) -> anyhow::Result<Option<T>>,
+    ) -> anyhow::Result<T> {
+        let Self {
+            process,
+            finished,
+            events,
+            ..
+        } = self;
+        process.wait_line(&format!("event {name:?}"), timeout, |line| {
+            let event = parse_event(line)?;
+            let kind = event["event"].as_str().unwrap_or_default().to_owned();
+            *finished |= kind == "finished";
+            events.push(event.clone());
+            if kind == "error" {
+                bail!("lt_peer.py reported an error: {}", event["message"]);
+            }
+            if kind == name {
+                return accept(&event);
+            }
+            Ok(None)
+        })
+    }
+
+    /// Every event read so far, plus those already printed but not yet read.
+    pub fn events(&mut self) -> &[Value] {
+        for line in self.process.drain() {
+            if let Ok(event) = parse_event(&line) {
+                self.finished |= event["event"] == "finished";
+                self.events.push(event);
+            }
+        }
+        &self.events
+    }
+
+    /// Asks the session to connect to `peer` now.
+    pub fn connect(&mut self, peer: SocketAddr) -> anyhow::Result<()> {
+        self.process.send_line(&format!("connect {peer}"))
+    }
+
+    /// Asks the session to announce to its trackers now, ignoring their minimum interval.
+    pub fn reannounce(&mut self) -> anyhow::Result<()> {
+        self.process.send_line("announce")
+    }
+
+    /// Asks the session to scrape its trackers now (answered by a `scrape_reply` event).
+    pub fn scrape(&mut self) -> anyhow::Result<()> {
+        self.process.send_line("scrape")
+    }
+
+    /// The driver's stderr so far.
+    pub fn stderr(&self) -> String {
+        self.process.stderr()
+    }
+}
+
+fn parse_event(line: &str) -> anyhow::Result<Value> {
+    serde_json::from_str(line).with_context(|| format!("lt_peer.py printed a non-JSON line: {line}"))
+}

@@ -9,12 +9,14 @@
 //! - [`transmission`]: runs and parses `transmission-show` ([`transmission_show`]).
 //! - [`libtorrent`]: runs the Python drivers in `tests/drivers/` ([`libtorrent_view`]).
 //! - [`rill`]: builds and runs the `rill` binary ([`rill_bin`], [`run_rill`]).
+//! - [`tracker`]: rill-tracker in process on port 0 ([`TestTracker`], [`UdpClient`]).
 
 pub mod create;
 pub mod fixtures;
 pub mod libtorrent;
 pub mod rill;
 pub mod tools;
+pub mod tracker;
 pub mod transmission;
 pub mod view;
 
@@ -25,6 +27,7 @@ pub use fixtures::{fixtures_dir, malformed_fixtures, valid_fixtures};
 pub use libtorrent::{libtorrent_check, libtorrent_create, libtorrent_view};
 pub use rill::{rill_bin, rill_command, run_rill};
 pub use tools::{require_tool, tool_available};
+pub use tracker::{HttpReply, TestTracker, UdpClient};
 pub use transmission::{parse_show, transmission_show};
 pub use view::{Expected, FileView, ToolView};
 

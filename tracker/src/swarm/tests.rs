@@ -1,0 +1,1 @@
+//! Unit tests and proptests of the swarm store.

@@ -11,6 +11,7 @@
 //! - [`peers`]: real peers on loopback: [`LibtorrentPeer`] (`tests/drivers/lt_peer.py`),
 //!   [`TransmissionPeer`] (`transmission-cli`), and [`http_scrape`] to ask a tracker.
 //! - [`rill`]: builds and runs the `rill` binary ([`rill_bin`], [`run_rill`]).
+//! - [`tracker`]: rill-tracker in process on port 0 ([`TestTracker`], [`UdpClient`]).
 
 pub mod create;
 pub mod fixtures;
@@ -18,6 +19,7 @@ pub mod libtorrent;
 pub mod peers;
 pub mod rill;
 pub mod tools;
+pub mod tracker;
 pub mod transmission;
 pub mod view;
 
@@ -32,6 +34,7 @@ pub use peers::{
 };
 pub use rill::{rill_bin, rill_command, run_rill};
 pub use tools::{require_tool, tool_available};
+pub use tracker::{HttpReply, TestTracker, UdpClient};
 pub use transmission::{parse_show, transmission_show};
 pub use view::{Expected, FileView, ToolView};
 

@@ -1,5 +1,193 @@
 //! rill-tracker: Rill's HTTP and UDP BitTorrent tracker.
 //!
+//! - [`config`]: the TOML configuration ([`Config`]), `--print-config`'s commented default.
+//! - [`run`]: serves on listeners the caller bound (tests bind port 0) until a shutdown
+//!   future completes, then stops gracefully.
+//! - `service` (internal): the protocol-neutral core both front ends call.
+//! - `http/` (axum) and `udp/` (BEP 15): thin shells that parse, call the service, encode.
+//! - `store`: the swarm store sharded over locks, swept by a purge timer.
 //! - [`swarm`]: the swarm store (pure): peers per torrent, replies, expiry.
+//!
+//! This increment serves public mode; private mode and persistence plug into `service` and
+//! `store` later.
 
+pub mod config;
+mod http;
+mod service;
+mod store;
 pub mod swarm;
+mod udp;
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::sync::Arc;
+use std::time::Instant;
+
+use thiserror::Error;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+pub use config::{Config, ConfigError};
+
+/// The sockets to serve on, bound by the caller: `None` leaves that protocol off.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// The HTTP listener.
+    pub http: Option<TcpListener>,
+    /// The UDP socket.
+    pub udp: Option<UdpSocket>,
+}
+
+impl Listeners {
+    /// Binds the addresses `config` enables.
+    pub fn bind(config: &Config) -> Result<Self, TrackerError> {
+        let bind_error = |protocol, addr, source| TrackerError::Bind {
+            protocol,
+            addr,
+            source,
+        };
+        let http = if config.http.enabled {
+            let addr = config.http.listen;
+            Some(TcpListener::bind(addr).map_err(|e| bind_error("HTTP", addr, e))?)
+        } else {
+            None
+        };
+        let udp = if config.udp.enabled {
+            let addr = config.udp.listen;
+            Some(UdpSocket::bind(addr).map_err(|e| bind_error("UDP", addr, e))?)
+        } else {
+            None
+        };
+        Ok(Listeners { http, udp })
+    }
+}
+
+/// Why the tracker cannot start or stopped with an error.
+#[derive(Debug, Error)]
+pub enum TrackerError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A listen address cannot be bound.
+    #[error("cannot listen for {protocol} on {addr}: {source}")]
+    Bind {
+        /// "HTTP" or "UDP".
+        protocol: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Neither HTTP nor UDP is enabled.
+    #[error("nothing to serve: both HTTP and UDP are disabled")]
+    NothingToServe,
+    /// A socket failed while serving.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+fn io_error(what: &'static str) -> impl FnOnce(std::io::Error) -> TrackerError {
+    move |source| TrackerError::Io { what, source }
+}
+
+/// Serves `listeners` until `shutdown` completes, then stops: HTTP finishes the requests in
+/// flight (axum's graceful shutdown), UDP and the purge timer end.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), TrackerError> {
+    config.validate()?;
+    if listeners.http.is_none() && listeners.udp.is_none() {
+        return Err(TrackerError::NothingToServe);
+    }
+    let purge_every = config.swarm.purge_interval();
+    let service = Arc::new(service::Service::new(config));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks: JoinSet<Result<(), TrackerError>> = JoinSet::new();
+
+    if let Some(listener) = listeners.http {
+        listener
+            .set_nonblocking(true)
+            .map_err(io_error("HTTP listener"))?;
+        let listener =
+            tokio::net::TcpListener::from_std(listener).map_err(io_error("HTTP listener"))?;
+        if let Ok(addr) = listener.local_addr() {
+            info!("HTTP tracker listening on http://{addr}/announce");
+        }
+        let app =
+            http::router(Arc::clone(&service)).into_make_service_with_connect_info::<SocketAddr>();
+        let stop = stopped(stop_rx.clone());
+        tasks.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+                .map_err(io_error("HTTP server"))
+        });
+    }
+    if let Some(socket) = listeners.udp {
+        socket
+            .set_nonblocking(true)
+            .map_err(io_error("UDP socket"))?;
+        let socket = tokio::net::UdpSocket::from_std(socket).map_err(io_error("UDP socket"))?;
+        if let Ok(addr) = socket.local_addr() {
+            info!("UDP tracker listening on udp://{addr}/announce");
+        }
+        udp::spawn(socket, Arc::clone(&service), stop_rx.clone(), &mut tasks);
+    }
+    {
+        let service = Arc::clone(&service);
+        let stop = stopped(stop_rx.clone());
+        tasks.spawn(async move {
+            let mut timer = tokio::time::interval(purge_every);
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    () = &mut stop => return Ok(()),
+                    _ = timer.tick() => service.purge(Instant::now()),
+                }
+            }
+        });
+    }
+
+    // Serve until asked to stop, or until a server ends on its own (an error).
+    let mut result = Ok(());
+    tokio::select! {
+        () = shutdown => info!("shutting down"),
+        Some(ended) = tasks.join_next() => {
+            result = flatten(ended);
+            warn!("a server stopped early; shutting down");
+        }
+    }
+    let _ = stop_tx.send(true);
+    while let Some(ended) = tasks.join_next().await {
+        if result.is_ok() {
+            result = flatten(ended);
+        }
+    }
+    result
+}
+
+/// Completes once the stop flag is set (or its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+fn flatten(
+    ended: Result<Result<(), TrackerError>, tokio::task::JoinError>,
+) -> Result<(), TrackerError> {
+    match ended {
+        Ok(result) => result,
+        Err(e) => Err(TrackerError::Io {
+            what: "tracker task",
+            source: std::io::Error::other(e.to_string()),
+        }),
+    }
+}

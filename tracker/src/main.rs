@@ -1,12 +1,139 @@
-//! The `rill-tracker` command. The tracker server is not built yet; until it is, the command
-//! says so and fails rather than pretending to serve.
+//! The `rill-tracker` command: parse arguments, build the configuration, bind, serve until
+//! SIGINT or SIGTERM. The one place an error becomes an exit code.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use rill_tracker::{Config, Listeners};
+
+/// Rill's BitTorrent tracker: public HTTP and UDP on port 6969 with no configuration.
+#[derive(Debug, Parser)]
+#[command(name = "rill-tracker", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve announces and scrapes (the default).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct ServeArgs {
+    /// A TOML configuration file (see --print-config).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the default configuration, with comments, and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// HTTP listen address, or "off" [default: 0.0.0.0:6969].
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    http: Option<Listen>,
+    /// UDP listen address, or "off" [default: 0.0.0.0:6969].
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    udp: Option<Listen>,
+}
+
+/// A listen address or "off".
+#[derive(Debug, Clone, Copy)]
+enum Listen {
+    Off,
+    On(SocketAddr),
+}
+
+fn parse_listen(text: &str) -> Result<Listen, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(Listen::Off);
+    }
+    text.parse()
+        .map(Listen::On)
+        .map_err(|_| format!("{text:?} is not an address like 0.0.0.0:6969, or \"off\""))
+}
+
+fn apply(listen: Option<Listen>, enabled: &mut bool, addr: &mut SocketAddr) {
+    match listen {
+        None => {}
+        Some(Listen::Off) => *enabled = false,
+        Some(Listen::On(a)) => {
+            *enabled = true;
+            *addr = a;
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    eprintln!(
-        "rill-tracker {}: the tracker server is not available yet",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::FAILURE
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => cli.serve,
+    };
+    if args.print_config {
+        print!("{}", Config::print_default());
+        return ExitCode::SUCCESS;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match serve(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rill-tracker: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    apply(args.http, &mut config.http.enabled, &mut config.http.listen);
+    apply(args.udp, &mut config.udp.enabled, &mut config.udp.listen);
+    config.validate()?;
+    let listeners = Listeners::bind(&config)?;
+    let mut lines = Vec::new();
+    if let Some(addr) = listeners.http.as_ref().and_then(|l| l.local_addr().ok()) {
+        lines.push(format!("http://{addr}/announce"));
+    }
+    if let Some(addr) = listeners.udp.as_ref().and_then(|s| s.local_addr().ok()) {
+        lines.push(format!("udp://{addr}/announce"));
+    }
+    println!("rill-tracker: public tracker on {}", lines.join(" and "));
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(rill_tracker::run(config, listeners, shutdown_signal()))?;
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
 }

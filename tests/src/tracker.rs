@@ -1,0 +1,276 @@
+//! rill-tracker in process for tests: [`TestTracker::start`] binds port 0 on loopback, runs
+//! [`rill_tracker::run`] on a tokio runtime in a background thread, waits until `/health`
+//! answers, and shuts the tracker down gracefully when dropped.
+//!
+//! Also a blocking HTTP client ([`TestTracker::get`], reqwest underneath) and a BEP 15
+//! client over a std UDP socket ([`UdpClient`]). Waits are bounded by socket timeouts, not
+//! sleeps.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rill_common::tracker::udp::{Family, Request, Response};
+use rill_tracker::{Config, Listeners, TrackerError};
+use tokio::sync::oneshot;
+
+/// How long a test waits for one reply before failing (a bound, not a delay).
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A tracker running in this process on loopback ports chosen by the system.
+pub struct TestTracker {
+    /// `http://IP:PORT` (no path).
+    pub http_url: String,
+    /// The HTTP listener's address.
+    pub http_addr: SocketAddr,
+    /// The UDP socket's address.
+    pub udp_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<Result<(), TrackerError>>>,
+    client: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// An HTTP reply as the test sees it.
+#[derive(Clone, Debug)]
+pub struct HttpReply {
+    /// The status code.
+    pub status: u16,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    /// The body as (lossy) text, for messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl TestTracker {
+    /// Starts a tracker with `config` on 127.0.0.1 (HTTP and UDP, ports chosen by the
+    /// system; the listen addresses in `config` are ignored). Panics if it does not come up.
+    pub fn start(config: Config) -> Self {
+        Self::start_on(config, IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    /// Like [`TestTracker::start`], on `ip` (`::1`, or `::` for a dual-stack socket).
+    pub fn start_on(config: Config, ip: IpAddr) -> Self {
+        let http = TcpListener::bind((ip, 0)).expect("bind the HTTP listener");
+        let udp = UdpSocket::bind((ip, 0)).expect("bind the UDP socket");
+        let http_addr = http.local_addr().expect("HTTP listener address");
+        let udp_addr = udp.local_addr().expect("UDP socket address");
+        let listeners = Listeners {
+            http: Some(http),
+            udp: Some(udp),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("rill-tracker".to_owned())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("tokio runtime for the tracker");
+                runtime.block_on(rill_tracker::run(config, listeners, async {
+                    let _ = stopped.await;
+                }))
+            })
+            .expect("spawn the tracker thread");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime for the test client");
+        let client = reqwest::Client::builder()
+            .timeout(REPLY_TIMEOUT)
+            .build()
+            .expect("reqwest client");
+        let host = match http_addr.ip() {
+            IpAddr::V6(v6) if v6.is_unspecified() => "[::1]".to_owned(),
+            IpAddr::V4(v4) if v4.is_unspecified() => "127.0.0.1".to_owned(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            IpAddr::V4(v4) => v4.to_string(),
+        };
+        let mut tracker = TestTracker {
+            http_url: format!("http://{host}:{}", http_addr.port()),
+            http_addr,
+            udp_addr,
+            stop: Some(stop),
+            thread: Some(thread),
+            client,
+            runtime,
+        };
+        // The listener is bound already, so this connects at once and is answered as soon
+        // as the server runs; if `run` failed, the listener is closed and this fails.
+        match tracker.try_get("/health", &[]) {
+            Ok(reply) if reply.status == 200 && reply.body == b"ok" => tracker,
+            other => {
+                let ended = tracker.thread.take().map(JoinHandle::join);
+                panic!(
+                    "rill-tracker did not come up: /health gave {other:?}; run ended with {ended:?}"
+                )
+            }
+        }
+    }
+
+    /// `http://IP:PORT/announce`.
+    pub fn announce_url(&self) -> String {
+        format!("{}/announce", self.http_url)
+    }
+
+    /// `http://IP:PORT/scrape`.
+    pub fn scrape_url(&self) -> String {
+        format!("{}/scrape", self.http_url)
+    }
+
+    /// `udp://IP:PORT/announce` (for 127.0.0.1 or `[::1]`).
+    pub fn udp_announce_url(&self) -> String {
+        let ip = self.udp_addr.ip();
+        let host = match ip {
+            IpAddr::V6(v6) if v6.is_unspecified() => "[::1]".to_owned(),
+            IpAddr::V4(v4) if v4.is_unspecified() => "127.0.0.1".to_owned(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            IpAddr::V4(v4) => v4.to_string(),
+        };
+        format!("udp://{host}:{}/announce", self.udp_addr.port())
+    }
+
+    /// `GET path_and_query` (e.g. `/announce?info_hash=...`); panics on a transport error.
+    pub fn get(&self, path_and_query: &str) -> HttpReply {
+        self.get_with_headers(path_and_query, &[])
+    }
+
+    /// `GET` with extra request headers; panics on a transport error.
+    pub fn get_with_headers(&self, path_and_query: &str, headers: &[(&str, &str)]) -> HttpReply {
+        self.try_get(path_and_query, headers)
+            .unwrap_or_else(|e| panic!("GET {path_and_query}: {e}"))
+    }
+
+    fn try_get(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Result<HttpReply, String> {
+        let url = format!("{}{path_and_query}", self.http_url);
+        let mut request = self.client.get(&url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.runtime.block_on(async {
+            let response = request.send().await.map_err(|e| format!("{e:?}"))?;
+            let status = response.status().as_u16();
+            let content_type = response
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| format!("{e:?}"))?
+                .to_vec();
+            Ok(HttpReply {
+                status,
+                content_type,
+                body,
+            })
+        })
+    }
+
+    /// A UDP client talking to this tracker from a new loopback socket of the tracker's family.
+    pub fn udp_client(&self) -> UdpClient {
+        UdpClient::new(self.udp_addr)
+    }
+
+    /// Stops the tracker gracefully and returns what [`rill_tracker::run`] returned.
+    pub fn stop(mut self) -> Result<(), TrackerError> {
+        self.shut_down()
+    }
+
+    fn shut_down(&mut self) -> Result<(), TrackerError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take().map(JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(result)) => result,
+            Some(Err(_)) => panic!("the tracker thread panicked"),
+        }
+    }
+}
+
+impl Drop for TestTracker {
+    fn drop(&mut self) {
+        if let Err(e) = self.shut_down() {
+            eprintln!("rill-tracker stopped with an error: {e}");
+        }
+    }
+}
+
+/// A BEP 15 client on a std UDP socket connected to the tracker; receives time out after
+/// [`REPLY_TIMEOUT`].
+pub struct UdpClient {
+    socket: UdpSocket,
+    family: Family,
+}
+
+impl UdpClient {
+    /// A socket on the loopback address of `tracker`'s family, connected to it.
+    pub fn new(tracker: SocketAddr) -> Self {
+        let local: IpAddr = match tracker {
+            SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        };
+        let target = match tracker.ip() {
+            ip if ip.is_unspecified() => SocketAddr::new(local, tracker.port()),
+            _ => tracker,
+        };
+        let socket = UdpSocket::bind((local, 0)).expect("bind a UDP client socket");
+        socket.connect(target).expect("connect the UDP client");
+        socket
+            .set_read_timeout(Some(REPLY_TIMEOUT))
+            .expect("set a read timeout");
+        UdpClient {
+            socket,
+            family: Family::of(&target),
+        }
+    }
+
+    /// This client's own address (as the tracker sees it).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.socket.local_addr().expect("local address")
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&self, packet: &[u8]) {
+        self.socket.send(packet).expect("send a datagram");
+    }
+
+    /// Receives one datagram; panics on timeout.
+    pub fn recv_raw(&self) -> Vec<u8> {
+        let mut buf = vec![0; 4096];
+        let len = self
+            .socket
+            .recv(&mut buf)
+            .expect("a reply within the timeout");
+        buf.truncate(len);
+        buf
+    }
+
+    /// Sends a request and decodes the next reply.
+    pub fn request(&self, request: &Request) -> Response {
+        self.send_raw(&request.encode());
+        let reply = self.recv_raw();
+        Response::decode(&reply, self.family).expect("a valid BEP 15 reply")
+    }
+
+    /// Connects and returns the connection id.
+    pub fn connect(&self, transaction_id: u32) -> u64 {
+        match self.request(&Request::Connect { transaction_id }) {
+            Response::Connect {
+                transaction_id: t,
+                connection_id,
+            } if t == transaction_id => connection_id,
+            other => panic!("connect answered with {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,490 @@
+//! The tracker's configuration: TOML, every key optional (`serde(default)`), unknown keys
+//! refused with an error naming the key (`deny_unknown_fields`).
+//!
+//! Invariants: a [`Config`] that passed [`Config::validate`] has `min_interval <= interval`,
+//! `default_numwant <= max_numwant`, non-zero TTL, purge interval, shard count and scrape cap,
+//! and `mode = "public"` (private mode comes later; it is parsed so that the error is clear).
+//! [`Config::print_default`] prints a commented file that parses back to [`Config::default`].
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use thiserror::Error;
+
+/// Why a configuration cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is invalid or has an unknown key (the message names it).
+    #[error("{0}")]
+    Parse(String),
+    /// The values are inconsistent or not available yet.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The tracker mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Anyone may announce any torrent.
+    #[default]
+    Public,
+    /// Users with passkeys, registered torrents, accounting (not available yet).
+    Private,
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Public or private.
+    pub mode: Mode,
+    /// The HTTP tracker.
+    pub http: HttpConfig,
+    /// The UDP tracker (BEP 15).
+    pub udp: UdpConfig,
+    /// Announce replies.
+    pub announce: AnnounceConfig,
+    /// Scrapes.
+    pub scrape: ScrapeConfig,
+    /// The swarm store.
+    pub swarm: SwarmSection,
+}
+
+/// `[http]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Whether to serve HTTP.
+    pub enabled: bool,
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// Proxies whose `X-Forwarded-For`/`X-Real-IP` headers are believed.
+    pub trusted_proxies: Vec<IpRange>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            listen: SocketAddr::from(([0, 0, 0, 0], 6969)),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// `[udp]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UdpConfig {
+    /// Whether to serve UDP.
+    pub enabled: bool,
+    /// The address to listen on.
+    pub listen: SocketAddr,
+}
+
+impl Default for UdpConfig {
+    fn default() -> Self {
+        UdpConfig {
+            enabled: true,
+            listen: SocketAddr::from(([0, 0, 0, 0], 6969)),
+        }
+    }
+}
+
+/// `[announce]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnnounceConfig {
+    /// Seconds between regular announces (`interval`).
+    pub interval_secs: u32,
+    /// Random seconds added to `interval` (0 to this), so clients spread out.
+    pub interval_jitter_secs: u32,
+    /// `min interval`.
+    pub min_interval_secs: u32,
+    /// Peers in a reply when the client does not say.
+    pub default_numwant: u32,
+    /// Most peers in a reply, whatever the client asks.
+    pub max_numwant: u32,
+    /// Whether the `ip=` parameter (HTTP) and the address field (UDP) are believed.
+    pub allow_ip_param: bool,
+}
+
+impl Default for AnnounceConfig {
+    fn default() -> Self {
+        AnnounceConfig {
+            interval_secs: 1800,
+            interval_jitter_secs: 180,
+            min_interval_secs: 300,
+            default_numwant: 50,
+            max_numwant: 200,
+            allow_ip_param: false,
+        }
+    }
+}
+
+/// `[scrape]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScrapeConfig {
+    /// Most info hashes in one HTTP scrape (UDP's limit is BEP 15's 74).
+    pub max_hashes: usize,
+    /// Whether a scrape without info hashes lists every torrent.
+    pub full_scrape: bool,
+}
+
+impl Default for ScrapeConfig {
+    fn default() -> Self {
+        ScrapeConfig {
+            max_hashes: 64,
+            full_scrape: false,
+        }
+    }
+}
+
+/// `[swarm]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SwarmSection {
+    /// Seconds after its last announce that a peer is forgotten.
+    pub peer_ttl_secs: u64,
+    /// Seconds between sweeps of expired peers.
+    pub purge_interval_secs: u64,
+    /// Independent locks the torrents are spread over (0: one per CPU, times 4).
+    pub shards: usize,
+}
+
+impl Default for SwarmSection {
+    fn default() -> Self {
+        SwarmSection {
+            peer_ttl_secs: 2 * 1800 + 300,
+            purge_interval_secs: 60,
+            shards: 0,
+        }
+    }
+}
+
+impl SwarmSection {
+    /// The peer TTL as a duration.
+    pub fn peer_ttl(&self) -> Duration {
+        Duration::from_secs(self.peer_ttl_secs)
+    }
+
+    /// The purge interval as a duration.
+    pub fn purge_interval(&self) -> Duration {
+        Duration::from_secs(self.purge_interval_secs)
+    }
+
+    /// The shard count, `0` resolved to 4 per available CPU.
+    pub fn shard_count(&self) -> usize {
+        if self.shards > 0 {
+            return self.shards;
+        }
+        std::thread::available_parallelism().map_or(4, |n| n.get() * 4)
+    }
+}
+
+impl Config {
+    /// Parses TOML; unknown keys and invalid values are errors naming the key.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse(msg) => ConfigError::Parse(format!("{}: {msg}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Checks what serde cannot: consistency between keys, and features not available yet.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_owned()));
+        if self.mode == Mode::Private {
+            return invalid("private mode is not available yet (use mode = \"public\")");
+        }
+        let a = &self.announce;
+        if a.interval_secs == 0 {
+            return invalid("announce.interval_secs must be at least 1");
+        }
+        if a.min_interval_secs > a.interval_secs {
+            return invalid("announce.min_interval_secs must not exceed announce.interval_secs");
+        }
+        if a.default_numwant > a.max_numwant {
+            return invalid("announce.default_numwant must not exceed announce.max_numwant");
+        }
+        if self.scrape.max_hashes == 0 {
+            return invalid("scrape.max_hashes must be at least 1");
+        }
+        if self.swarm.peer_ttl_secs == 0 || self.swarm.purge_interval_secs == 0 {
+            return invalid("swarm.peer_ttl_secs and swarm.purge_interval_secs must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The default configuration as a commented TOML file (what `--print-config` prints).
+    pub fn print_default() -> String {
+        DEFAULT_TOML.to_owned()
+    }
+}
+
+/// Keep in step with the `Default` impls: a unit test parses it back.
+const DEFAULT_TOML: &str = r#"# rill-tracker configuration. Every key is optional; the values below are the defaults.
+# An unknown key is an error.
+
+# "public": anyone may announce any torrent. ("private" is not available yet.)
+mode = "public"
+
+[http]
+# Serve announces and scrapes over HTTP (BEP 3, 7, 23, 48), plus /health and /stats.
+enabled = true
+listen = "0.0.0.0:6969"
+# Proxy address ranges (CIDR) whose X-Forwarded-For / X-Real-IP headers are believed. The
+# client is the right-most address in X-Forwarded-For that is not in these ranges. Requests
+# from other addresses use the socket's address and their headers are ignored.
+trusted_proxies = []
+
+[udp]
+# Serve announces and scrapes over UDP (BEP 15).
+enabled = true
+listen = "0.0.0.0:6969"
+
+[announce]
+# Seconds between a client's regular announces (`interval`) ...
+interval_secs = 1800
+# ... plus a random 0 to this many seconds, so that clients spread out.
+interval_jitter_secs = 180
+# `min interval`: clients should not announce more often than this.
+min_interval_secs = 300
+# Peers in a reply when the client sends no `numwant`.
+default_numwant = 50
+# Most peers in a reply, whatever `numwant` asks.
+max_numwant = 200
+# Believe the address a client claims (HTTP `ip=`, UDP address field) instead of the one
+# it connects from. Off: anyone could insert any address into a swarm.
+allow_ip_param = false
+
+[scrape]
+# Most info hashes in one HTTP scrape (UDP allows 74, what fits in a datagram).
+max_hashes = 64
+# Answer a scrape without info_hash with every torrent (can be large).
+full_scrape = false
+
+[swarm]
+# Seconds after its last announce that a peer is dropped (a bit more than two intervals).
+peer_ttl_secs = 3900
+# Seconds between sweeps that drop expired peers and empty torrents.
+purge_interval_secs = 60
+# Locks the torrents are spread over; 0 picks 4 per CPU.
+shards = 0
+"#;
+
+/// An IP address range in CIDR notation (`10.0.0.0/8`, `::1/128`); a bare address is a
+/// single-address range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpRange {
+    /// The network address (host bits cleared).
+    network: IpAddr,
+    /// The prefix length.
+    prefix: u8,
+}
+
+/// Why an [`IpRange`] does not parse.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[error("{0:?} is not an address range like 10.0.0.0/8 or fd00::/8")]
+pub struct IpRangeError(String);
+
+impl IpRange {
+    /// The range of `addr/prefix`; `None` when the prefix is longer than the address.
+    pub fn new(addr: IpAddr, prefix: u8) -> Option<Self> {
+        let network = match addr {
+            IpAddr::V4(v4) if prefix <= 32 => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+                IpAddr::V4((u32::from(v4) & mask).into())
+            }
+            IpAddr::V6(v6) if prefix <= 128 => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+            _ => return None,
+        };
+        Some(IpRange { network, prefix })
+    }
+
+    /// Whether `addr` is in the range; IPv4-mapped IPv6 addresses count as IPv4.
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        match (self.network, addr.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(a) & mask == u32::from(net)
+            }
+            (IpAddr::V6(net), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(a) & mask == u128::from(net)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for IpRange {
+    type Err = IpRangeError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let err = || IpRangeError(text.to_owned());
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => {
+                let addr: IpAddr = addr.parse().map_err(|_| err())?;
+                (addr, prefix.parse::<u8>().map_err(|_| err())?)
+            }
+            None => {
+                let addr: IpAddr = text.parse().map_err(|_| err())?;
+                (addr, if addr.is_ipv4() { 32 } else { 128 })
+            }
+        };
+        // A mapped IPv4 range is the IPv4 range, so that `contains` compares like with like.
+        match (addr, addr.to_canonical()) {
+            (IpAddr::V6(_), IpAddr::V4(v4)) if prefix >= 96 => {
+                IpRange::new(IpAddr::V4(v4), prefix - 96)
+            }
+            _ => IpRange::new(addr, prefix),
+        }
+        .ok_or_else(err)
+    }
+}
+
+impl fmt::Display for IpRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+impl Serialize for IpRange {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for IpRange {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printed_default_parses_back_to_the_default() {
+        let printed = Config::print_default();
+        assert_eq!(Config::from_toml(&printed).unwrap(), Config::default());
+        // And every key in it is commented.
+        assert!(printed.lines().filter(|l| l.starts_with('#')).count() > 10);
+    }
+
+    #[test]
+    fn empty_file_is_the_default() {
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_the_key() {
+        let err = Config::from_toml("[announce]\nintervall_secs = 5\n").unwrap_err();
+        assert!(err.to_string().contains("intervall_secs"), "{err}");
+        let err = Config::from_toml("colour = \"blue\"\n").unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn private_mode_is_refused_clearly() {
+        let err = Config::from_toml("mode = \"private\"\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("private mode is not available yet"),
+            "{err}"
+        );
+        assert!(Config::from_toml("mode = \"secret\"\n").is_err());
+    }
+
+    #[test]
+    fn inconsistent_values_are_refused() {
+        let cases = [
+            "[announce]\nmin_interval_secs = 4000\n",
+            "[announce]\ndefault_numwant = 500\n",
+            "[scrape]\nmax_hashes = 0\n",
+            "[swarm]\npeer_ttl_secs = 0\n",
+        ];
+        for case in cases {
+            assert!(Config::from_toml(case).is_err(), "{case}");
+        }
+    }
+
+    #[test]
+    fn sections_override_defaults() {
+        let config = Config::from_toml(
+            "[http]\nenabled = false\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n\
+             [udp]\nlisten = \"[::]:7000\"\n[scrape]\nfull_scrape = true\n",
+        )
+        .unwrap();
+        assert!(!config.http.enabled);
+        assert_eq!(config.http.trusted_proxies.len(), 2);
+        assert_eq!(config.udp.listen, "[::]:7000".parse().unwrap());
+        assert!(config.scrape.full_scrape);
+        assert_eq!(config.announce, AnnounceConfig::default());
+    }
+
+    #[test]
+    fn ip_ranges() {
+        let range: IpRange = "10.1.2.3/8".parse().unwrap();
+        assert_eq!(range.to_string(), "10.0.0.0/8");
+        assert!(range.contains("10.200.0.1".parse().unwrap()));
+        assert!(range.contains("::ffff:10.9.9.9".parse().unwrap()));
+        assert!(!range.contains("11.0.0.1".parse().unwrap()));
+        assert!(!range.contains("::1".parse().unwrap()));
+
+        let all: IpRange = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("1.2.3.4".parse().unwrap()));
+        let one: IpRange = "::1".parse().unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!(!one.contains("::2".parse().unwrap()));
+        let mapped: IpRange = "::ffff:192.168.0.0/112".parse().unwrap();
+        assert_eq!(mapped.to_string(), "192.168.0.0/16");
+        assert!(mapped.contains("192.168.5.5".parse().unwrap()));
+
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/",
+            "example.com/8",
+            "1.2.3.4/-1",
+        ] {
+            assert!(bad.parse::<IpRange>().is_err(), "{bad}");
+        }
+    }
+}

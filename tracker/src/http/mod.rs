@@ -1,0 +1,188 @@
+//! The HTTP front end (axum): `/announce` and `/scrape` (BEP 3, 7, 23, 48), `/health`, `/stats`.
+//!
+//! Invariants:
+//! - Queries are taken raw and parsed by `rill_common::tracker::http` (info hashes are
+//!   byte-wise percent-encoded, which axum's `Query` cannot read).
+//! - Every announce or scrape gets HTTP 200 with a bencoded body and `Content-Type:
+//!   text/plain`: a failure is a `failure reason`, never an HTML page or an error status.
+//! - Replies are compact (BEP 23) unless the client sends `compact=0`: BEP 23 lets a tracker
+//!   answer compact regardless, and every current client asks for it; `peers` is always
+//!   present, IPv6 peers go to `peers6` (BEP 7).
+//! - The client's address is resolved by [`address::client_ip`]; `ip=` is believed only with
+//!   `announce.allow_ip_param`.
+
+pub mod address;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use rill_common::tracker::http::{
+    AnnounceReply, AnnounceRequest, AnnounceResponse, ScrapeReply, ScrapeRequest, ScrapeResponse,
+    ScrapeStats,
+};
+
+use crate::service::{Announce, Protocol, Service};
+
+/// The routes, over the shared service.
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/announce", get(announce))
+        .route("/scrape", get(scrape))
+        .route("/health", get(health))
+        .route("/stats", get(stats))
+        .with_state(service)
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn stats(State(service): State<Arc<Service>>) -> Json<crate::service::Stats> {
+    Json(service.stats())
+}
+
+async fn announce(
+    State(service): State<Arc<Service>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let raw = uri.query().unwrap_or_default().as_bytes();
+    bencoded(answer_announce(
+        &service,
+        peer,
+        &headers,
+        raw,
+        Instant::now(),
+    ))
+}
+
+async fn scrape(State(service): State<Arc<Service>>, uri: Uri) -> Response {
+    let raw = uri.query().unwrap_or_default().as_bytes();
+    bencoded(answer_scrape(&service, raw))
+}
+
+fn bencoded(body: Vec<u8>) -> Response {
+    ([(CONTENT_TYPE, "text/plain")], body).into_response()
+}
+
+/// The bencoded reply to an announce with raw query `raw` from socket peer `peer`.
+pub fn answer_announce(
+    service: &Service,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    raw: &[u8],
+    now: Instant,
+) -> Vec<u8> {
+    let failure = |reason: String| {
+        service.counters().failure(Protocol::Http);
+        AnnounceResponse::Failure(reason).to_bytes(true, false)
+    };
+    let request = match AnnounceRequest::from_query(raw) {
+        Ok(request) => request,
+        Err(e) => return failure(e.to_string()),
+    };
+    let config = service.config();
+    let mut ip = address::client_ip(peer.ip(), headers, &config.http.trusted_proxies);
+    if config.announce.allow_ip_param {
+        // Only addresses: Rill resolves no host names on a client's behalf.
+        if let Some(claimed) = request.ip.as_deref().and_then(|t| t.parse::<IpAddr>().ok()) {
+            ip = claimed.to_canonical();
+        }
+    }
+    let announce = Announce {
+        info_hash: request.info_hash,
+        peer_id: request.peer_id,
+        addr: SocketAddr::new(ip, request.port),
+        event: request.event,
+        uploaded: request.uploaded,
+        downloaded: request.downloaded,
+        left: request.left,
+        numwant: request.numwant,
+    };
+    let granted = match service.announce(&announce, Protocol::Http, now) {
+        Ok(granted) => granted,
+        Err(refusal) => return failure(refusal.0),
+    };
+    let mut peers = granted.reply.peers_v4;
+    peers.extend(granted.reply.peers_v6);
+    AnnounceResponse::Success(AnnounceReply {
+        interval: granted.interval,
+        min_interval: Some(granted.min_interval),
+        complete: Some(granted.reply.complete),
+        incomplete: Some(granted.reply.incomplete),
+        tracker_id: None,
+        warning_message: None,
+        peers,
+    })
+    .to_bytes(wants_compact(raw), request.no_peer_id)
+}
+
+/// The bencoded reply to a scrape with raw query `raw`.
+pub fn answer_scrape(service: &Service, raw: &[u8]) -> Vec<u8> {
+    let failure = |reason: String| {
+        service.counters().failure(Protocol::Http);
+        ScrapeResponse::Failure(reason).to_bytes()
+    };
+    let request = match ScrapeRequest::from_query(raw, service.config().scrape.max_hashes) {
+        Ok(request) => request,
+        Err(e) => return failure(e.to_string()),
+    };
+    let counts = if request.info_hashes.is_empty() {
+        service.scrape_all(Protocol::Http)
+    } else {
+        service
+            .scrape(&request.info_hashes, Protocol::Http)
+            .map(|counts| request.info_hashes.iter().copied().zip(counts).collect())
+    };
+    let counts = match counts {
+        Ok(counts) => counts,
+        Err(refusal) => return failure(refusal.0),
+    };
+    let files = counts
+        .into_iter()
+        .map(|(hash, c)| {
+            let stats = ScrapeStats {
+                complete: c.complete,
+                downloaded: c.downloaded,
+                incomplete: c.incomplete,
+                name: None,
+            };
+            (hash, stats)
+        })
+        .collect();
+    ScrapeResponse::Success(ScrapeReply {
+        files,
+        min_request_interval: None,
+    })
+    .to_bytes()
+}
+
+/// Compact unless the first `compact` parameter is `0` (the codec reads only `compact=1`, so
+/// it cannot tell an absent parameter from `compact=0`).
+fn wants_compact(raw: &[u8]) -> bool {
+    raw.split(|&b| b == b'&')
+        .find_map(|segment| segment.strip_prefix(b"compact="))
+        .is_none_or(|value| value != b"0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_unless_asked_otherwise() {
+        assert!(wants_compact(b""));
+        assert!(wants_compact(b"info_hash=x&compact=1"));
+        assert!(wants_compact(b"port=1&compactx=0"));
+        assert!(!wants_compact(b"port=1&compact=0"));
+        assert!(!wants_compact(b"compact=0&compact=1"));
+    }
+}

@@ -1,0 +1,542 @@
+//! Unit tests and proptests of the swarm store: a fake clock (a base `Instant` plus offsets)
+//! and a seeded `StdRng`, so every run is the same.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rill_common::tracker::AnnounceEvent;
+use rill_common::{InfoHash, PeerId};
+
+use super::{PeerAnnounce, ScrapeCounts, SwarmConfig, SwarmStore, Totals, shard_of};
+
+fn hash(n: u8) -> InfoHash {
+    InfoHash::from_bytes([n; 20])
+}
+
+fn id(n: u8) -> PeerId {
+    PeerId::from_bytes([n; 20])
+}
+
+fn v4(n: u8, port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, n)), port)
+}
+
+fn v6(n: u16, port: u16) -> SocketAddr {
+    SocketAddr::new(
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n)),
+        port,
+    )
+}
+
+fn at(base: Instant, secs: u64) -> Instant {
+    base + Duration::from_secs(secs)
+}
+
+fn ann(info_hash: InfoHash, addr: SocketAddr, left: u64) -> PeerAnnounce {
+    PeerAnnounce {
+        info_hash,
+        peer_id: id(addr.port() as u8),
+        addr,
+        event: None,
+        left,
+        numwant: None,
+    }
+}
+
+fn with_event(mut a: PeerAnnounce, event: AnnounceEvent) -> PeerAnnounce {
+    a.event = Some(event);
+    a
+}
+
+fn store() -> (SwarmStore, Instant, StdRng) {
+    (
+        SwarmStore::new(SwarmConfig::default()),
+        Instant::now(),
+        StdRng::seed_from_u64(7),
+    )
+}
+
+fn counts(complete: u32, incomplete: u32, downloaded: u32) -> ScrapeCounts {
+    ScrapeCounts {
+        complete,
+        incomplete,
+        downloaded,
+    }
+}
+
+#[test]
+fn default_config_is_documented_values() {
+    let c = SwarmConfig::default();
+    assert_eq!(c.peer_ttl, Duration::from_secs(31 * 60));
+    assert_eq!((c.default_numwant, c.max_numwant), (50, 200));
+    let c = SwarmConfig::for_interval(Duration::from_secs(120));
+    assert_eq!(c.peer_ttl, Duration::from_secs(300));
+}
+
+#[test]
+fn first_announce_creates_the_torrent_and_gets_no_peers() {
+    let (mut s, t0, mut rng) = store();
+    let r = s.announce(&ann(hash(1), v4(1, 1), 100), t0, &mut rng);
+    assert!(r.peers_v4.is_empty() && r.peers_v6.is_empty());
+    assert_eq!((r.complete, r.incomplete, r.downloaded), (0, 1, 0));
+    assert_eq!(s.scrape(&hash(1)), counts(0, 1, 0));
+    let totals = Totals {
+        torrents: 1,
+        seeders: 0,
+        leechers: 1,
+    };
+    assert_eq!(s.totals(), totals);
+}
+
+#[test]
+fn reannounce_from_same_address_updates_not_duplicates() {
+    let (mut s, t0, mut rng) = store();
+    s.announce(&ann(hash(1), v4(1, 1), 100), t0, &mut rng);
+    let mut again = ann(hash(1), v4(1, 1), 0);
+    again.peer_id = id(99);
+    let r = s.announce(&again, at(t0, 10), &mut rng);
+    assert_eq!((r.complete, r.incomplete), (1, 0));
+    // Another peer sees the new peer id.
+    let r = s.announce(&ann(hash(1), v4(2, 2), 100), at(t0, 20), &mut rng);
+    assert_eq!(r.peers_v4.len(), 1);
+    assert_eq!(r.peers_v4[0].addr, v4(1, 1));
+    assert_eq!(r.peers_v4[0].peer_id, Some(id(99)));
+    // Same IP, other port: another peer.
+    s.announce(&ann(hash(1), v4(1, 2), 100), at(t0, 30), &mut rng);
+    assert_eq!(s.scrape(&hash(1)), counts(1, 2, 0));
+    assert_eq!(s.totals().seeders + s.totals().leechers, 3);
+}
+
+#[test]
+fn a_seeder_that_becomes_a_leecher_is_recounted() {
+    let (mut s, t0, mut rng) = store();
+    s.announce(&ann(hash(1), v4(1, 1), 0), t0, &mut rng);
+    s.announce(&ann(hash(1), v4(2, 2), 0), t0, &mut rng);
+    s.announce(&ann(hash(1), v4(1, 1), 5), t0, &mut rng);
+    assert_eq!(s.scrape(&hash(1)), counts(1, 1, 0));
+    assert_eq!((s.totals().seeders, s.totals().leechers), (1, 1));
+}
+
+#[test]
+fn stopped_removes_the_peer_and_returns_counts_without_peers() {
+    let (mut s, t0, mut rng) = store();
+    s.announce(&ann(hash(1), v4(1, 1), 0), t0, &mut rng);
+    s.announce(&ann(hash(1), v4(2, 2), 10), t0, &mut rng);
+    let stop = with_event(ann(hash(1), v4(2, 2), 10), AnnounceEvent::Stopped);
+    let r = s.announce(&stop, t0, &mut rng);
+    assert!(r.peers_v4.is_empty() && r.peers_v6.is_empty());
+    assert_eq!((r.complete, r.incomplete), (1, 0));
+    assert_eq!(s.scrape(&hash(1)), counts(1, 0, 0));
+    // The stopped peer is no longer handed out.
+    let r = s.announce(&ann(hash(1), v4(3, 3), 10), t0, &mut rng);
+    assert_eq!(r.peers_v4.len(), 1);
+    assert_eq!(r.peers_v4[0].addr, v4(1, 1));
+}
+
+#[test]
+fn stopped_from_unknown_peer_or_torrent_changes_nothing() {
+    let (mut s, t0, mut rng) = store();
+    let stop = with_event(ann(hash(1), v4(1, 1), 0), AnnounceEvent::Stopped);
+    let r = s.announce(&stop, t0, &mut rng);
+    assert_eq!((r.complete, r.incomplete, r.downloaded), (0, 0, 0));
+    assert_eq!(s.totals(), Totals::default());
+    assert_eq!(s.scrape_all().count(), 0);
+    s.announce(&ann(hash(1), v4(2, 2), 0), t0, &mut rng);
+    let r = s.announce(&stop, t0, &mut rng);
+    assert_eq!((r.complete, r.incomplete), (1, 0));
+}
+
+#[test]
+fn completed_counts_once_per_peer() {
+    let (mut s, t0, mut rng) = store();
+    let h = hash(1);
+    s.announce(
+        &with_event(ann(h, v4(1, 1), 10), AnnounceEvent::Started),
+        t0,
+        &mut rng,
+    );
+    let done = with_event(ann(h, v4(1, 1), 0), AnnounceEvent::Completed);
+    assert_eq!(s.announce(&done, t0, &mut rng).downloaded, 1);
+    // A duplicate `completed` does not count again, nor does a regular announce.
+    assert_eq!(s.announce(&done, t0, &mut rng).downloaded, 1);
+    assert_eq!(s.announce(&ann(h, v4(1, 1), 0), t0, &mut rng).downloaded, 1);
+    // `completed` with bytes left is not a completion.
+    let bogus = with_event(ann(h, v4(2, 2), 5), AnnounceEvent::Completed);
+    assert_eq!(s.announce(&bogus, t0, &mut rng).downloaded, 1);
+    // A peer first seen with `completed` (the tracker restarted meanwhile) counts.
+    let fresh = with_event(ann(h, v4(3, 3), 0), AnnounceEvent::Completed);
+    assert_eq!(s.announce(&fresh, t0, &mut rng).downloaded, 2);
+    assert_eq!(s.scrape(&h), counts(2, 1, 2));
+}
+
+#[test]
+fn a_new_peer_id_on_the_same_address_is_a_new_completion() {
+    let (mut s, t0, mut rng) = store();
+    let done = with_event(ann(hash(1), v4(1, 1), 0), AnnounceEvent::Completed);
+    s.announce(&done, t0, &mut rng);
+    let mut other = done;
+    other.peer_id = id(200);
+    assert_eq!(s.announce(&other, t0, &mut rng).downloaded, 2);
+}
+
+#[test]
+fn a_stopped_peer_that_completes_again_counts_again() {
+    let (mut s, t0, mut rng) = store();
+    let done = with_event(ann(hash(1), v4(1, 1), 0), AnnounceEvent::Completed);
+    s.announce(&done, t0, &mut rng);
+    s.announce(&with_event(done, AnnounceEvent::Stopped), t0, &mut rng);
+    // The torrent survives its last peer's stop until a purge, with its count.
+    assert_eq!(s.scrape(&hash(1)), counts(0, 0, 1));
+    assert_eq!(s.announce(&done, t0, &mut rng).downloaded, 2);
+}
+
+#[test]
+fn reply_excludes_the_requester_and_honours_numwant() {
+    let (mut s, t0, mut rng) = store();
+    let h = hash(1);
+    for n in 1..=100u8 {
+        s.announce(&ann(h, v4(n, u16::from(n)), 10), t0, &mut rng);
+    }
+    let me = ann(h, v4(1, 1), 10);
+    let r = s.announce(&me, t0, &mut rng);
+    assert_eq!(r.peers_v4.len(), 50, "default numwant");
+    assert!(r.peers_v4.iter().all(|p| p.addr != me.addr));
+    let distinct: HashSet<_> = r.peers_v4.iter().map(|p| p.addr).collect();
+    assert_eq!(distinct.len(), 50);
+
+    let mut few = me;
+    few.numwant = Some(7);
+    assert_eq!(s.announce(&few, t0, &mut rng).peers_v4.len(), 7);
+    few.numwant = Some(0);
+    assert!(s.announce(&few, t0, &mut rng).peers_v4.is_empty());
+    // More than there are: everyone else, once.
+    few.numwant = Some(150);
+    let r = s.announce(&few, t0, &mut rng);
+    assert_eq!(r.peers_v4.len(), 99);
+    assert!(r.peers_v4.iter().all(|p| p.addr != me.addr));
+}
+
+#[test]
+fn numwant_is_capped() {
+    let (mut s, t0, mut rng) = store();
+    let h = hash(1);
+    for n in 0..300u16 {
+        s.announce(&ann(h, v6(n, 1000 + n), 10), t0, &mut rng);
+    }
+    let mut me = ann(h, v6(0, 1000), 10);
+    me.numwant = Some(u32::MAX);
+    let r = s.announce(&me, t0, &mut rng);
+    assert_eq!(r.peers_v6.len(), 200);
+    assert!(r.peers_v6.iter().all(|p| p.addr != me.addr));
+}
+
+#[test]
+fn a_seeder_gets_only_leechers() {
+    let (mut s, t0, mut rng) = store();
+    let h = hash(1);
+    for n in 1..=10u8 {
+        s.announce(&ann(h, v4(n, 1), 0), t0, &mut rng);
+    }
+    for n in 11..=13u8 {
+        s.announce(&ann(h, v4(n, 1), 5), t0, &mut rng);
+    }
+    let r = s.announce(&ann(h, v4(1, 1), 0), t0, &mut rng);
+    let leechers: HashSet<_> = (11..=13u8).map(|n| v4(n, 1)).collect();
+    let got: HashSet<_> = r.peers_v4.iter().map(|p| p.addr).collect();
+    assert_eq!(got, leechers);
+    // A leecher gets both.
+    let r = s.announce(&ann(h, v4(11, 1), 5), t0, &mut rng);
+    assert_eq!(r.peers_v4.len(), 12);
+}
+
+#[test]
+fn families_are_separate_lists_and_mapped_addresses_are_ipv4() {
+    let (mut s, t0, mut rng) = store();
+    let h = hash(1);
+    s.announce(&ann(h, v4(1, 1), 5), t0, &mut rng);
+    s.announce(&ann(h, v6(1, 1), 5), t0, &mut rng);
+    let mapped = SocketAddr::new(IpAddr::V6(Ipv4Addr::new(10, 0, 0, 2).to_ipv6_mapped()), 2);
+    let r = s.announce(&ann(h, mapped, 5), t0, &mut rng);
+    assert_eq!(r.peers_v4.len(), 1);
+    assert_eq!(r.peers_v4[0].addr, v4(1, 1));
+    assert_eq!(r.peers_v6.len(), 1);
+    assert_eq!(r.peers_v6[0].addr, v6(1, 1));
+    // The mapped requester was stored as 10.0.0.2:2.
+    let r = s.announce(&ann(h, v4(3, 3), 5), t0, &mut rng);
+    let got: HashSet<_> = r.peers_v4.iter().map(|p| p.addr).collect();
+    assert_eq!(got, HashSet::from([v4(1, 1), v4(2, 2)]));
+    assert_eq!(s.scrape(&h), counts(0, 4, 0));
+}
+
+#[test]
+fn sampling_is_uniform() {
+    let (mut s, t0, mut rng) = store();
+    let h = hash(1);
+    for n in 0..20u8 {
+        s.announce(&ann(h, v4(n, 1), 5), t0, &mut rng);
+    }
+    let mut me = ann(h, v4(0, 1), 5);
+    me.numwant = Some(5);
+    let mut seen: HashMap<SocketAddr, u32> = HashMap::new();
+    let rounds = 3800;
+    for _ in 0..rounds {
+        for p in s.announce(&me, t0, &mut rng).peers_v4 {
+            *seen.entry(p.addr).or_default() += 1;
+        }
+    }
+    // 19 others, 5 drawn per round: each expected 1000 times.
+    assert_eq!(seen.len(), 19);
+    for (addr, n) in seen {
+        assert!((850..=1150).contains(&n), "{addr} drawn {n} times");
+    }
+}
+
+#[test]
+fn purge_drops_expired_peers_and_peerless_torrents() {
+    let (mut s, t0, mut rng) = store();
+    let ttl = s.config().peer_ttl.as_secs();
+    s.announce(&ann(hash(1), v4(1, 1), 0), t0, &mut rng);
+    s.announce(&ann(hash(1), v4(2, 2), 5), at(t0, 100), &mut rng);
+    s.announce(&ann(hash(2), v4(3, 3), 5), t0, &mut rng);
+    // Just under the ttl: nobody goes.
+    assert_eq!(s.purge(at(t0, ttl - 1)).peers, 0);
+    let purged = s.purge(at(t0, ttl));
+    assert_eq!((purged.peers, purged.torrents), (2, 1));
+    assert_eq!(s.scrape(&hash(1)), counts(0, 1, 0));
+    assert_eq!(s.scrape(&hash(2)), ScrapeCounts::default());
+    let totals = Totals {
+        torrents: 1,
+        seeders: 0,
+        leechers: 1,
+    };
+    assert_eq!(s.totals(), totals);
+    // A re-announce keeps a peer alive.
+    s.announce(&ann(hash(1), v4(2, 2), 5), at(t0, ttl + 50), &mut rng);
+    assert_eq!(s.purge(at(t0, ttl + 100)).peers, 0);
+    assert_eq!(s.purge(at(t0, 2 * ttl + 50)).peers, 1);
+    assert_eq!(s.totals(), Totals::default());
+}
+
+#[test]
+fn purge_drops_a_torrent_whose_last_peer_stopped() {
+    let (mut s, t0, mut rng) = store();
+    let a = ann(hash(1), v4(1, 1), 0);
+    s.announce(&a, t0, &mut rng);
+    s.announce(&with_event(a, AnnounceEvent::Stopped), t0, &mut rng);
+    assert_eq!(s.totals().torrents, 1);
+    let purged = s.purge(at(t0, 1));
+    assert_eq!((purged.peers, purged.torrents), (0, 1));
+    assert_eq!(s.totals(), Totals::default());
+}
+
+#[test]
+fn scrape_all_lists_every_torrent() {
+    let (mut s, t0, mut rng) = store();
+    s.announce(&ann(hash(1), v4(1, 1), 0), t0, &mut rng);
+    s.announce(&ann(hash(2), v4(1, 1), 3), t0, &mut rng);
+    let all: HashMap<_, _> = s.scrape_all().collect();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[&hash(1)], counts(1, 0, 0));
+    assert_eq!(all[&hash(2)], counts(0, 1, 0));
+}
+
+#[test]
+fn shard_of_is_in_range_and_spreads() {
+    assert_eq!(shard_of(&hash(9), 0), 0);
+    assert_eq!(shard_of(&hash(9), 1), 0);
+    let mut per_shard = [0u32; 8];
+    for n in 0..8000u32 {
+        let mut b = [0u8; 20];
+        b[..4].copy_from_slice(&n.wrapping_mul(2_654_435_761).to_le_bytes());
+        let s = shard_of(&InfoHash::from_bytes(b), 8);
+        per_shard[s] += 1;
+    }
+    assert!(
+        per_shard.iter().all(|&n| (800..=1200).contains(&n)),
+        "{per_shard:?}"
+    );
+    // Stable: the same hash, the same shard.
+    assert_eq!(shard_of(&hash(77), 5), shard_of(&hash(77), 5));
+}
+
+// ---- proptests: random announces, stops, clock steps and purges against a plain model ----
+
+const TTL: u64 = 100;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Announce {
+        torrent: u8,
+        peer: u8,
+        peer_id: u8,
+        event: Option<AnnounceEvent>,
+        seeder: bool,
+        numwant: Option<u32>,
+    },
+    Advance(u64),
+    Purge,
+}
+
+fn address(peer: u8) -> SocketAddr {
+    // Peers 0..8 IPv4, 8..12 IPv6, 12..14 IPv4-mapped IPv6 of peers 0 and 1.
+    match peer {
+        0..8 => v4(peer / 2, u16::from(peer % 2) + 1),
+        8..12 => v6(u16::from(peer), 1),
+        _ => SocketAddr::new(
+            IpAddr::V6(Ipv4Addr::new(10, 0, 0, 0).to_ipv6_mapped()),
+            u16::from(peer - 12) + 1,
+        ),
+    }
+}
+
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    super::canonical(addr)
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let event = prop_oneof![
+        3 => Just(None),
+        1 => Just(Some(AnnounceEvent::Started)),
+        2 => Just(Some(AnnounceEvent::Completed)),
+        2 => Just(Some(AnnounceEvent::Stopped)),
+        1 => Just(Some(AnnounceEvent::Paused)),
+    ];
+    prop_oneof![
+        8 => (0..3u8, 0..14u8, 0..3u8, event, any::<bool>(), proptest::option::of(0..8u32))
+            .prop_map(|(torrent, peer, peer_id, event, seeder, numwant)| Op::Announce {
+                torrent, peer, peer_id, event, seeder, numwant,
+            }),
+        2 => (0..60u64).prop_map(Op::Advance),
+        1 => Just(Op::Purge),
+    ]
+}
+
+/// The model: (torrent, address) -> (peer id, seeder, last seen, completion counted).
+type Model = HashMap<(u8, SocketAddr), (PeerId, bool, u64, bool)>;
+
+fn check_store(s: &SwarmStore, model: &Model, downloaded: &HashMap<u8, u32>) {
+    let mut seeders = 0;
+    let mut leechers = 0;
+    for t in 0..3u8 {
+        let recount_s = model.iter().filter(|((tt, _), v)| *tt == t && v.1).count();
+        let recount_l = model.iter().filter(|((tt, _), v)| *tt == t && !v.1).count();
+        let c = s.scrape(&hash(t));
+        assert_eq!(c.complete as usize, recount_s);
+        assert_eq!(c.incomplete as usize, recount_l);
+        if s.torrents.contains_key(&hash(t)) {
+            assert_eq!(c.downloaded, downloaded.get(&t).copied().unwrap_or(0));
+        }
+        seeders += recount_s;
+        leechers += recount_l;
+    }
+    assert_eq!(
+        (s.totals().seeders, s.totals().leechers),
+        (seeders, leechers)
+    );
+    for torrent in s.torrents.values() {
+        torrent.v4.check_invariants();
+        torrent.v6.check_invariants();
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn store_matches_a_model(ops in proptest::collection::vec(op(), 1..120), seed in any::<u64>()) {
+        let config = SwarmConfig {
+            peer_ttl: Duration::from_secs(TTL),
+            default_numwant: 3,
+            max_numwant: 5,
+        };
+        let mut s = SwarmStore::new(config);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let t0 = Instant::now();
+        let mut now = 0u64;
+        let mut model: Model = HashMap::new();
+        let mut downloaded: HashMap<u8, u32> = HashMap::new();
+        for op in ops {
+            match op {
+                Op::Advance(secs) => now += secs,
+                Op::Purge => {
+                    let before = model.len();
+                    model.retain(|_, v| now - v.2 < TTL);
+                    let purged = s.purge(at(t0, now));
+                    prop_assert_eq!(purged.peers, before - model.len());
+                    // Peerless torrents are gone (and their counts with them).
+                    let live: HashSet<u8> = model.keys().map(|k| k.0).collect();
+                    downloaded.retain(|t, _| live.contains(t));
+                    prop_assert_eq!(s.totals().torrents, live.len());
+                    for t in 0..3u8 {
+                        prop_assert_eq!(s.torrents.contains_key(&hash(t)), live.contains(&t));
+                    }
+                    // Nobody left is as old as the ttl.
+                    let now_s = u64::from(s.seconds(at(t0, now)));
+                    for t in s.torrents.values() {
+                        let ages = t.v4.entries().iter().map(|e| e.last_seen)
+                            .chain(t.v6.entries().iter().map(|e| e.last_seen));
+                        for seen in ages {
+                            prop_assert!(now_s - u64::from(seen) < TTL);
+                        }
+                    }
+                }
+                Op::Announce { torrent, peer, peer_id, event, seeder, numwant } => {
+                    let addr = canonical(address(peer));
+                    let a = PeerAnnounce {
+                        info_hash: hash(torrent),
+                        peer_id: id(peer_id),
+                        addr: address(peer),
+                        event,
+                        left: if seeder { 0 } else { 1234 },
+                        numwant,
+                    };
+                    let r = s.announce(&a, at(t0, now), &mut rng);
+                    let key = (torrent, addr);
+                    if event == Some(AnnounceEvent::Stopped) {
+                        model.remove(&key);
+                        prop_assert!(r.peers_v4.is_empty() && r.peers_v6.is_empty());
+                    } else {
+                        let prev = model.get(&key).copied();
+                        let counted = prev.is_some_and(|p| p.0 == id(peer_id) && p.3);
+                        let count = event == Some(AnnounceEvent::Completed) && seeder && !counted;
+                        if count {
+                            *downloaded.entry(torrent).or_default() += 1;
+                        }
+                        model.insert(key, (id(peer_id), seeder, now, counted || count));
+                        // The reply: no requester, no duplicates, no seeder for a seeder,
+                        // as many as numwant allows of those eligible, per family.
+                        let want = numwant.map_or(3, |n| n as usize).min(5);
+                        for (peers, is_v4) in [(&r.peers_v4, true), (&r.peers_v6, false)] {
+                            let eligible = model
+                                .iter()
+                                .filter(|((t, ad), v)| {
+                                    *t == torrent && *ad != addr && ad.is_ipv4() == is_v4
+                                        && !(seeder && v.1)
+                                })
+                                .count();
+                            prop_assert_eq!(peers.len(), want.min(eligible));
+                            let distinct: HashSet<_> = peers.iter().map(|p| p.addr).collect();
+                            prop_assert_eq!(distinct.len(), peers.len());
+                            for p in peers.iter() {
+                                prop_assert_ne!(p.addr, addr);
+                                prop_assert_eq!(p.addr.is_ipv4(), is_v4);
+                                let m = model.get(&(torrent, p.addr));
+                                prop_assert!(m.is_some(), "unknown peer {} in reply", p.addr);
+                                let m = m.copied().unwrap();
+                                prop_assert_eq!(p.peer_id, Some(m.0));
+                                prop_assert!(!(seeder && m.1), "seeder {} sent to a seeder", p.addr);
+                            }
+                        }
+                    }
+                    let c = s.scrape(&hash(torrent));
+                    prop_assert_eq!((r.complete, r.incomplete), (c.complete, c.incomplete));
+                }
+            }
+            check_store(&s, &model, &downloaded);
+        }
+    }
+}

@@ -177,7 +177,8 @@ impl LibtorrentPeer {
         let port = peer.wait_event("listening", START_TIMEOUT, |event| {
             Ok(event["port"].as_u64())
         })?;
-        peer.address.set_port(u16::try_from(port).context("listening port")?);
+        peer.address
+            .set_port(u16::try_from(port).context("listening port")?);
         Ok(peer)
     }
 
@@ -269,5 +270,6 @@ impl LibtorrentPeer {
 }
 
 fn parse_event(line: &str) -> anyhow::Result<Value> {
-    serde_json::from_str(line).with_context(|| format!("lt_peer.py printed a non-JSON line: {line}"))
+    serde_json::from_str(line)
+        .with_context(|| format!("lt_peer.py printed a non-JSON line: {line}"))
 }

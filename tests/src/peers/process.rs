@@ -141,7 +141,10 @@ impl Process {
             if left.is_zero() {
                 bail!("timed out after {timeout:?} {}", self.report(what));
             }
-            match self.lines.recv_timeout(left.min(Duration::from_millis(100))) {
+            match self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(100)))
+            {
                 Ok(line) => self.keep(line),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
@@ -166,9 +169,17 @@ impl Process {
         fresh
     }
 
+    /// A shared handle on the child's stderr so far (it grows as the child writes).
+    pub(crate) fn stderr_handle(&self) -> Arc<Mutex<String>> {
+        Arc::clone(&self.stderr)
+    }
+
     /// The child's stderr so far.
     pub(crate) fn stderr(&self) -> String {
-        self.stderr.lock().map(|text| text.clone()).unwrap_or_default()
+        self.stderr
+            .lock()
+            .map(|text| text.clone())
+            .unwrap_or_default()
     }
 
     fn keep(&mut self, line: String) {

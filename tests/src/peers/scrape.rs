@@ -45,8 +45,9 @@ pub fn http_get(url: &str) -> anyhow::Result<(u16, Vec<u8>)> {
 /// Scrapes `info_hashes` from the tracker of `announce_url` (its scrape URL by the BEP 48
 /// convention) and returns the decoded reply; a `failure reason` is an error.
 pub fn http_scrape(announce_url: &str, info_hashes: &[InfoHash]) -> anyhow::Result<ScrapeReply> {
-    let base = scrape_url(announce_url)
-        .with_context(|| format!("{announce_url} has no scrape URL (path must end in /announce…)"))?;
+    let base = scrape_url(announce_url).with_context(|| {
+        format!("{announce_url} has no scrape URL (path must end in /announce…)")
+    })?;
     let request = ScrapeRequest {
         info_hashes: info_hashes.to_vec(),
     };

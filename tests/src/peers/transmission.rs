@@ -3,12 +3,15 @@
 //!
 //! Run by hand the way this module does (`settings.json` as [`TransmissionPeer`] writes it):
 //! `timeout 120 transmission-cli -g CONFIG_DIR -w DOWNLOAD_DIR -f DONE_SCRIPT FILE.torrent`.
-//! Its stdout is a status line rewritten with `\r` about once a second: `Verifying local
-//! files (…)`, `Progress: 42.0%, dl from 1 of 1 peers (…)`, `Seeding, uploading to …`.
+//! Its stdout is a status line rewritten with `\r` about once a second (`Progress: 42.0%, dl
+//! from 1 of 1 peers (…)`, `Seeding, uploading to …`), but block-buffered on a pipe (even
+//! under `stdbuf -o0`), so it arrives in 4 KiB bursts: nothing here waits on it. Its log
+//! (`message-level` 2) goes to stderr unbuffered; the driver waits on that and on the done
+//! script.
 //! Transmission verifies data already in the download folder when a torrent is added, so a
 //! seed is a torrent whose data is there. The done script (`-f`) runs when a download
-//! completes (not for a torrent that was complete when added); it touches a marker file,
-//! which [`TransmissionPeer::wait_finished`] waits on.
+//! completes, and also once a torrent that was complete when added is verified; it touches
+//! a marker file, which [`TransmissionPeer::wait_finished`] waits on.
 //!
 //! Loopback quirks (Transmission 3.00): peers with 127.x addresses learnt from a tracker are
 //! dropped, so Transmission never dials them; the other side must connect to it, e.g. a
@@ -81,7 +84,7 @@ pub struct TransmissionPeer {
 
 impl TransmissionPeer {
     /// Starts a seed of `torrent` whose data is in `download_dir`. Returns once Transmission
-    /// has verified it and reports `Seeding`; fails (with its output) if it never does,
+    /// has verified it (its done script ran); fails (with its output) if that never happens,
     /// e.g. because a piece is wrong. Call [`crate::require_tool`]`("transmission-cli")` first.
     pub fn seed(
         torrent: &Path,
@@ -89,24 +92,28 @@ impl TransmissionPeer {
         options: TransmissionOptions,
     ) -> anyhow::Result<Self> {
         let mut peer = Self::start(torrent, download_dir, &options)?;
-        peer.process
-            .wait_line("\"Seeding\" (data verified)", START_TIMEOUT, |line| {
-                Ok(line.starts_with("Seeding").then_some(()))
-            })?;
+        // Transmission runs the done script after verifying a torrent that is complete when
+        // added, as after a download.
+        peer.wait_finished(START_TIMEOUT)
+            .context("Transmission seed verifying its data")?;
         Ok(peer)
     }
 
     /// Starts a leecher of `torrent` saving into `download_dir`. Returns once Transmission
-    /// prints its first status line. Call [`crate::require_tool`]`("transmission-cli")` first.
+    /// has added the torrent (its log says so; it listens by then). Call [`crate::require_tool`]`("transmission-cli")` first.
     pub fn leech(
         torrent: &Path,
         download_dir: &Path,
         options: TransmissionOptions,
     ) -> anyhow::Result<Self> {
         let mut peer = Self::start(torrent, download_dir, &options)?;
+        // The session binds its peer port before it adds the torrent, and logs the copy of
+        // the torrent it saves in the config folder.
+        let stderr = peer.process.stderr_handle();
+        let added = format!("Saved \"{}", peer.config.path().join("torrents").display());
         peer.process
-            .wait_line("a status line", START_TIMEOUT, |line| {
-                Ok(is_status(line).then_some(()))
+            .wait_until("the torrent to be added", START_TIMEOUT, || {
+                stderr.lock().is_ok_and(|text| text.contains(&added))
             })?;
         Ok(peer)
     }
@@ -133,14 +140,22 @@ impl TransmissionPeer {
         .context("writing settings.json")?;
         let marker = config.path().join("done");
         let script = config.path().join("done.sh");
-        fs::write(&script, format!("#!/bin/sh\ntouch '{}'\n", marker.display()))
-            .context("writing the done script")?;
+        fs::write(
+            &script,
+            format!("#!/bin/sh\ntouch '{}'\n", marker.display()),
+        )
+        .context("writing the done script")?;
         make_executable(&script)?;
         fs::create_dir_all(download_dir)
             .with_context(|| format!("creating {}", download_dir.display()))?;
         let mut command = Command::new("timeout");
         command
-            .args(["-k", "5", &options.max_seconds.to_string(), "transmission-cli"])
+            .args([
+                "-k",
+                "5",
+                &options.max_seconds.to_string(),
+                "transmission-cli",
+            ])
             .arg("-g")
             .arg(config.path())
             .arg("-w")
@@ -185,9 +200,11 @@ impl TransmissionPeer {
             .wait_until("the done script", timeout, || marker.exists())
     }
 
-    /// The status lines printed so far but not yet read.
+    /// The status lines printed so far but not yet read (they arrive in bursts).
     pub fn status_lines(&mut self) -> Vec<String> {
-        self.process.drain()
+        let mut lines = self.process.drain();
+        lines.retain(|line| is_status(line));
+        lines
     }
 
     /// Transmission's stderr so far (its log).
@@ -271,7 +288,9 @@ mod tests {
 
     #[test]
     fn status_lines_are_told_apart_from_the_banner() {
-        assert!(is_status("Seeding, uploading to 0 of 0 peer(s), 0 kB/s [0.00]"));
+        assert!(is_status(
+            "Seeding, uploading to 0 of 0 peer(s), 0 kB/s [0.00]"
+        ));
         assert!(is_status(
             "Progress: 0.0%, dl from 0 of 0 peers (0 kB/s), ul to 0 (0 kB/s) [0.00]"
         ));

@@ -1,1 +1,239 @@
 //! libtorrent and Transmission announce to rill-tracker, find each other and transfer.
+//!
+//! Each test starts rill-tracker in process ([`TestTracker`], public mode, HTTP and UDP on
+//! 127.0.0.1 port 0), makes a multi-file torrent of ~3 MiB of seeded pseudo-random data with
+//! `rill create` (announce URL = the tracker's), and runs real peers, each on its own
+//! 127.0.0.x address ([`rill_tests::loopback_address`]), which learn of each other only
+//! through the tracker. The downloaded files are compared byte for byte, and a scrape of the
+//! tracker must show the completed download and both peers as seeders.
+//!
+//! Transmission 3.00 drops 127.x peers from tracker replies, so with Transmission the
+//! libtorrent peer always announces second and dials Transmission from the reply; the tests
+//! wait (scraping) until the tracker has seen Transmission before starting libtorrent.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rill_common::InfoHash;
+use rill_common::tracker::http::ScrapeStats;
+use rill_tests::{
+    LibtorrentOptions, LibtorrentPeer, TestTracker, TransmissionOptions, TransmissionPeer,
+    http_scrape, require_tool, run_rill, torrent_info_hash,
+};
+use rill_tracker::Config;
+
+use crate::support::write_data;
+
+/// Bound on a whole libtorrent-to-libtorrent download of the test payload.
+const LIBTORRENT_DOWNLOAD: Duration = Duration::from_secs(60);
+/// Bound on a download involving Transmission (it rechokes every 10 s).
+const TRANSMISSION_DOWNLOAD: Duration = Duration::from_secs(90);
+/// Bound on the tracker seeing an announce a peer is about to send.
+const ANNOUNCE_SEEN: Duration = Duration::from_secs(30);
+
+/// The files of the test torrent, relative to the torrent's folder, with sizes that do not
+/// fall on piece boundaries.
+const FILES: [(&str, usize); 4] = [
+    ("a.bin", 1_500_000),
+    ("sub/b.bin", 700_001),
+    ("sub/deeper/c.bin", 1_048_576),
+    ("z.txt", 17),
+];
+
+/// A torrent and its data: `seed_dir` holds the folder `payload/` the torrent describes.
+struct Payload {
+    torrent: PathBuf,
+    seed_dir: PathBuf,
+    info_hash: InfoHash,
+}
+
+impl Payload {
+    /// Writes the data under `root/seed/payload` and `rill create`s `root/payload.torrent`
+    /// announcing to `announce_url`.
+    fn new(root: &Path, announce_url: &str) -> Self {
+        let seed_dir = root.join("seed");
+        let folder = seed_dir.join("payload");
+        for (seed, (name, len)) in (1u64..).zip(FILES) {
+            write_data(&folder.join(name), len, seed);
+        }
+        let torrent = root.join("payload.torrent");
+        let output = run_rill([
+            "create".as_ref(),
+            folder.as_os_str(),
+            "-o".as_ref(),
+            torrent.as_os_str(),
+            "--tracker".as_ref(),
+            announce_url.as_ref(),
+            "--quiet".as_ref(),
+        ]);
+        assert!(
+            output.status.success(),
+            "rill create: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let info_hash = torrent_info_hash(&torrent).unwrap();
+        Self {
+            torrent,
+            seed_dir,
+            info_hash,
+        }
+    }
+
+    /// Asserts that `dir/payload` holds exactly the seed's files.
+    fn assert_downloaded(&self, dir: &Path) {
+        for (name, len) in FILES {
+            let ours = fs::read(self.seed_dir.join("payload").join(name)).unwrap();
+            let theirs = fs::read(dir.join("payload").join(name))
+                .unwrap_or_else(|err| panic!("{name} not downloaded: {err}"));
+            assert_eq!(theirs.len(), len, "{name}: length");
+            assert!(theirs == ours, "{name}: contents differ");
+        }
+    }
+}
+
+/// Scrapes `info_hash` from `tracker` over HTTP until `done` holds (bounded by `timeout`),
+/// returning the last counters. Panics with them on timeout.
+fn wait_for_scrape(
+    tracker: &TestTracker,
+    info_hash: InfoHash,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&ScrapeStats) -> bool,
+) -> ScrapeStats {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let reply = http_scrape(&tracker.announce_url(), &[info_hash]).unwrap();
+        let stats = reply.files.get(&info_hash).cloned().unwrap_or_default();
+        if done(&stats) {
+            return stats;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}; last scrape: {stats:?}"
+        );
+        // The tracker answers at once; the wait is for another process's next announce.
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+}
+
+/// After a download: the leecher's `completed` announce reached the tracker, which now counts
+/// one download and two seeders, no leecher.
+fn assert_completed_in_scrape(tracker: &TestTracker, info_hash: InfoHash) {
+    let stats = wait_for_scrape(
+        tracker,
+        info_hash,
+        ANNOUNCE_SEEN,
+        "the completed announce",
+        |stats| stats.downloaded >= 1 && stats.complete >= 2,
+    );
+    assert_eq!(stats.downloaded, 1, "{stats:?}");
+    assert_eq!(stats.complete, 2, "{stats:?}");
+    assert_eq!(stats.incomplete, 0, "{stats:?}");
+}
+
+/// libtorrent seed and libtorrent leecher, both announcing to `url` (HTTP or UDP).
+fn libtorrent_pair(url_of: impl Fn(&TestTracker) -> String) {
+    if !require_tool("libtorrent") {
+        return;
+    }
+    let tracker = TestTracker::start(Config::default());
+    let url = url_of(&tracker);
+    let tmp = tempfile::tempdir().unwrap();
+    let payload = Payload::new(tmp.path(), &tracker.announce_url());
+    let options = LibtorrentOptions::default().tracker(url.clone());
+
+    let mut seed =
+        LibtorrentPeer::seed(&payload.torrent, &payload.seed_dir, options.clone()).unwrap();
+    let seen = seed
+        .wait_event("tracker_reply", ANNOUNCE_SEEN, |event| {
+            Ok(event["peers"].as_u64())
+        })
+        .unwrap();
+    assert_eq!(seen, 0, "the seed is alone at first");
+
+    let leech_dir = tmp.path().join("leech");
+    let mut leech = LibtorrentPeer::leech(&payload.torrent, &leech_dir, options).unwrap();
+    let peers = leech
+        .wait_event("tracker_reply", ANNOUNCE_SEEN, |event| {
+            Ok(event["peers"].as_u64())
+        })
+        .unwrap();
+    assert_eq!(peers, 1, "{url} gives the leecher the seed");
+    leech.wait_finished(LIBTORRENT_DOWNLOAD).unwrap();
+    payload.assert_downloaded(&leech_dir);
+    assert_completed_in_scrape(&tracker, payload.info_hash);
+}
+
+#[test]
+fn libtorrent_seed_and_leecher_meet_over_http() {
+    libtorrent_pair(TestTracker::announce_url);
+}
+
+#[test]
+fn libtorrent_seed_and_leecher_meet_over_udp() {
+    libtorrent_pair(TestTracker::udp_announce_url);
+}
+
+#[test]
+fn libtorrent_leecher_dials_a_transmission_seed_from_the_reply() {
+    if !require_tool("libtorrent") || !require_tool("transmission-cli") {
+        return;
+    }
+    let tracker = TestTracker::start(Config::default());
+    let tmp = tempfile::tempdir().unwrap();
+    let payload = Payload::new(tmp.path(), &tracker.announce_url());
+
+    let _seed = TransmissionPeer::seed(
+        &payload.torrent,
+        &payload.seed_dir,
+        TransmissionOptions::default(),
+    )
+    .unwrap();
+    wait_for_scrape(
+        &tracker,
+        payload.info_hash,
+        ANNOUNCE_SEEN,
+        "Transmission's announce as a seed",
+        |stats| stats.complete == 1,
+    );
+
+    let leech_dir = tmp.path().join("leech");
+    let mut leech =
+        LibtorrentPeer::leech(&payload.torrent, &leech_dir, LibtorrentOptions::default()).unwrap();
+    leech.wait_finished(TRANSMISSION_DOWNLOAD).unwrap();
+    payload.assert_downloaded(&leech_dir);
+    assert_completed_in_scrape(&tracker, payload.info_hash);
+}
+
+#[test]
+fn libtorrent_seed_dials_a_transmission_leecher_from_the_reply() {
+    if !require_tool("libtorrent") || !require_tool("transmission-cli") {
+        return;
+    }
+    let tracker = TestTracker::start(Config::default());
+    let tmp = tempfile::tempdir().unwrap();
+    let payload = Payload::new(tmp.path(), &tracker.announce_url());
+
+    let leech_dir = tmp.path().join("leech");
+    let mut leech =
+        TransmissionPeer::leech(&payload.torrent, &leech_dir, TransmissionOptions::default())
+            .unwrap();
+    wait_for_scrape(
+        &tracker,
+        payload.info_hash,
+        ANNOUNCE_SEEN,
+        "Transmission's announce as a leecher",
+        |stats| stats.incomplete == 1,
+    );
+
+    let _seed = LibtorrentPeer::seed(
+        &payload.torrent,
+        &payload.seed_dir,
+        LibtorrentOptions::default(),
+    )
+    .unwrap();
+    leech.wait_finished(TRANSMISSION_DOWNLOAD).unwrap();
+    payload.assert_downloaded(&leech_dir);
+    assert_completed_in_scrape(&tracker, payload.info_hash);
+}

@@ -273,3 +273,79 @@ fn parse_event(line: &str) -> anyhow::Result<Value> {
     serde_json::from_str(line)
         .with_context(|| format!("lt_peer.py printed a non-JSON line: {line}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+    use crate::libtorrent::libtorrent_create;
+    use crate::tools::require_tool;
+
+    /// A folder `root/seed/data` of two files and a v1 torrent of it with a dead tracker.
+    fn torrent(root: &Path) -> std::path::PathBuf {
+        let data = root.join("seed").join("data");
+        fs::create_dir_all(data.join("sub")).unwrap();
+        fs::write(
+            data.join("a.bin"),
+            (0..100_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        fs::write(data.join("sub").join("b.bin"), vec![7u8; 40_000]).unwrap();
+        let out = root.join("data.torrent");
+        let options = ["--v1-only", "--tracker", "http://127.0.0.1:1/announce"];
+        libtorrent_create(&data, &out, &options).unwrap();
+        out
+    }
+
+    #[test]
+    fn leecher_given_the_seed_address_downloads_without_a_tracker() {
+        if !require_tool("libtorrent") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let torrent = torrent(dir.path());
+        let seed = LibtorrentPeer::seed(
+            &torrent,
+            &dir.path().join("seed"),
+            LibtorrentOptions::default(),
+        )
+        .unwrap();
+        assert!(seed.addr().ip().is_loopback());
+        assert_ne!(seed.port(), 0);
+        let leech_dir = dir.path().join("leech");
+        let options = LibtorrentOptions::default().peer(seed.addr());
+        let mut leech = LibtorrentPeer::leech(&torrent, &leech_dir, options).unwrap();
+        assert_ne!(leech.addr().ip(), seed.addr().ip());
+        leech.wait_finished(Duration::from_secs(60)).unwrap();
+        for name in ["a.bin", "sub/b.bin"] {
+            let ours = fs::read(dir.path().join("seed/data").join(name)).unwrap();
+            assert!(fs::read(leech_dir.join("data").join(name)).unwrap() == ours);
+        }
+        let events = leech.events();
+        assert!(
+            events
+                .iter()
+                .any(|event| event["event"] == "peer_connected")
+        );
+    }
+
+    #[test]
+    fn seed_with_damaged_data_is_refused_with_the_piece_count() {
+        if !require_tool("libtorrent") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let torrent = torrent(dir.path());
+        fs::write(dir.path().join("seed/data/sub/b.bin"), vec![8u8; 40_000]).unwrap();
+        let err = LibtorrentPeer::seed(
+            &torrent,
+            &dir.path().join("seed"),
+            LibtorrentOptions::default(),
+        )
+        .err()
+        .expect("damaged data must not seed");
+        let message = format!("{err:#}");
+        assert!(message.contains("seed data incomplete"), "{message}");
+    }
+}

@@ -149,9 +149,19 @@ impl TestTracker {
             .unwrap_or_else(|e| panic!("GET {path_and_query}: {e}"))
     }
 
+    /// `GET` of a whole URL (another host form of this tracker, say); panics on a transport
+    /// error.
+    pub fn get_url(&self, url: &str) -> HttpReply {
+        self.fetch(url, &[])
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+    }
+
     fn try_get(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Result<HttpReply, String> {
-        let url = format!("{}{path_and_query}", self.http_url);
-        let mut request = self.client.get(&url);
+        self.fetch(&format!("{}{path_and_query}", self.http_url), headers)
+    }
+
+    fn fetch(&self, url: &str, headers: &[(&str, &str)]) -> Result<HttpReply, String> {
+        let mut request = self.client.get(url);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

@@ -1,11 +1,15 @@
 //! rill-tracker in process on port 0, over HTTP and UDP.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use rill_common::tracker::AnnounceEvent;
-use rill_common::tracker::http::{AnnounceRequest, AnnounceResponse, ScrapeResponse};
+use rill_common::tracker::http::{
+    AnnounceReply, AnnounceRequest, AnnounceResponse, ScrapeRequest, ScrapeResponse,
+    percent_encode_bytes,
+};
+use rill_common::tracker::udp::{self, Request, Response};
 use rill_common::{InfoHash, PeerId};
-use rill_tests::{HttpReply, TestTracker};
+use rill_tests::{HttpReply, TestTracker, UdpClient};
 use rill_tracker::Config;
 
 fn hash(n: u8) -> InfoHash {
@@ -18,52 +22,659 @@ fn peer_id(n: u8) -> PeerId {
     PeerId::from_bytes(id)
 }
 
-fn announce_query(info_hash: InfoHash, peer: u8, port: u16, left: u64) -> AnnounceRequest {
+/// An announce of peer `peer` (its id) listening on `port`, with `left` bytes to go.
+fn request(info_hash: InfoHash, peer: u8, port: u16, left: u64) -> AnnounceRequest {
     let mut request = AnnounceRequest::new(info_hash, peer_id(peer), port);
     request.left = left;
     request
 }
 
 fn http_announce(tracker: &TestTracker, request: &AnnounceRequest) -> AnnounceResponse {
-    let reply = tracker.get(&format!("/announce?{}", request.to_query()));
-    decode_announce(&reply)
+    decode_announce(&tracker.get(&format!("/announce?{}", request.to_query())))
 }
 
 fn decode_announce(reply: &HttpReply) -> AnnounceResponse {
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    assert_eq!(reply.content_type.as_deref(), Some("text/plain"));
+    assert_bencoded_200(reply);
     AnnounceResponse::from_bytes(&reply.body).unwrap_or_else(|e| panic!("{e}: {}", reply.text()))
 }
 
-fn success(response: AnnounceResponse) -> rill_common::tracker::http::AnnounceReply {
+fn assert_bencoded_200(reply: &HttpReply) {
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.content_type.as_deref(), Some("text/plain"));
+}
+
+fn success(response: AnnounceResponse) -> AnnounceReply {
     match response {
         AnnounceResponse::Success(reply) => reply,
         AnnounceResponse::Failure(reason) => panic!("announce failed: {reason}"),
     }
 }
 
-fn addrs(reply: &rill_common::tracker::http::AnnounceReply) -> Vec<SocketAddr> {
-    reply.peers.iter().map(|p| p.addr).collect()
+fn ok_announce(tracker: &TestTracker, request: &AnnounceRequest) -> AnnounceReply {
+    success(http_announce(tracker, request))
+}
+
+fn addrs(reply: &AnnounceReply) -> Vec<SocketAddr> {
+    let mut addrs: Vec<SocketAddr> = reply.peers.iter().map(|p| p.addr).collect();
+    addrs.sort();
+    addrs
+}
+
+fn sa(text: &str) -> SocketAddr {
+    text.parse().unwrap()
+}
+
+/// The `failure reason` of an HTTP reply (announce or scrape), asserting HTTP 200 and bencode.
+fn failure_reason(reply: &HttpReply) -> String {
+    assert_bencoded_200(reply);
+    match AnnounceResponse::from_bytes(&reply.body) {
+        Ok(AnnounceResponse::Failure(reason)) => reason,
+        other => panic!("expected a failure, got {other:?}: {}", reply.text()),
+    }
+}
+
+fn scrape(tracker: &TestTracker, hashes: &[InfoHash]) -> ScrapeResponse {
+    let query = ScrapeRequest {
+        info_hashes: hashes.to_vec(),
+    }
+    .to_query();
+    let reply = tracker.get(&format!("/scrape?{query}"));
+    assert_bencoded_200(&reply);
+    ScrapeResponse::from_bytes(&reply.body).unwrap_or_else(|e| panic!("{e}: {}", reply.text()))
+}
+
+fn scrape_files(
+    response: ScrapeResponse,
+) -> std::collections::BTreeMap<InfoHash, rill_common::tracker::http::ScrapeStats> {
+    match response {
+        ScrapeResponse::Success(reply) => reply.files,
+        ScrapeResponse::Failure(reason) => panic!("scrape failed: {reason}"),
+    }
+}
+
+fn config(edit: impl FnOnce(&mut Config)) -> Config {
+    let mut config = Config::default();
+    edit(&mut config);
+    config
 }
 
 #[test]
 fn two_http_peers_see_each_other() {
     let tracker = TestTracker::start(Config::default());
-    let first = success(http_announce(
-        &tracker,
-        &announce_query(hash(1), 1, 6001, 100),
-    ));
+    let first = ok_announce(&tracker, &request(hash(1), 1, 6001, 100));
     assert!(first.peers.is_empty());
     assert_eq!((first.complete, first.incomplete), (Some(0), Some(1)));
-    let second = success(http_announce(
-        &tracker,
-        &announce_query(hash(1), 2, 6002, 0),
-    ));
-    assert_eq!(addrs(&second), ["127.0.0.1:6001".parse().unwrap()]);
+    assert!(first.interval >= 1800 && first.interval <= 1800 + 180);
+    assert_eq!(first.min_interval, Some(300));
+    let second = ok_announce(&tracker, &request(hash(1), 2, 6002, 0));
+    assert_eq!(addrs(&second), [sa("127.0.0.1:6001")]);
     assert_eq!((second.complete, second.incomplete), (Some(1), Some(1)));
-    let first = success(http_announce(
-        &tracker,
-        &announce_query(hash(1), 1, 6001, 100),
+    let first = ok_announce(&tracker, &request(hash(1), 1, 6001, 100));
+    assert_eq!(addrs(&first), [sa("127.0.0.1:6002")]);
+    // Another torrent is another swarm.
+    let other = ok_announce(&tracker, &request(hash(2), 3, 6003, 100));
+    assert!(other.peers.is_empty());
+}
+
+#[test]
+fn compact_is_the_default_and_dictionary_model_on_request() {
+    let tracker = TestTracker::start(Config::default());
+    ok_announce(&tracker, &request(hash(1), 1, 6001, 100));
+
+    // No `compact` at all: compact, `peers` a 6-byte string.
+    let mut query = request(hash(1), 2, 6002, 100).to_query();
+    query = query.replace("&compact=1", "");
+    let reply = tracker.get(&format!("/announce?{query}"));
+    assert!(
+        reply.body.windows(9).any(|w| w == b"5:peers6:"),
+        "{}",
+        reply.text()
+    );
+
+    // compact=0: a list of dictionaries with peer ids ...
+    let mut dict = request(hash(1), 2, 6002, 100);
+    dict.compact = false;
+    let reply = tracker.get(&format!("/announce?{}", dict.to_query()));
+    assert!(
+        reply.body.windows(8).any(|w| w == b"5:peersl"),
+        "{}",
+        reply.text()
+    );
+    let peers = success(decode_announce(&reply)).peers;
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].addr, sa("127.0.0.1:6001"));
+    assert_eq!(peers[0].peer_id, Some(peer_id(1)));
+
+    // ... and without them when no_peer_id=1.
+    dict.no_peer_id = true;
+    let reply = tracker.get(&format!("/announce?{}", dict.to_query()));
+    assert!(
+        !reply.body.windows(7).any(|w| w == b"peer id"),
+        "{}",
+        reply.text()
+    );
+    let peers = success(decode_announce(&reply)).peers;
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].peer_id, None);
+}
+
+#[test]
+fn empty_swarm_still_has_peers_key() {
+    let tracker = TestTracker::start(Config::default());
+    let reply = tracker.get(&format!(
+        "/announce?{}",
+        request(hash(9), 1, 6001, 1).to_query()
     ));
-    assert_eq!(addrs(&first), ["127.0.0.1:6002".parse().unwrap()]);
+    assert_bencoded_200(&reply);
+    assert!(
+        reply.body.windows(9).any(|w| w == b"5:peers0:"),
+        "{}",
+        reply.text()
+    );
+}
+
+#[test]
+fn ipv6_peers_go_to_peers6() {
+    let tracker = TestTracker::start_on(Config::default(), IpAddr::V6(Ipv6Addr::LOCALHOST));
+    ok_announce(&tracker, &request(hash(1), 1, 6001, 100));
+    let reply = tracker.get(&format!(
+        "/announce?{}",
+        request(hash(1), 2, 6002, 100).to_query()
+    ));
+    // `peers` present and empty, the ::1 peer in `peers6`.
+    assert!(
+        reply.body.windows(9).any(|w| w == b"5:peers0:"),
+        "{}",
+        reply.text()
+    );
+    assert!(
+        reply.body.windows(11).any(|w| w == b"6:peers618:"),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(addrs(&success(decode_announce(&reply))), [sa("[::1]:6001")]);
+}
+
+#[test]
+fn dual_stack_listener_serves_both_families() {
+    let tracker = TestTracker::start_on(Config::default(), IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+    let port = tracker.http_addr.port();
+    // An IPv4 client on a dual-stack socket is an IPv4 peer, not ::ffff:127.0.0.1.
+    let v4 = tracker.get_url(&format!(
+        "http://127.0.0.1:{port}/announce?{}",
+        request(hash(1), 1, 6001, 100).to_query()
+    ));
+    assert!(success(decode_announce(&v4)).peers.is_empty());
+    let v6 = ok_announce(&tracker, &request(hash(1), 2, 6002, 100));
+    assert_eq!(addrs(&v6), [sa("127.0.0.1:6001")]);
+    let v4 = tracker.get_url(&format!(
+        "http://127.0.0.1:{port}/announce?{}",
+        request(hash(1), 1, 6001, 100).to_query()
+    ));
+    assert_eq!(addrs(&success(decode_announce(&v4))), [sa("[::1]:6002")]);
+}
+
+#[test]
+fn stopped_removes_the_peer() {
+    let tracker = TestTracker::start(Config::default());
+    ok_announce(&tracker, &request(hash(1), 1, 6001, 100));
+    ok_announce(&tracker, &request(hash(1), 2, 6002, 100));
+    let mut stop = request(hash(1), 2, 6002, 100);
+    stop.event = Some(AnnounceEvent::Stopped);
+    let stopped = ok_announce(&tracker, &stop);
+    assert!(stopped.peers.is_empty(), "no peers for a leaving peer");
+    let third = ok_announce(&tracker, &request(hash(1), 3, 6003, 100));
+    assert_eq!(addrs(&third), [sa("127.0.0.1:6001")]);
+    assert_eq!(third.incomplete, Some(2));
+}
+
+#[test]
+fn completed_counts_in_scrape_and_multi_hash_scrape() {
+    let tracker = TestTracker::start(Config::default());
+    ok_announce(&tracker, &request(hash(1), 1, 6001, 100));
+    ok_announce(&tracker, &request(hash(1), 2, 6002, 100));
+    let mut done = request(hash(1), 2, 6002, 0);
+    done.event = Some(AnnounceEvent::Completed);
+    ok_announce(&tracker, &done);
+    ok_announce(&tracker, &request(hash(2), 3, 6003, 0));
+
+    let files = scrape_files(scrape(&tracker, &[hash(1), hash(2), hash(3)]));
+    assert_eq!(files.len(), 3);
+    let one = &files[&hash(1)];
+    assert_eq!((one.complete, one.incomplete, one.downloaded), (1, 1, 1));
+    let two = &files[&hash(2)];
+    assert_eq!((two.complete, two.incomplete, two.downloaded), (1, 0, 0));
+    let unknown = &files[&hash(3)];
+    assert_eq!(
+        (unknown.complete, unknown.incomplete, unknown.downloaded),
+        (0, 0, 0)
+    );
+}
+
+#[test]
+fn full_scrape_is_off_by_default_and_works_when_enabled() {
+    let tracker = TestTracker::start(Config::default());
+    ok_announce(&tracker, &request(hash(1), 1, 6001, 0));
+    let reason = failure_reason(&tracker.get("/scrape"));
+    assert!(reason.contains("full scrape"), "{reason}");
+
+    let tracker = TestTracker::start(config(|c| c.scrape.full_scrape = true));
+    ok_announce(&tracker, &request(hash(1), 1, 6001, 0));
+    ok_announce(&tracker, &request(hash(2), 1, 6001, 5));
+    let reply = tracker.get("/scrape");
+    assert_bencoded_200(&reply);
+    let files = scrape_files(ScrapeResponse::from_bytes(&reply.body).unwrap());
+    assert_eq!(
+        files.keys().copied().collect::<Vec<_>>(),
+        [hash(1), hash(2)]
+    );
+}
+
+#[test]
+fn numwant_is_capped() {
+    let tracker = TestTracker::start(config(|c| {
+        c.announce.default_numwant = 2;
+        c.announce.max_numwant = 3;
+    }));
+    for n in 0..6 {
+        ok_announce(&tracker, &request(hash(1), n, 7000 + u16::from(n), 100));
+    }
+    let mut asks_many = request(hash(1), 10, 7010, 100);
+    asks_many.numwant = Some(100);
+    assert_eq!(ok_announce(&tracker, &asks_many).peers.len(), 3);
+    assert_eq!(
+        ok_announce(&tracker, &request(hash(1), 10, 7010, 100))
+            .peers
+            .len(),
+        2
+    );
+    let mut asks_one = request(hash(1), 10, 7010, 100);
+    asks_one.numwant = Some(1);
+    assert_eq!(ok_announce(&tracker, &asks_one).peers.len(), 1);
+}
+
+#[test]
+fn every_bad_http_request_gets_a_bencoded_failure_and_the_tracker_stays_up() {
+    let tracker = TestTracker::start(Config::default());
+    let good = request(hash(1), 1, 6001, 100).to_query();
+    let without_hash = good
+        .split('&')
+        .filter(|p| !p.starts_with("info_hash="))
+        .collect::<Vec<_>>()
+        .join("&");
+    let too_many: Vec<InfoHash> = (0..=64).map(hash).collect();
+    let cases = [
+        ("/announce".to_owned(), "info_hash"),
+        ("/announce?garbage%%%&&==".to_owned(), "escape"),
+        ("/announce?\u{1}\u{2}".to_owned(), "info_hash"),
+        (format!("/announce?{without_hash}"), "info_hash"),
+        (format!("/announce?{good}&info_hash=%00"), "info_hash"),
+        (
+            "/announce?info_hash=short&peer_id=x&port=1".to_owned(),
+            "info_hash",
+        ),
+        (
+            format!("/announce?{}", good.replace("port=6001", "port=70000")),
+            "port",
+        ),
+        (
+            format!("/announce?{}", good.replace("left=100", "left=-1")),
+            "left",
+        ),
+        (format!("/announce?{good}&event=exploded"), "event"),
+        (
+            format!("/announce?{good}&pad={}", "x".repeat(5000)),
+            "limit",
+        ),
+        (
+            format!(
+                "/scrape?{}",
+                ScrapeRequest {
+                    info_hashes: too_many
+                }
+                .to_query()
+            ),
+            "info hashes",
+        ),
+        ("/scrape?info_hash=abc".to_owned(), "info_hash"),
+        ("/scrape?info_hash=%zz".to_owned(), "escape"),
+    ];
+    for (path, expected) in &cases {
+        let reason = failure_reason(&tracker.get(path));
+        assert!(
+            reason.contains(expected),
+            "{path}: {reason:?} should mention {expected:?}"
+        );
+    }
+    // Still serving.
+    assert_eq!(tracker.get("/health").body, b"ok");
+    ok_announce(&tracker, &request(hash(1), 1, 6001, 100));
+    // An unknown path is a plain 404, not a tracker reply.
+    assert_eq!(tracker.get("/nowhere").status, 404);
+}
+
+#[test]
+fn forwarded_for_is_ignored_from_untrusted_peers() {
+    let tracker = TestTracker::start(Config::default());
+    let path = format!("/announce?{}", request(hash(1), 1, 6001, 100).to_query());
+    let headers = [
+        ("X-Forwarded-For", "203.0.113.7"),
+        ("X-Real-IP", "203.0.113.8"),
+    ];
+    success(decode_announce(&tracker.get_with_headers(&path, &headers)));
+    let seen = ok_announce(&tracker, &request(hash(1), 2, 6002, 100));
+    assert_eq!(addrs(&seen), [sa("127.0.0.1:6001")]);
+}
+
+#[test]
+fn forwarded_for_is_believed_from_trusted_proxies() {
+    let tracker = TestTracker::start(config(|c| {
+        c.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    }));
+    let path = format!("/announce?{}", request(hash(1), 1, 6001, 100).to_query());
+    // The client claimed 198.51.100.1; our proxy saw 203.0.113.7.
+    let headers = [("X-Forwarded-For", "198.51.100.1, 203.0.113.7")];
+    success(decode_announce(&tracker.get_with_headers(&path, &headers)));
+    let seen = ok_announce(&tracker, &request(hash(1), 2, 6002, 100));
+    assert_eq!(addrs(&seen), [sa("203.0.113.7:6001")]);
+}
+
+#[test]
+fn ip_parameter_only_when_allowed() {
+    let claim = |tracker: &TestTracker| {
+        let mut claimed = request(hash(1), 1, 6001, 100);
+        claimed.ip = Some("192.0.2.55".to_owned());
+        ok_announce(tracker, &claimed);
+        addrs(&ok_announce(tracker, &request(hash(1), 2, 6002, 100)))
+    };
+    let tracker = TestTracker::start(Config::default());
+    assert_eq!(claim(&tracker), [sa("127.0.0.1:6001")]);
+    let tracker = TestTracker::start(config(|c| c.announce.allow_ip_param = true));
+    assert_eq!(claim(&tracker), [sa("192.0.2.55:6001")]);
+}
+
+#[test]
+fn stats_count_requests_and_peers() {
+    let tracker = TestTracker::start(Config::default());
+    ok_announce(&tracker, &request(hash(1), 1, 6001, 100));
+    ok_announce(&tracker, &request(hash(1), 2, 6002, 0));
+    scrape(&tracker, &[hash(1)]);
+    failure_reason(&tracker.get("/announce?nonsense"));
+    let reply = tracker.get("/stats");
+    assert_eq!(reply.status, 200);
+    let stats: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(stats["torrents"], 1, "{stats}");
+    assert_eq!(stats["seeders"], 1, "{stats}");
+    assert_eq!(stats["leechers"], 1, "{stats}");
+    assert_eq!(stats["announces"], 2, "{stats}");
+    assert_eq!(stats["scrapes"], 1, "{stats}");
+    assert_eq!(stats["http"]["failures"], 1, "{stats}");
+}
+
+#[test]
+fn graceful_stop_returns_ok() {
+    let tracker = TestTracker::start(Config::default());
+    ok_announce(&tracker, &request(hash(1), 1, 6001, 100));
+    tracker.stop().expect("a clean stop");
+}
+
+// ---- UDP (BEP 15) ----
+
+fn udp_announce(
+    connection_id: u64,
+    transaction_id: u32,
+    info_hash: InfoHash,
+    peer: u8,
+    port: u16,
+    left: u64,
+) -> udp::AnnounceRequest {
+    udp::AnnounceRequest {
+        connection_id,
+        transaction_id,
+        info_hash,
+        peer_id: peer_id(peer),
+        downloaded: 0,
+        left,
+        uploaded: 0,
+        event: None,
+        ip: Ipv4Addr::UNSPECIFIED,
+        key: 1,
+        num_want: -1,
+        port,
+        url_data: Vec::new(),
+    }
+}
+
+fn announced(response: Response, transaction_id: u32) -> (u32, u32, Vec<SocketAddr>) {
+    match response {
+        Response::Announce {
+            transaction_id: t,
+            interval,
+            leechers,
+            seeders,
+            mut peers,
+        } => {
+            assert_eq!(t, transaction_id);
+            assert!(interval >= 1800);
+            peers.sort();
+            (seeders, leechers, peers)
+        }
+        other => panic!("expected an announce reply, got {other:?}"),
+    }
+}
+
+#[test]
+fn udp_peers_see_each_other_and_scrape() {
+    let tracker = TestTracker::start(Config::default());
+    let (a, b) = (tracker.udp_client(), tracker.udp_client());
+    let (ca, cb) = (a.connect(1), b.connect(2));
+    let reply = a.request(&Request::Announce(udp_announce(
+        ca,
+        10,
+        hash(1),
+        1,
+        6001,
+        100,
+    )));
+    assert_eq!(announced(reply, 10), (0, 1, vec![]));
+    let mut done = udp_announce(cb, 11, hash(1), 2, 6002, 0);
+    done.event = Some(AnnounceEvent::Completed);
+    let reply = b.request(&Request::Announce(done));
+    assert_eq!(announced(reply, 11), (1, 1, vec![sa("127.0.0.1:6001")]));
+    let reply = a.request(&Request::Announce(udp_announce(
+        ca,
+        12,
+        hash(1),
+        1,
+        6001,
+        100,
+    )));
+    assert_eq!(announced(reply, 12), (1, 1, vec![sa("127.0.0.1:6002")]));
+
+    let reply = a.request(&Request::Scrape {
+        connection_id: ca,
+        transaction_id: 13,
+        info_hashes: vec![hash(1), hash(7)],
+    });
+    let expected = vec![
+        udp::ScrapeStats {
+            seeders: 1,
+            completed: 1,
+            leechers: 1,
+        },
+        udp::ScrapeStats::default(),
+    ];
+    assert_eq!(
+        reply,
+        Response::Scrape {
+            transaction_id: 13,
+            stats: expected
+        }
+    );
+
+    // HTTP and UDP share the swarm.
+    let http = ok_announce(&tracker, &request(hash(1), 3, 6003, 100));
+    assert_eq!(addrs(&http), [sa("127.0.0.1:6001"), sa("127.0.0.1:6002")]);
+}
+
+#[test]
+fn udp_over_ipv6_gets_ipv6_peers_only() {
+    let tracker = TestTracker::start_on(Config::default(), IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+    let port = tracker.udp_addr.port();
+    let v4 = UdpClient::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    let v6 = UdpClient::new(SocketAddr::from((Ipv6Addr::LOCALHOST, port)));
+    let (c4, c6) = (v4.connect(1), v6.connect(2));
+    v4.request(&Request::Announce(udp_announce(
+        c4,
+        3,
+        hash(1),
+        1,
+        6001,
+        100,
+    )));
+    let reply = v6.request(&Request::Announce(udp_announce(
+        c6,
+        4,
+        hash(1),
+        2,
+        6002,
+        100,
+    )));
+    // The IPv4 peer is counted but not sent in 18-byte form.
+    assert_eq!(announced(reply, 4), (0, 2, vec![]));
+    let v6b = UdpClient::new(SocketAddr::from((Ipv6Addr::LOCALHOST, port)));
+    let c6b = v6b.connect(5);
+    let reply = v6b.request(&Request::Announce(udp_announce(
+        c6b,
+        6,
+        hash(1),
+        3,
+        6003,
+        100,
+    )));
+    assert_eq!(announced(reply, 6), (0, 3, vec![sa("[::1]:6002")]));
+    let reply = v4.request(&Request::Announce(udp_announce(
+        c4,
+        7,
+        hash(1),
+        1,
+        6001,
+        100,
+    )));
+    assert_eq!(announced(reply, 7), (0, 3, vec![]));
+}
+
+#[test]
+fn udp_wrong_connection_id_gets_an_error() {
+    let tracker = TestTracker::start(Config::default());
+    let client = tracker.udp_client();
+    let id = client.connect(1);
+    for request in [
+        Request::Announce(udp_announce(id ^ 0xff, 2, hash(1), 1, 6001, 100)),
+        Request::Scrape {
+            connection_id: id.wrapping_add(1),
+            transaction_id: 2,
+            info_hashes: vec![hash(1)],
+        },
+    ] {
+        match client.request(&request) {
+            Response::Error {
+                transaction_id: 2,
+                message,
+            } => assert!(message.contains("connection id"), "{message}"),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+    // Another client's id is wrong too (ids are bound to the address).
+    let other = tracker.udp_client();
+    let reply = other.request(&Request::Announce(udp_announce(id, 3, hash(1), 1, 6001, 1)));
+    assert!(
+        matches!(
+            reply,
+            Response::Error {
+                transaction_id: 3,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+}
+
+#[test]
+fn udp_garbage_is_dropped_and_the_tracker_stays_up() {
+    let tracker = TestTracker::start(Config::default());
+    let client = tracker.udp_client();
+    let mut connect = Request::Connect { transaction_id: 9 }.encode();
+    connect[0] ^= 1; // no magic number
+    let announce = Request::Announce(udp_announce(5, 1, hash(1), 1, 6001, 1)).encode();
+    let garbage: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0xff],
+        b"GET /announce HTTP/1.1\r\n\r\n".to_vec(),
+        vec![0; 15],
+        connect,
+        announce[..50].to_vec(),
+        (0..=255).collect(),
+    ];
+    for packet in &garbage {
+        client.send_raw(packet);
+    }
+    // Dropped, not answered: the next replies are those of the next requests, in turn
+    // (`connect` panics on any other reply).
+    for transaction_id in [100, 101, 102] {
+        client.connect(transaction_id);
+    }
+    assert_eq!(tracker.get("/health").body, b"ok");
+}
+
+#[test]
+fn udp_malformed_request_with_valid_connection_id_gets_an_error() {
+    let tracker = TestTracker::start(Config::default());
+    let client = tracker.udp_client();
+    let id = client.connect(1);
+    // A BEP 41 option cut short, and an unknown event code.
+    let mut cut = Request::Announce(udp_announce(id, 2, hash(1), 1, 6001, 1)).encode();
+    cut.extend_from_slice(&[2, 10, b'/']);
+    let mut bad_event = Request::Announce(udp_announce(id, 3, hash(1), 1, 6001, 1)).encode();
+    bad_event[80..84].copy_from_slice(&77u32.to_be_bytes());
+    for (packet, transaction_id) in [(cut, 2), (bad_event, 3)] {
+        client.send_raw(&packet);
+        let reply = Response::decode(&client.recv_raw(), udp::Family::V4).unwrap();
+        match reply {
+            Response::Error {
+                transaction_id: t,
+                message,
+            } => {
+                assert_eq!(t, transaction_id);
+                assert!(message.contains("invalid request"), "{message}");
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn udp_url_data_is_ignored_in_public_mode() {
+    let tracker = TestTracker::start(Config::default());
+    let client = tracker.udp_client();
+    let id = client.connect(1);
+    let mut with_path = udp_announce(id, 2, hash(1), 1, 6001, 1);
+    with_path.url_data = b"/announce?passkey=abc".to_vec();
+    let reply = client.request(&Request::Announce(with_path));
+    assert_eq!(announced(reply, 2), (0, 1, vec![]));
+}
+
+#[test]
+fn percent_encoding_of_every_byte_is_accepted() {
+    // Info hashes whose bytes are all "special": every byte is escaped, and `+` is literal.
+    let tracker = TestTracker::start(Config::default());
+    let weird = InfoHash::from_bytes(*b"+ &=%?#/\\\0\x7f\xff+ &=%?#/");
+    let query = format!(
+        "info_hash={}&peer_id={}&port=6001&left=5",
+        percent_encode_bytes(weird.as_bytes()),
+        percent_encode_bytes(peer_id(1).as_bytes())
+    );
+    success(decode_announce(&tracker.get(&format!("/announce?{query}"))));
+    let files = scrape_files(scrape(&tracker, &[weird]));
+    assert_eq!(files[&weird].incomplete, 1);
 }

@@ -15,11 +15,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rill_common::InfoHash;
-use rill_common::tracker::http::ScrapeStats;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+use rill_common::tracker::AnnounceEvent;
+use rill_common::tracker::http::{AnnounceRequest, AnnounceResponse, ScrapeStats};
+use rill_common::{InfoHash, PeerId};
 use rill_tests::{
     LibtorrentOptions, LibtorrentPeer, TestTracker, TransmissionOptions, TransmissionPeer,
-    http_scrape, require_tool, run_rill, torrent_info_hash,
+    http_get, http_scrape, require_tool, run_rill, torrent_info_hash,
 };
 use rill_tracker::Config;
 
@@ -132,6 +136,24 @@ fn assert_completed_in_scrape(tracker: &TestTracker, info_hash: InfoHash) {
     assert_eq!(stats.incomplete, 0, "{stats:?}");
 }
 
+/// The peers the tracker hands a newcomer (a leecher that announces once, then `stopped`,
+/// so that it leaves the swarm's counters as they were).
+fn swarm_seen_by_a_newcomer(tracker: &TestTracker, info_hash: InfoHash) -> BTreeSet<SocketAddr> {
+    let peer_id = PeerId::from_bytes(*b"-XX0000-observer0000");
+    let mut request = AnnounceRequest::new(info_hash, peer_id, 1);
+    request.left = 1;
+    request.numwant = Some(50);
+    let (status, body) = http_get(&request.announce_url(&tracker.announce_url())).unwrap();
+    assert_eq!(status, 200);
+    let AnnounceResponse::Success(reply) = AnnounceResponse::from_bytes(&body).unwrap() else {
+        panic!("announce refused: {}", String::from_utf8_lossy(&body));
+    };
+    request.event = Some(AnnounceEvent::Stopped);
+    let (status, _) = http_get(&request.announce_url(&tracker.announce_url())).unwrap();
+    assert_eq!(status, 200);
+    reply.peers.iter().map(|peer| peer.addr).collect()
+}
+
 /// libtorrent seed and libtorrent leecher, both announcing to `url` (HTTP or UDP).
 fn libtorrent_pair(url_of: impl Fn(&TestTracker) -> String) {
     if !require_tool("libtorrent") {
@@ -163,6 +185,9 @@ fn libtorrent_pair(url_of: impl Fn(&TestTracker) -> String) {
     leech.wait_finished(LIBTORRENT_DOWNLOAD).unwrap();
     payload.assert_downloaded(&leech_dir);
     assert_completed_in_scrape(&tracker, payload.info_hash);
+    // Each announced from its own listen address, over HTTP and UDP alike.
+    let swarm = swarm_seen_by_a_newcomer(&tracker, payload.info_hash);
+    assert_eq!(swarm, BTreeSet::from([seed.addr(), leech.addr()]));
 }
 
 #[test]
@@ -227,12 +252,21 @@ fn libtorrent_seed_dials_a_transmission_leecher_from_the_reply() {
         |stats| stats.incomplete == 1,
     );
 
-    let _seed = LibtorrentPeer::seed(
+    let mut seed = LibtorrentPeer::seed(
         &payload.torrent,
         &payload.seed_dir,
         LibtorrentOptions::default(),
     )
     .unwrap();
+    let peers = seed
+        .wait_event("tracker_reply", ANNOUNCE_SEEN, |event| {
+            Ok(event["peers"].as_u64())
+        })
+        .unwrap();
+    assert_eq!(
+        peers, 1,
+        "the tracker gives the libtorrent seed the Transmission leecher"
+    );
     leech.wait_finished(TRANSMISSION_DOWNLOAD).unwrap();
     payload.assert_downloaded(&leech_dir);
     assert_completed_in_scrape(&tracker, payload.info_hash);

@@ -44,7 +44,9 @@ Output: one JSON object per line on stdout, flushed at once, each with an "event
   {"event":"peer_connected","address":"127.0.0.3","port":P}
   {"event":"peer_disconnected","address":A,"port":P,"message":M}
   {"event":"error","message":M}                           fatal (the driver then exits 1)
-  {"event":"exit","reason":"stdin closed"|"quit"|"max-seconds"|"finished"}   last line
+  {"event":"exit","reason":"stdin closed"|"quit"|"max-seconds"|"finished"|"error"}
+                                                          last line, after the session has
+                                                          sent `stopped` to its trackers
 
 Commands on stdin (one per line; closing stdin makes the driver exit, so a parent that dies
 takes the driver with it):
@@ -64,6 +66,9 @@ import threading
 import time
 
 import libtorrent as lt
+
+# Longest wait for the trackers' answers to the `stopped` announce at exit.
+STOP_SECONDS = 3
 
 
 def emit(event, **fields):
@@ -296,6 +301,24 @@ class Peer:
             return "error"
         return None
 
+    def stop_announce(self):
+        """Pause the torrent and wait (at most STOP_SECONDS) until every tracker has answered
+        its `stopped` announce. Destroying the session alone does not send it over UDP."""
+        if self.handle is None or not self.handle.is_valid():
+            return
+        pending = {entry["url"] for entry in self.handle.trackers()}
+        self.handle.pause()
+        deadline = time.monotonic() + STOP_SECONDS
+        while pending and time.monotonic() < deadline:
+            self.session.wait_for_alert(100)
+            for alert in self.session.pop_alerts():
+                if isinstance(alert, (lt.tracker_reply_alert, lt.tracker_error_alert)):
+                    pending.discard(alert.tracker_url())
+                if isinstance(alert, lt.tracker_announce_alert):
+                    emit("tracker_announce", url=alert.tracker_url(), stopped=True)
+        if pending:
+            emit("warning", message=f"no answer to `stopped` from {sorted(pending)}")
+
     def run(self):
         commands = queue.Queue()
         threading.Thread(target=read_stdin, args=(commands,), daemon=True).start()
@@ -332,6 +355,7 @@ def main(argv):
     try:
         peer = Peer(args)
         reason = peer.run()
+        peer.stop_announce()
     except Exception as err:  # noqa: BLE001 - any failure becomes an event, then exit 1
         emit("error", message=f"{type(err).__name__}: {err}")
         emit("exit", reason="error")

@@ -19,7 +19,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -117,8 +117,7 @@ impl LibtorrentOptions {
 }
 
 /// A running `lt_peer.py`: one libtorrent session with one torrent on one loopback address.
-/// Dropping it closes the driver's stdin (it exits, sending `stopped` to its trackers) and
-/// kills it by PID if it has not exited within a few seconds.
+/// Dropping it stops it ([`LibtorrentPeer::stop`]).
 pub struct LibtorrentPeer {
     process: Process,
     address: SocketAddrV4,
@@ -167,7 +166,7 @@ impl LibtorrentPeer {
             .arg("--save-path")
             .arg(save_path)
             .args(options.args(address));
-        let process = Process::spawn(&format!("lt_peer.py {mode}"), command, false)?;
+        let process = Process::spawn(&format!("lt_peer.py {mode}"), command, None)?;
         let mut peer = Self {
             process,
             address: SocketAddrV4::new(address, 0),
@@ -261,6 +260,12 @@ impl LibtorrentPeer {
     /// Asks the session to scrape its trackers now (answered by a `scrape_reply` event).
     pub fn scrape(&mut self) -> anyhow::Result<()> {
         self.process.send_line("scrape")
+    }
+
+    /// Stops the driver: closes its stdin, on which it announces `stopped` to its trackers and
+    /// exits; kills it by PID if it has not exited within a few seconds. Returns its status.
+    pub fn stop(mut self) -> anyhow::Result<ExitStatus> {
+        self.process.stop()
     }
 
     /// The driver's stderr so far.

@@ -1,9 +1,10 @@
 //! A child process whose stdout lines arrive on a channel and whose stderr is kept, with
-//! bounded waits. Ends the process on drop: it closes stdin (the libtorrent driver exits on
-//! that), sends SIGTERM by PID when asked to, waits a bounded time, then kills it.
+//! bounded waits. [`Process::stop`] (also run on drop) ends it gracefully: it closes stdin
+//! (the libtorrent driver exits on that), sends the configured signal by PID if any, waits
+//! a bounded time, then kills it.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -24,14 +25,20 @@ pub(crate) struct Process {
     lines: Receiver<String>,
     recent: Vec<String>,
     stderr: Arc<Mutex<String>>,
-    terminate: bool,
+    stop_signal: Option<&'static str>,
+    status: Option<ExitStatus>,
 }
 
 impl Process {
     /// Starts `command` with piped stdio. Stdout is split on `\n` and `\r` (transmission-cli
-    /// rewrites its status line with `\r`); empty lines are dropped. `terminate`: send SIGTERM
-    /// on drop (for programs that do not exit when stdin closes).
-    pub(crate) fn spawn(name: &str, mut command: Command, terminate: bool) -> anyhow::Result<Self> {
+    /// rewrites its status line with `\r`); empty lines are dropped. `stop_signal`: the signal
+    /// (`kill -s` name, e.g. `"INT"`) that asks the program to exit, for programs that do not
+    /// exit when stdin closes.
+    pub(crate) fn spawn(
+        name: &str,
+        mut command: Command,
+        stop_signal: Option<&'static str>,
+    ) -> anyhow::Result<Self> {
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -77,7 +84,8 @@ impl Process {
             lines,
             recent: Vec::new(),
             stderr,
-            terminate,
+            stop_signal,
+            status: None,
         })
     }
 
@@ -215,25 +223,39 @@ impl Process {
     }
 }
 
-impl Drop for Process {
-    fn drop(&mut self) {
+impl Process {
+    /// Ends the process gracefully and returns its exit status: closes stdin, sends the stop
+    /// signal (if any) by PID, waits up to a few seconds, then kills it. Idempotent.
+    pub(crate) fn stop(&mut self) -> anyhow::Result<ExitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
         self.stdin = None;
-        if self.terminate {
-            // std only sends SIGKILL; SIGTERM lets `timeout` pass the signal on to its child.
+        if let Some(signal) = self.stop_signal {
+            // std can only send SIGKILL; `kill` sends the signal to this PID alone.
             let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
+                .args(["-s", signal, &self.child.id().to_string()])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
         }
         let deadline = Instant::now() + GRACE;
         while Instant::now() < deadline {
-            match self.child.try_wait() {
-                Ok(Some(_)) | Err(_) => return,
-                Ok(None) => thread::park_timeout(Duration::from_millis(20)),
+            if let Some(status) = self.child.try_wait()? {
+                self.status = Some(status);
+                return Ok(status);
             }
+            thread::park_timeout(Duration::from_millis(20));
         }
         let _ = self.child.kill();
-        let _ = self.child.wait();
+        let status = self.child.wait()?;
+        self.status = Some(status);
+        bail!("{} did not exit within {GRACE:?}; killed", self.name)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.stop();
     }
 }

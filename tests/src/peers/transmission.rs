@@ -17,12 +17,12 @@
 //! dropped, so Transmission never dials them; the other side must connect to it, e.g. a
 //! libtorrent peer that announces after Transmission did. It announces from its
 //! `bind-address-ipv4`. A seed announces twice at start (`event=started&numwant=0`, then an
-//! empty `event=` with `numwant=80`) and then scrapes.
+//! empty `event=` with `numwant=80`) and then scrapes. It sends no `stopped` when it exits.
 
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -72,9 +72,8 @@ impl TransmissionOptions {
     }
 }
 
-/// A running `transmission-cli` with one torrent on one loopback address. Dropping it sends
-/// SIGTERM (by PID) and kills it if it has not exited within a few seconds; its config
-/// folder is then deleted.
+/// A running `transmission-cli` with one torrent on one loopback address. Dropping it stops
+/// it ([`TransmissionPeer::stop`]); its config folder is then deleted.
 pub struct TransmissionPeer {
     process: Process,
     address: SocketAddrV4,
@@ -163,7 +162,9 @@ impl TransmissionPeer {
             .arg("-f")
             .arg(&script)
             .arg(torrent);
-        let process = Process::spawn("transmission-cli", command, true)?;
+        // SIGINT: `timeout` passes it on, and transmission-cli closes its session and exits
+        // 0 (SIGTERM kills it on the spot). Either way it sends no `stopped` announce.
+        let process = Process::spawn("transmission-cli", command, Some("INT"))?;
         Ok(Self {
             process,
             address: SocketAddrV4::new(address, port),
@@ -205,6 +206,13 @@ impl TransmissionPeer {
         let mut lines = self.process.drain();
         lines.retain(|line| is_status(line));
         lines
+    }
+
+    /// Stops Transmission gracefully (SIGINT by PID: it saves its resume file and exits, with
+    /// status 0) and waits for it, killing it after a few seconds. Note: transmission-cli
+    /// does not announce `stopped` on the way out, so a tracker keeps it until it expires.
+    pub fn stop(mut self) -> anyhow::Result<ExitStatus> {
+        self.process.stop()
     }
 
     /// Transmission's stderr so far (its log).

@@ -188,6 +188,17 @@ fn libtorrent_pair(url_of: impl Fn(&TestTracker) -> String) {
     // Each announced from its own listen address, over HTTP and UDP alike.
     let swarm = swarm_seen_by_a_newcomer(&tracker, payload.info_hash);
     assert_eq!(swarm, BTreeSet::from([seed.addr(), leech.addr()]));
+    // Closing the driver announces `stopped`: the tracker forgets that peer.
+    assert!(leech.stop().unwrap().success());
+    let stats = wait_for_scrape(
+        &tracker,
+        payload.info_hash,
+        ANNOUNCE_SEEN,
+        "the stopped announce",
+        |stats| stats.complete == 1,
+    );
+    assert_eq!((stats.incomplete, stats.downloaded), (0, 1), "{stats:?}");
+    drop(seed);
 }
 
 #[test]
@@ -229,6 +240,15 @@ fn libtorrent_leecher_dials_a_transmission_seed_from_the_reply() {
     leech.wait_finished(TRANSMISSION_DOWNLOAD).unwrap();
     payload.assert_downloaded(&leech_dir);
     assert_completed_in_scrape(&tracker, payload.info_hash);
+    // The libtorrent leecher announces `stopped` as it exits: one seeder (Transmission) left.
+    assert!(leech.stop().unwrap().success());
+    wait_for_scrape(
+        &tracker,
+        payload.info_hash,
+        ANNOUNCE_SEEN,
+        "libtorrent's stopped announce",
+        |stats| stats.complete == 1,
+    );
 }
 
 #[test]
@@ -270,4 +290,7 @@ fn libtorrent_seed_dials_a_transmission_leecher_from_the_reply() {
     leech.wait_finished(TRANSMISSION_DOWNLOAD).unwrap();
     payload.assert_downloaded(&leech_dir);
     assert_completed_in_scrape(&tracker, payload.info_hash);
+    // transmission-cli exits on SIGINT without announcing `stopped` (measured), so the
+    // tracker keeps it until it expires; only the exit itself is checked.
+    assert!(leech.stop().unwrap().success());
 }

@@ -211,6 +211,7 @@ class Peer:
         self.checked = False
         self.finished = False
         self.exit_code = 0
+        self.answered = set()
 
     def start(self):
         self.handle = add_torrent(self.session, self.args)
@@ -279,6 +280,7 @@ class Peer:
         elif isinstance(alert, lt.tracker_announce_alert):
             emit("tracker_announce", url=alert.tracker_url())
         elif isinstance(alert, lt.tracker_reply_alert):
+            self.answered.add(alert.tracker_url())
             emit("tracker_reply", url=alert.tracker_url(), peers=alert.num_peers)
         elif isinstance(alert, lt.tracker_warning_alert):
             emit("tracker_warning", url=alert.tracker_url(), message=alert.warning_message())
@@ -302,11 +304,12 @@ class Peer:
         return None
 
     def stop_announce(self):
-        """Pause the torrent and wait (at most STOP_SECONDS) until every tracker has answered
-        its `stopped` announce. Destroying the session alone does not send it over UDP."""
+        """Pause the torrent and wait (at most STOP_SECONDS) until every tracker that answered
+        an announce before has answered its `stopped` announce. Destroying the session alone does not send it over UDP."""
         if self.handle is None or not self.handle.is_valid():
             return
-        pending = {entry["url"] for entry in self.handle.trackers()}
+        # Only trackers that answered before: a dead one would cost the whole wait.
+        pending = set(self.answered)
         self.handle.pause()
         deadline = time.monotonic() + STOP_SECONDS
         while pending and time.monotonic() < deadline:

@@ -37,12 +37,14 @@ Output: one JSON object per line on stdout, flushed at once, each with an "event
   {"event":"finished"}                                    every piece on disk and verified
                                                           (a seed reports it after `checked`)
   {"event":"tracker_announce","url":U}                    an announce was sent
+  {"event":"tracker_announce","url":U,"stopped":true}     the `stopped` announce at exit
   {"event":"tracker_reply","url":U,"peers":N}             the tracker answered with N peers
   {"event":"tracker_warning","url":U,"message":M}
   {"event":"tracker_error","url":U,"message":M,"times_in_row":K}
   {"event":"scrape_reply","url":U,"complete":C,"incomplete":I}
   {"event":"peer_connected","address":"127.0.0.3","port":P}
   {"event":"peer_disconnected","address":A,"port":P,"message":M}
+  {"event":"warning","message":M}                         not fatal (a bad command, say)
   {"event":"error","message":M}                           fatal (the driver then exits 1)
   {"event":"exit","reason":"stdin closed"|"quit"|"max-seconds"|"finished"|"error"}
                                                           last line, after the session has
@@ -56,6 +58,22 @@ takes the driver with it):
   status              print a `progress` event now
   quit                exit
 Stderr carries libtorrent's and Python's diagnostics only.
+
+Session settings and the loopback facts behind them (libtorrent 2.0.8):
+  - listen_interfaces is the one explicit address; outgoing_interfaces is set to it too, or
+    outgoing peer connections leave from 127.0.0.1 whatever the listen address. Tracker
+    announces (HTTP and UDP) already leave from the listen address, so a tracker records
+    the peer at ADDRESS:PORT it really listens on.
+  - DHT, LSD, UPnP, NAT-PMP off; uTP off unless --utp; plaintext only unless --encryption;
+    no rate limits; allow_multiple_connections_per_ip on.
+  - ssrf_mitigation off: otherwise libtorrent refuses a tracker on localhost whose path is
+    not exactly /announce (passkey URLs like /announce/KEY).
+  - The torrent is added paused and not auto-managed, its trackers set, then resumed, so the
+    first announce already goes to --tracker.
+  - At exit the torrent is paused and the driver waits (at most 3 s) for the answers to its
+    `stopped` announces: destroying the session alone sends none over UDP.
+  - libtorrent dials every peer of a tracker reply, seeding or not (Transmission does not
+    dial 127.x peers from a tracker, so pair it with a libtorrent peer that announces last).
 """
 
 import argparse

@@ -19,12 +19,12 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         /// The file.
         path: String,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message, not a `source`).
+        error: std::io::Error,
     },
     /// The TOML is invalid or has an unknown key (the message names it).
     #[error("{0}")]
@@ -206,9 +206,9 @@ impl Config {
 
     /// Reads and parses a TOML file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         Config::from_toml(&text).map_err(|e| match e {
             ConfigError::Parse(msg) => ConfigError::Parse(format!("{}: {msg}", path.display())),

@@ -27,7 +27,7 @@ pub use fixtures::{fixtures_dir, malformed_fixtures, valid_fixtures};
 pub use libtorrent::{libtorrent_check, libtorrent_create, libtorrent_view};
 pub use rill::{rill_bin, rill_command, run_rill};
 pub use tools::{require_tool, tool_available};
-pub use tracker::{HttpReply, TestTracker, UdpClient};
+pub use tracker::{HttpReply, TestTracker, UdpClient, tracker_bin};
 pub use transmission::{parse_show, transmission_show};
 pub use view::{Expected, FileView, ToolView};
 

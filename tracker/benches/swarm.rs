@@ -122,7 +122,7 @@ fn bench_announce(c: &mut Criterion) {
     group.bench_function("join+stop on 10k torrents x 10 peers", |b| {
         b.iter(|| {
             i = i.wrapping_add(1);
-            let mut a = announce(i % 10_000, 200_000 + i % 1_000_000, 1000);
+            let mut a = announce(i.wrapping_mul(7919) % 10_000, 200_000 + i % 1_000_000, 1000);
             black_box(store.announce(&a, now, &mut rng));
             a.event = Some(rill_common::tracker::AnnounceEvent::Stopped);
             black_box(store.announce(&a, now, &mut rng))
@@ -130,9 +130,11 @@ fn bench_announce(c: &mut Criterion) {
     });
     group.finish();
 
+    // Just under the ttl: every peer is looked at, none is old enough to go.
     let mut store = filled(10_000, 10, now, &mut rng);
-    c.bench_function("swarm purge 100k peers, none expired", |b| {
-        b.iter(|| black_box(store.purge(now + Duration::from_secs(60))))
+    let later = now + SwarmConfig::default().peer_ttl - Duration::from_secs(1);
+    c.bench_function("swarm purge 10k torrents x 10 peers, none expired", |b| {
+        b.iter(|| black_box(store.purge(later)))
     });
 }
 

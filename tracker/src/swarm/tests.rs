@@ -334,6 +334,29 @@ fn purge_drops_a_torrent_whose_last_peer_stopped() {
 }
 
 #[test]
+fn a_swarm_gets_an_index_when_it_grows_and_loses_it_when_it_shrinks() {
+    let (mut s, t0, mut rng) = store();
+    let h = hash(1);
+    let big = u8::try_from(super::list::SMALL + 8).unwrap();
+    for n in 0..big {
+        s.announce(&ann(h, v4(n, 1), u64::from(n % 3)), t0, &mut rng);
+        s.torrents[&h].v4.check_invariants();
+    }
+    assert!(s.torrents[&h].v4.has_index());
+    let r = s.announce(&ann(h, v4(5, 1), 1), t0, &mut rng);
+    assert_eq!(r.peers_v4.len(), usize::from(big) - 1);
+    for n in 0..big - 3 {
+        let stop = with_event(ann(h, v4(n, 1), 1), AnnounceEvent::Stopped);
+        s.announce(&stop, t0, &mut rng);
+        s.torrents[&h].v4.check_invariants();
+    }
+    assert!(!s.torrents[&h].v4.has_index());
+    let r = s.announce(&ann(h, v4(big - 1, 1), 1), t0, &mut rng);
+    let got: HashSet<_> = r.peers_v4.iter().map(|p| p.addr).collect();
+    assert_eq!(got, HashSet::from([v4(big - 3, 1), v4(big - 2, 1)]));
+}
+
+#[test]
 fn scrape_all_lists_every_torrent() {
     let (mut s, t0, mut rng) = store();
     s.announce(&ann(hash(1), v4(1, 1), 0), t0, &mut rng);
@@ -386,10 +409,11 @@ fn address(peer: u8) -> SocketAddr {
     match peer {
         0..8 => v4(peer / 2, u16::from(peer % 2) + 1),
         8..12 => v6(u16::from(peer), 1),
-        _ => SocketAddr::new(
+        12..14 => SocketAddr::new(
             IpAddr::V6(Ipv4Addr::new(10, 0, 0, 0).to_ipv6_mapped()),
             u16::from(peer - 12) + 1,
         ),
+        _ => v4(peer, 9),
     }
 }
 
@@ -397,7 +421,8 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
     super::canonical(addr)
 }
 
-fn op() -> impl Strategy<Value = Op> {
+/// Announces from `peers` addresses (see [`address`]), clock steps and purges.
+fn op(peers: u8) -> impl Strategy<Value = Op> {
     let event = prop_oneof![
         3 => Just(None),
         1 => Just(Some(AnnounceEvent::Started)),
@@ -406,7 +431,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Some(AnnounceEvent::Paused)),
     ];
     prop_oneof![
-        8 => (0..3u8, 0..14u8, 0..3u8, event, any::<bool>(), proptest::option::of(0..8u32))
+        8 => (0..3u8, 0..peers, 0..3u8, event, any::<bool>(), proptest::option::of(0..8u32))
             .prop_map(|(torrent, peer, peer_id, event, seeder, numwant)| Op::Announce {
                 torrent, peer, peer_id, event, seeder, numwant,
             }),
@@ -446,8 +471,24 @@ fn check_store(s: &SwarmStore, model: &Model, downloaded: &HashMap<u8, u32>) {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
+    /// Small swarms (no hash index), IPv4, IPv6 and IPv4-mapped addresses.
     #[test]
-    fn store_matches_a_model(ops in proptest::collection::vec(op(), 1..120), seed in any::<u64>()) {
+    fn store_matches_a_model(ops in proptest::collection::vec(op(14), 1..120), seed in any::<u64>()) {
+        run_model(ops, seed)?;
+    }
+
+    /// Swarms that grow past `SMALL` and shrink back: the hash index comes and goes.
+    #[test]
+    fn indexed_store_matches_a_model(
+        ops in proptest::collection::vec(op(60), 1..400),
+        seed in any::<u64>(),
+    ) {
+        run_model(ops, seed)?;
+    }
+}
+
+fn run_model(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
+    {
         let config = SwarmConfig {
             peer_ttl: Duration::from_secs(TTL),
             default_numwant: 3,
@@ -477,14 +518,24 @@ proptest! {
                     // Nobody left is as old as the ttl.
                     let now_s = u64::from(s.seconds(at(t0, now)));
                     for t in s.torrents.values() {
-                        let ages = t.v4.entries().iter().map(|e| e.last_seen)
-                            .chain(t.v6.entries().iter().map(|e| e.last_seen));
+                        let ages =
+                            t.v4.entries()
+                                .iter()
+                                .map(|e| e.last_seen)
+                                .chain(t.v6.entries().iter().map(|e| e.last_seen));
                         for seen in ages {
                             prop_assert!(now_s - u64::from(seen) < TTL);
                         }
                     }
                 }
-                Op::Announce { torrent, peer, peer_id, event, seeder, numwant } => {
+                Op::Announce {
+                    torrent,
+                    peer,
+                    peer_id,
+                    event,
+                    seeder,
+                    numwant,
+                } => {
                     let addr = canonical(address(peer));
                     let a = PeerAnnounce {
                         info_hash: hash(torrent),
@@ -514,7 +565,9 @@ proptest! {
                             let eligible = model
                                 .iter()
                                 .filter(|((t, ad), v)| {
-                                    *t == torrent && *ad != addr && ad.is_ipv4() == is_v4
+                                    *t == torrent
+                                        && *ad != addr
+                                        && ad.is_ipv4() == is_v4
                                         && !(seeder && v.1)
                                 })
                                 .count();
@@ -528,7 +581,11 @@ proptest! {
                                 prop_assert!(m.is_some(), "unknown peer {} in reply", p.addr);
                                 let m = m.copied().unwrap();
                                 prop_assert_eq!(p.peer_id, Some(m.0));
-                                prop_assert!(!(seeder && m.1), "seeder {} sent to a seeder", p.addr);
+                                prop_assert!(
+                                    !(seeder && m.1),
+                                    "seeder {} sent to a seeder",
+                                    p.addr
+                                );
                             }
                         }
                     }
@@ -539,4 +596,5 @@ proptest! {
             check_store(&s, &model, &downloaded);
         }
     }
+    Ok(())
 }

@@ -52,7 +52,19 @@ fn announce(torrent: u32, peer_n: u32, left: u64) -> PeerAnnounce {
 
 /// A store of `torrents` x `peers` peers, a tenth of them seeders.
 fn filled(torrents: u32, peers: u32, now: Instant, rng: &mut StdRng) -> SwarmStore {
+    filled_at(torrents, peers, now, now, rng)
+}
+
+/// [`filled`], the store's clock starting at `epoch` and the peers announcing at `now`.
+fn filled_at(
+    torrents: u32,
+    peers: u32,
+    epoch: Instant,
+    now: Instant,
+    rng: &mut StdRng,
+) -> SwarmStore {
     let mut store = SwarmStore::new(SwarmConfig::default());
+    store.purge(epoch);
     for t in 0..torrents {
         for p in 0..peers {
             let left = if p % 10 == 0 { 0 } else { 1000 };
@@ -131,8 +143,9 @@ fn bench_announce(c: &mut Criterion) {
     group.finish();
 
     // Just under the ttl: every peer is looked at, none is old enough to go.
-    let mut store = filled(10_000, 10, now, &mut rng);
-    let later = now + SwarmConfig::default().peer_ttl - Duration::from_secs(1);
+    let ttl = SwarmConfig::default().peer_ttl;
+    let mut store = filled_at(10_000, 10, now, now + ttl, &mut rng);
+    let later = now + ttl + ttl - Duration::from_secs(1);
     c.bench_function("swarm purge 10k torrents x 10 peers, none expired", |b| {
         b.iter(|| black_box(store.purge(later)))
     });

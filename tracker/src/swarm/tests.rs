@@ -598,3 +598,15 @@ fn run_model(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
     }
     Ok(())
 }
+
+#[test]
+fn peer_records_stay_compact() {
+    use std::mem::size_of;
+    use std::net::SocketAddrV4;
+
+    use super::list::{Entry, PeerList, V6};
+    assert_eq!(size_of::<Entry<SocketAddrV4>>(), 32);
+    assert_eq!(size_of::<Entry<V6>>(), 44);
+    // An empty family costs a torrent 40 bytes: no hash map inline.
+    assert_eq!(size_of::<PeerList<V6>>(), 40);
+}

@@ -83,7 +83,10 @@ pub(crate) struct PeerList<A> {
     entries: Vec<Entry<A>>,
     seeders: usize,
     /// Boxed: an empty or small list pays 8 bytes for it, not 48.
-    #[allow(clippy::box_collection, reason = "8 bytes, not 48, in every small swarm")]
+    #[allow(
+        clippy::box_collection,
+        reason = "8 bytes, not 48, in every small swarm"
+    )]
     index: Option<Box<HashMap<A, u32>>>,
 }
 

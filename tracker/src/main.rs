@@ -11,7 +11,7 @@ use rill_tracker::{Config, Listeners};
 
 /// Rill's BitTorrent tracker: public HTTP and UDP on port 6969 with no configuration.
 #[derive(Debug, Parser)]
-#[command(name = "rill-tracker", version, about)]
+#[command(name = "rill-tracker", version, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

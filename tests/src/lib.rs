@@ -34,7 +34,7 @@ pub use peers::{
 };
 pub use rill::{rill_bin, rill_command, run_rill};
 pub use tools::{require_tool, tool_available};
-pub use tracker::{HttpReply, TestTracker, UdpClient};
+pub use tracker::{HttpReply, TestTracker, UdpClient, tracker_bin};
 pub use transmission::{parse_show, transmission_show};
 pub use view::{Expected, FileView, ToolView};
 

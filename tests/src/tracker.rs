@@ -2,6 +2,8 @@
 //! [`rill_tracker::run`] on a tokio runtime in a background thread, waits until `/health`
 //! answers, and shuts the tracker down gracefully when dropped.
 //!
+//! [`tracker_bin`] builds the `rill-tracker` binary for tests of the command itself.
+//!
 //! Also a blocking HTTP client ([`TestTracker::get`], reqwest underneath) and a BEP 15
 //! client over a std UDP socket ([`UdpClient`]). Waits are bounded by socket timeouts, not
 //! sleeps.
@@ -283,4 +285,29 @@ impl UdpClient {
             other => panic!("connect answered with {other:?}"),
         }
     }
+}
+
+/// The path of a freshly built `rill-tracker` binary (built once per test process, like
+/// [`crate::rill_bin`]). Panics if the build fails.
+pub fn tracker_bin() -> std::path::PathBuf {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = crate::workspace_root();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-q", "-p", "rill-tracker", "--bin", "rill-tracker"])
+            .current_dir(&root)
+            .status()
+            .unwrap_or_else(|err| panic!("running cargo build for rill-tracker: {err}"));
+        assert!(
+            status.success(),
+            "cargo build -p rill-tracker failed: {status}"
+        );
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| root.join("target"), |dir| root.join(dir));
+        target
+            .join("debug")
+            .join(format!("rill-tracker{}", std::env::consts::EXE_SUFFIX))
+    })
+    .clone()
 }

@@ -2,7 +2,8 @@
 //! refused with an error naming the key (`deny_unknown_fields`).
 //!
 //! Invariants: a [`Config`] that passed [`Config::validate`] has `min_interval <= interval`,
-//! `default_numwant <= max_numwant`, non-zero TTL, purge interval, shard count and scrape cap,
+//! `default_numwant <= max_numwant`, a peer TTL longer than the longest announce interval,
+//! a non-zero purge interval and scrape cap,
 //! and `mode = "public"` (private mode comes later; it is parsed so that the error is clear).
 //! [`Config::print_default`] prints a commented file that parses back to [`Config::default`].
 
@@ -19,12 +20,12 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         /// The file.
         path: String,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message, not a `source`).
+        error: std::io::Error,
     },
     /// The TOML is invalid or has an unknown key (the message names it).
     #[error("{0}")]
@@ -169,7 +170,9 @@ pub struct SwarmSection {
 impl Default for SwarmSection {
     fn default() -> Self {
         SwarmSection {
-            peer_ttl_secs: 2 * 1800 + 300,
+            // Two jittered intervals and four minutes of slack: one lost announce never drops
+            // a peer.
+            peer_ttl_secs: 2 * (1800 + 180) + 240,
             purge_interval_secs: 60,
             shards: 0,
         }
@@ -206,9 +209,9 @@ impl Config {
 
     /// Reads and parses a TOML file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         Config::from_toml(&text).map_err(|e| match e {
             ConfigError::Parse(msg) => ConfigError::Parse(format!("{}: {msg}", path.display())),
@@ -235,8 +238,17 @@ impl Config {
         if self.scrape.max_hashes == 0 {
             return invalid("scrape.max_hashes must be at least 1");
         }
-        if self.swarm.peer_ttl_secs == 0 || self.swarm.purge_interval_secs == 0 {
-            return invalid("swarm.peer_ttl_secs and swarm.purge_interval_secs must be at least 1");
+        if self.swarm.purge_interval_secs == 0 {
+            return invalid("swarm.purge_interval_secs must be at least 1");
+        }
+        let longest_interval = u64::from(a.interval_secs) + u64::from(a.interval_jitter_secs);
+        if self.swarm.peer_ttl_secs <= longest_interval {
+            return Err(ConfigError::Invalid(format!(
+                "swarm.peer_ttl_secs ({}) must exceed announce.interval_secs plus \
+                 announce.interval_jitter_secs ({longest_interval}), or peers expire between \
+                 their announces",
+                self.swarm.peer_ttl_secs
+            )));
         }
         Ok(())
     }
@@ -290,8 +302,9 @@ max_hashes = 64
 full_scrape = false
 
 [swarm]
-# Seconds after its last announce that a peer is dropped (a bit more than two intervals).
-peer_ttl_secs = 3900
+# Seconds after its last announce that a peer is dropped: more than two intervals with
+# jitter, so that one lost announce does not drop a peer.
+peer_ttl_secs = 4200
 # Seconds between sweeps that drop expired peers and empty torrents.
 purge_interval_secs = 60
 # Locks the torrents are spread over; 0 picks 4 per CPU.
@@ -438,6 +451,8 @@ mod tests {
             "[announce]\ndefault_numwant = 500\n",
             "[scrape]\nmax_hashes = 0\n",
             "[swarm]\npeer_ttl_secs = 0\n",
+            "[swarm]\npeer_ttl_secs = 1980\n",
+            "[swarm]\npurge_interval_secs = 0\n",
         ];
         for case in cases {
             assert!(Config::from_toml(case).is_err(), "{case}");

@@ -42,10 +42,10 @@ pub struct Listeners {
 impl Listeners {
     /// Binds the addresses `config` enables.
     pub fn bind(config: &Config) -> Result<Self, TrackerError> {
-        let bind_error = |protocol, addr, source| TrackerError::Bind {
+        let bind_error = |protocol, addr, error| TrackerError::Bind {
             protocol,
             addr,
-            source,
+            error,
         };
         let http = if config.http.enabled {
             let addr = config.http.listen;
@@ -70,30 +70,30 @@ pub enum TrackerError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// A listen address cannot be bound.
-    #[error("cannot listen for {protocol} on {addr}: {source}")]
+    #[error("cannot listen for {protocol} on {addr}: {error}")]
     Bind {
         /// "HTTP" or "UDP".
         protocol: &'static str,
         /// The address.
         addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, not a `source`, so that it is printed once).
+        error: std::io::Error,
     },
     /// Neither HTTP nor UDP is enabled.
     #[error("nothing to serve: both HTTP and UDP are disabled")]
     NothingToServe,
     /// A socket failed while serving.
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Io {
         /// What was being done.
         what: &'static str,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message, not a `source`).
+        error: std::io::Error,
     },
 }
 
 fn io_error(what: &'static str) -> impl FnOnce(std::io::Error) -> TrackerError {
-    move |source| TrackerError::Io { what, source }
+    move |error| TrackerError::Io { what, error }
 }
 
 /// Serves `listeners` until `shutdown` completes, then stops: HTTP finishes the requests in
@@ -187,7 +187,7 @@ fn flatten(
         Ok(result) => result,
         Err(e) => Err(TrackerError::Io {
             what: "tracker task",
-            source: std::io::Error::other(e.to_string()),
+            error: std::io::Error::other(e.to_string()),
         }),
     }
 }

@@ -11,7 +11,7 @@ use rill_tracker::{Config, Listeners};
 
 /// Rill's BitTorrent tracker: public HTTP and UDP on port 6969 with no configuration.
 #[derive(Debug, Parser)]
-#[command(name = "rill-tracker", version, about)]
+#[command(name = "rill-tracker", version, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -102,6 +102,9 @@ fn serve(args: ServeArgs) -> Result<()> {
     apply(args.http, &mut config.http.enabled, &mut config.http.listen);
     apply(args.udp, &mut config.udp.enabled, &mut config.udp.listen);
     config.validate()?;
+    if !config.http.enabled && !config.udp.enabled {
+        anyhow::bail!("nothing to serve: both HTTP and UDP are off");
+    }
     let listeners = Listeners::bind(&config)?;
     let mut lines = Vec::new();
     if let Some(addr) = listeners.http.as_ref().and_then(|l| l.local_addr().ok()) {

@@ -4,7 +4,8 @@
 //! What it does (BEP 3 announce semantics, BEP 7 IPv6 peers, BEP 48 scrape counts):
 //! - A peer is keyed by its address and port (`SocketAddr`, an IPv4-mapped IPv6 address taken
 //!   as IPv4). A re-announce from the same address refreshes its peer id, seeder status and
-//!   last-seen time. A seeder is a peer with `left == 0`.
+//!   last-seen time. A seeder is a peer with `left == 0`; BEP 21's `paused` is a regular
+//!   announce here (a partial seed, with bytes left, counts as a leecher).
 //! - Seeders and leechers are counted incrementally: the counts are lengths, never recounted,
 //!   and cannot drift (a proptest compares them to a recount).
 //! - `stopped` removes the peer and gets an empty peer list (the counts are still returned); a
@@ -19,10 +20,16 @@
 //!   the request's family. Most swarms have few IPv6 peers, so sampling both costs little.
 //! - `purge(now)` drops peers not heard from within `peer_ttl` and torrents left with no peer.
 //!   A dropped torrent forgets its `downloaded` count: acceptable in public mode; private mode
-//!   keeps its counts in the database.
+//!   keeps its counts in the database. A torrent whose last peer stopped stays (peerless, with
+//!   its count) until the next purge. Between purges a reply may hold a peer up to one purge
+//!   period past its ttl: the server purges every minute or so.
 //!
 //! Time is kept per peer in whole seconds since the store's epoch (the first `now` it is
 //! given), 4 bytes instead of a 16-byte `Instant`; expiry is therefore exact to one second.
+//!
+//! Memory (`cargo bench -p rill-tracker --bench swarm`, resident): about 60 bytes per peer in
+//! a large swarm, 68 in swarms of 10 peers. An IPv4 peer record is 32 bytes; swarms of up to
+//! 16 peers (most torrents) are searched linearly and carry no hash index.
 //!
 //! The server shards the store: N `Mutex<SwarmStore>`, a torrent in shard
 //! [`shard_of`]`(info_hash, N)`.

@@ -28,6 +28,8 @@ use rill_common::tracker::http::{
     ScrapeStats,
 };
 
+use tracing::debug;
+
 use crate::service::{Announce, Protocol, Service};
 
 /// The routes, over the shared service.
@@ -82,6 +84,7 @@ pub fn answer_announce(
     now: Instant,
 ) -> Vec<u8> {
     let failure = |reason: String| {
+        debug!(%peer, "announce refused: {reason}");
         service.counters().failure(Protocol::Http);
         AnnounceResponse::Failure(reason).to_bytes(true, false)
     };
@@ -128,6 +131,7 @@ pub fn answer_announce(
 /// The bencoded reply to a scrape with raw query `raw`.
 pub fn answer_scrape(service: &Service, raw: &[u8]) -> Vec<u8> {
     let failure = |reason: String| {
+        debug!("scrape refused: {reason}");
         service.counters().failure(Protocol::Http);
         ScrapeResponse::Failure(reason).to_bytes()
     };

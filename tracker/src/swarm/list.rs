@@ -3,8 +3,10 @@
 //! Invariants:
 //! - `entries[..seeders]` are the seeders, `entries[seeders..]` the leechers, so both counts
 //!   are O(1) and a reply can sample "leechers only" or "everyone" as one index range.
-//! - `index[&entries[i].addr] == i` for every `i`, and `index` holds no other key: each
-//!   address appears once.
+//! - Each address appears once. A list of more than [`SMALL`] peers has an `index` with
+//!   `index[&entries[i].addr] == i` for every `i` and no other key; a small list has none and is
+//!   searched linearly (at most a few cache lines), which saves most torrents, whose swarms
+//!   are small, a hash map's memory. The index is dropped again below `SMALL / 2` peers.
 //!
 //! Every change (insert, remove, seeder <-> leecher) moves at most three entries by swaps,
 //! so it costs O(1) hash-map updates whatever the swarm size.
@@ -72,12 +74,20 @@ pub(crate) struct Upserted {
     pub(crate) count_completion: bool,
 }
 
+/// Lists of up to this many peers have no hash index.
+pub(crate) const SMALL: usize = 16;
+
 /// The peers of one family of one torrent (see the module invariants).
 #[derive(Debug)]
 pub(crate) struct PeerList<A> {
     entries: Vec<Entry<A>>,
     seeders: usize,
-    index: HashMap<A, u32>,
+    /// Boxed: an empty or small list pays 8 bytes for it, not 48.
+    #[allow(
+        clippy::box_collection,
+        reason = "8 bytes, not 48, in every small swarm"
+    )]
+    index: Option<Box<HashMap<A, u32>>>,
 }
 
 impl<A> Default for PeerList<A> {
@@ -85,7 +95,7 @@ impl<A> Default for PeerList<A> {
         PeerList {
             entries: Vec::new(),
             seeders: 0,
-            index: HashMap::new(),
+            index: None,
         }
     }
 }
@@ -116,8 +126,8 @@ impl<A: Family> PeerList<A> {
         now: u32,
         completed_event: bool,
     ) -> Upserted {
-        let mut position = match self.index.get(&addr) {
-            Some(&i) => i as usize,
+        let mut position = match self.position(&addr) {
+            Some(i) => i,
             None => {
                 let i = self.entries.len();
                 self.entries.push(Entry {
@@ -126,7 +136,13 @@ impl<A: Family> PeerList<A> {
                     last_seen: now,
                     completed: false,
                 });
-                self.index.insert(addr, index_u32(i));
+                match &mut self.index {
+                    Some(index) => {
+                        index.insert(addr, index_u32(i));
+                    }
+                    None if self.entries.len() > SMALL => self.build_index(),
+                    None => {}
+                }
                 i
             }
         };
@@ -159,9 +175,10 @@ impl<A: Family> PeerList<A> {
 
     /// Removes the peer at `addr`; returns whether there was one.
     pub(crate) fn remove(&mut self, addr: &A) -> bool {
-        match self.index.get(addr) {
-            Some(&i) => {
-                self.remove_at(i as usize);
+        match self.position(addr) {
+            Some(i) => {
+                self.remove_at(i);
+                self.drop_index_if_small();
                 true
             }
             None => false,
@@ -182,10 +199,15 @@ impl<A: Family> PeerList<A> {
             }
         }
         let removed = before - self.entries.len();
-        if removed > 0 && self.entries.capacity() > 4 * self.entries.len().max(4) {
-            // Give back the memory of a swarm that shrank a lot.
-            self.entries.shrink_to_fit();
-            self.index.shrink_to_fit();
+        if removed > 0 {
+            self.drop_index_if_small();
+            if self.entries.capacity() > 4 * self.entries.len().max(4) {
+                // Give back the memory of a swarm that shrank a lot.
+                self.entries.shrink_to_fit();
+                if let Some(index) = &mut self.index {
+                    index.shrink_to_fit();
+                }
+            }
         }
         removed
     }
@@ -248,8 +270,29 @@ impl<A: Family> PeerList<A> {
         }
         let last = self.entries.len() - 1;
         self.swap(i, last);
-        if let Some(gone) = self.entries.pop() {
-            self.index.remove(&gone.addr);
+        if let (Some(gone), Some(index)) = (self.entries.pop(), &mut self.index) {
+            index.remove(&gone.addr);
+        }
+    }
+
+    fn position(&self, addr: &A) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(addr).map(|&i| i as usize),
+            None => self.entries.iter().position(|e| e.addr == *addr),
+        }
+    }
+
+    fn build_index(&mut self) {
+        let mut index = HashMap::with_capacity(self.entries.len());
+        for (i, e) in self.entries.iter().enumerate() {
+            index.insert(e.addr, index_u32(i));
+        }
+        self.index = Some(Box::new(index));
+    }
+
+    fn drop_index_if_small(&mut self) {
+        if self.entries.len() < SMALL / 2 {
+            self.index = None;
         }
     }
 
@@ -258,19 +301,35 @@ impl<A: Family> PeerList<A> {
             return;
         }
         self.entries.swap(a, b);
-        for i in [a, b] {
-            let addr = self.entries[i].addr;
-            self.index.insert(addr, index_u32(i));
+        if let Some(index) = &mut self.index {
+            for i in [a, b] {
+                if let Some(e) = self.entries.get(i) {
+                    index.insert(e.addr, index_u32(i));
+                }
+            }
         }
     }
 
     #[cfg(test)]
     pub(crate) fn check_invariants(&self) {
         assert!(self.seeders <= self.entries.len());
-        assert_eq!(self.index.len(), self.entries.len());
-        for (i, e) in self.entries.iter().enumerate() {
-            assert_eq!(self.index.get(&e.addr), Some(&index_u32(i)));
+        let distinct: std::collections::HashSet<_> = self.entries.iter().map(|e| e.addr).collect();
+        assert_eq!(distinct.len(), self.entries.len(), "an address twice");
+        match &self.index {
+            Some(index) => {
+                assert!(self.entries.len() >= SMALL / 2);
+                assert_eq!(index.len(), self.entries.len());
+                for (i, e) in self.entries.iter().enumerate() {
+                    assert_eq!(index.get(&e.addr), Some(&index_u32(i)));
+                }
+            }
+            None => assert!(self.entries.len() <= SMALL),
         }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn has_index(&self) -> bool {
+        self.index.is_some()
     }
 }
 

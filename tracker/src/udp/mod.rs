@@ -88,6 +88,7 @@ pub fn answer(
     let client = SocketAddr::new(src.ip().to_canonical(), src.port());
     let family = Family::of(&client);
     let error = |transaction_id, message: String| {
+        debug!(%src, "UDP request refused: {message}");
         service.counters().failure(Protocol::Udp);
         Some(
             Response::Error {
@@ -194,4 +195,142 @@ fn answer_invalid(
     let transaction_id = request_transaction_id(packet)?;
     ids.check(client, connection_id, now)
         .then(|| (transaction_id, format!("invalid request: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    use rill_common::tracker::udp::AnnounceRequest;
+    use rill_common::{InfoHash, PeerId};
+
+    use super::*;
+    use crate::config::Config;
+
+    fn connect(service: &Service, ids: &ConnectionIds, src: SocketAddr, now: Instant) -> u64 {
+        let packet = Request::Connect { transaction_id: 1 }.encode();
+        let reply = answer(service, ids, &packet, src, now).unwrap();
+        match Response::decode(&reply, Family::V4).unwrap() {
+            Response::Connect { connection_id, .. } => connection_id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn announce(connection_id: u64, ip: Ipv4Addr) -> Vec<u8> {
+        Request::Announce(AnnounceRequest {
+            connection_id,
+            transaction_id: 7,
+            info_hash: InfoHash::from_bytes([1; 20]),
+            peer_id: PeerId::from_bytes([2; 20]),
+            downloaded: 0,
+            left: 10,
+            uploaded: 0,
+            event: None,
+            ip,
+            key: 0,
+            num_want: -1,
+            port: 6881,
+            url_data: Vec::new(),
+        })
+        .encode()
+    }
+
+    fn reply(bytes: Option<Vec<u8>>) -> Response {
+        Response::decode(&bytes.unwrap(), Family::V4).unwrap()
+    }
+
+    #[test]
+    fn connection_id_expires_after_two_windows() {
+        let service = Service::new(Config::default());
+        let t0 = Instant::now();
+        let ids = ConnectionIds::new(t0);
+        let src: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let id = connect(&service, &ids, src, t0);
+        let packet = announce(id, Ipv4Addr::UNSPECIFIED);
+        let fresh = reply(answer(
+            &service,
+            &ids,
+            &packet,
+            src,
+            t0 + Duration::from_secs(200),
+        ));
+        assert!(
+            matches!(
+                fresh,
+                Response::Announce {
+                    transaction_id: 7,
+                    ..
+                }
+            ),
+            "{fresh:?}"
+        );
+        let stale = reply(answer(
+            &service,
+            &ids,
+            &packet,
+            src,
+            t0 + Duration::from_secs(240),
+        ));
+        assert_eq!(
+            stale,
+            Response::Error {
+                transaction_id: 7,
+                message: EXPIRED.to_owned()
+            }
+        );
+    }
+
+    #[test]
+    fn garbage_is_dropped_unless_the_sender_holds_a_connection_id() {
+        let service = Service::new(Config::default());
+        let now = Instant::now();
+        let ids = ConnectionIds::new(now);
+        let src: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        for garbage in [&[][..], &[0; 15], &[0xff; 16], &[0xff; 200]] {
+            assert_eq!(answer(&service, &ids, garbage, src, now), None);
+        }
+        let id = connect(&service, &ids, src, now);
+        let mut truncated = announce(id, Ipv4Addr::UNSPECIFIED);
+        truncated.truncate(60);
+        let error = reply(answer(&service, &ids, &truncated, src, now));
+        assert!(
+            matches!(
+                error,
+                Response::Error {
+                    transaction_id: 7,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        // The same packet from an address without that id is dropped.
+        let other: SocketAddr = "10.0.0.2:5000".parse().unwrap();
+        assert_eq!(answer(&service, &ids, &truncated, other, now), None);
+    }
+
+    #[test]
+    fn address_field_only_when_allowed() {
+        let now = Instant::now();
+        let ids = ConnectionIds::new(now);
+        let src: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let viewer: SocketAddr = "10.0.0.9:5000".parse().unwrap();
+        for (allow, expected) in [(false, "10.0.0.1:6881"), (true, "192.0.2.1:6881")] {
+            let mut config = Config::default();
+            config.announce.allow_ip_param = allow;
+            let service = Service::new(config);
+            let id = connect(&service, &ids, src, now);
+            let claimed = announce(id, Ipv4Addr::new(192, 0, 2, 1));
+            answer(&service, &ids, &claimed, src, now).unwrap();
+            let mut other = announce(connect(&service, &ids, viewer, now), Ipv4Addr::UNSPECIFIED);
+            // Another peer id, so that the viewer is a different peer.
+            other[36] ^= 1;
+            match reply(answer(&service, &ids, &other, viewer, now)) {
+                Response::Announce { peers, .. } => {
+                    assert_eq!(peers, [expected.parse::<SocketAddr>().unwrap()]);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
 }

@@ -7,6 +7,11 @@
 //! through the tracker. The downloaded files are compared byte for byte, and a scrape of the
 //! tracker must show the completed download and both peers as seeders.
 //!
+//! - libtorrent seed + libtorrent leecher, over HTTP and over UDP (BEP 15); the tracker hands
+//!   out each at the address it listens on, and forgets a peer that announces `stopped`.
+//! - Transmission seed + libtorrent leecher, over HTTP and over UDP.
+//! - libtorrent seed + Transmission leecher, over HTTP.
+//!
 //! Transmission 3.00 drops 127.x peers from tracker replies, so with Transmission the
 //! libtorrent peer always announces second and dials Transmission from the reply; the tests
 //! wait (scraping) until the tracker has seen Transmission before starting libtorrent.
@@ -211,14 +216,15 @@ fn libtorrent_seed_and_leecher_meet_over_udp() {
     libtorrent_pair(TestTracker::udp_announce_url);
 }
 
-#[test]
-fn libtorrent_leecher_dials_a_transmission_seed_from_the_reply() {
+/// A Transmission seed and a libtorrent leecher, both announcing to the torrent's tracker
+/// `url_of(tracker)` (HTTP or UDP); libtorrent dials Transmission from the reply.
+fn transmission_seed_libtorrent_leecher(url_of: impl Fn(&TestTracker) -> String) {
     if !require_tool("libtorrent") || !require_tool("transmission-cli") {
         return;
     }
     let tracker = TestTracker::start(Config::default());
     let tmp = tempfile::tempdir().unwrap();
-    let payload = Payload::new(tmp.path(), &tracker.announce_url());
+    let payload = Payload::new(tmp.path(), &url_of(&tracker));
 
     let _seed = TransmissionPeer::seed(
         &payload.torrent,
@@ -237,6 +243,15 @@ fn libtorrent_leecher_dials_a_transmission_seed_from_the_reply() {
     let leech_dir = tmp.path().join("leech");
     let mut leech =
         LibtorrentPeer::leech(&payload.torrent, &leech_dir, LibtorrentOptions::default()).unwrap();
+    let peers = leech
+        .wait_event("tracker_reply", ANNOUNCE_SEEN, |event| {
+            Ok(event["peers"].as_u64())
+        })
+        .unwrap();
+    assert_eq!(
+        peers, 1,
+        "the tracker gives libtorrent the Transmission seed"
+    );
     leech.wait_finished(TRANSMISSION_DOWNLOAD).unwrap();
     payload.assert_downloaded(&leech_dir);
     assert_completed_in_scrape(&tracker, payload.info_hash);
@@ -252,7 +267,17 @@ fn libtorrent_leecher_dials_a_transmission_seed_from_the_reply() {
 }
 
 #[test]
-fn libtorrent_seed_dials_a_transmission_leecher_from_the_reply() {
+fn libtorrent_leecher_dials_a_transmission_seed_over_http() {
+    transmission_seed_libtorrent_leecher(TestTracker::announce_url);
+}
+
+#[test]
+fn libtorrent_leecher_dials_a_transmission_seed_over_udp() {
+    transmission_seed_libtorrent_leecher(TestTracker::udp_announce_url);
+}
+
+#[test]
+fn libtorrent_seed_dials_a_transmission_leecher_over_http() {
     if !require_tool("libtorrent") || !require_tool("transmission-cli") {
         return;
     }

@@ -16,8 +16,9 @@
 //! Loopback quirks (Transmission 3.00): peers with 127.x addresses learnt from a tracker are
 //! dropped, so Transmission never dials them; the other side must connect to it, e.g. a
 //! libtorrent peer that announces after Transmission did. It announces from its
-//! `bind-address-ipv4`. A seed announces twice at start (`event=started&numwant=0`, then an
-//! empty `event=` with `numwant=80`) and then scrapes. It sends no `stopped` when it exits.
+//! `bind-address-ipv4`. At start it announces `event=stopped&numwant=0` first (the torrent is
+//! added paused, then started), then `event=started&numwant=80`, then scrapes; a tracker must
+//! answer the unknown peer's `stopped` with success. It sends no `stopped` when it exits.
 
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};

@@ -1,7 +1,7 @@
 //! `Metainfo::from_bytes` and `Info::from_bytes` on arbitrary bytes.
 //!
 //! Checks, for every input that parses:
-//! - the info-hash is the SHA-1 of `raw_info()`, and `raw_info()` alone parses with
+//! - the info-hash is the SHA-1 of `raw_info()` (a v2 hash only for hybrids), and `raw_info()` alone parses with
 //!   `Info::from_bytes` to the same `Info`;
 //! - the invariants `metainfo::info` documents: piece length within bounds, one hash per
 //!   piece, offsets that add up, a positive total, safe and distinct paths;
@@ -12,11 +12,13 @@ use std::collections::HashSet;
 
 use libfuzzer_sys::fuzz_target;
 use rill_common::InfoHash;
-use rill_common::metainfo::{Info, MAX_PIECE_LENGTH, Metainfo, path};
+use rill_common::metainfo::{Info, MAX_PIECE_LENGTH, MetaVersion, Metainfo, path};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(meta) = Metainfo::from_bytes(data) {
         assert_eq!(meta.info_hash, InfoHash::of_info(meta.raw_info()));
+        let hybrid = meta.version() == MetaVersion::Hybrid;
+        assert_eq!(meta.info_hash_v2.is_some(), hybrid);
         let alone = Info::from_bytes(meta.raw_info()).expect("raw_info parses on its own");
         assert_eq!(alone, meta.info);
         check_info(&meta.info);

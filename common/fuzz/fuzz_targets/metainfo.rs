@@ -43,7 +43,7 @@ fn check_info(info: &Info) {
     assert_eq!(path::component_problem(&info.name), None);
     if !info.multi_file {
         assert_eq!(info.files.len(), 1);
-        assert_eq!(info.files[0].path, [info.name.clone()]);
+        assert_eq!(info.files[0].path, std::slice::from_ref(&info.name));
     }
 
     let mut offset = 0u64;

@@ -7,14 +7,15 @@
 //!   nothing, and feeding the same bytes in small chunks gives the same messages and the
 //!   same final outcome; run with the default cap and with a tiny one;
 //! - `Handshake::decode`: a decoded handshake re-encodes to the first 68 bytes and
-//!   consumes exactly them; `Ok(None)` only below 68 bytes, consuming nothing;
+//!   consumes exactly them; `Ok(None)` only below 68 bytes, consuming nothing; it agrees
+//!   with `HandshakePrefix::peek` (first 48 bytes, `Ok(None)` only below 48);
 //! - `ExtendedHandshake`, `MetadataMessage`, `PexMessage`: `decode(to_bytes(x)) == x`.
 #![no_main]
 
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use rill_common::wire::extension::{ExtendedHandshake, MetadataMessage, PexMessage};
-use rill_common::wire::handshake::HANDSHAKE_LEN;
+use rill_common::wire::handshake::{HANDSHAKE_LEN, HandshakePrefix, PREFIX_LEN};
 use rill_common::wire::{self, DEFAULT_MAX_LEN, Handshake, Message, WireError};
 
 /// Bytes added to the buffer at a time in the streaming pass.
@@ -81,17 +82,28 @@ fn decode_chunked(data: &[u8], max_len: u32) -> Outcome {
 }
 
 fn handshake(data: &[u8]) {
+    let prefix = HandshakePrefix::peek(data);
+    match &prefix {
+        Ok(Some(p)) => {
+            assert_eq!(&p.reserved.0[..], &data[20..28]);
+            assert_eq!(&p.info_hash.as_bytes()[..], &data[28..PREFIX_LEN]);
+        }
+        Ok(None) => assert!(data.len() < PREFIX_LEN),
+        Err(_) => {}
+    }
     let mut buf = BytesMut::from(data);
     match Handshake::decode(&mut buf) {
         Ok(Some(hs)) => {
             assert_eq!(&hs.to_bytes()[..], &data[..HANDSHAKE_LEN]);
             assert_eq!(&buf[..], &data[HANDSHAKE_LEN..]);
+            assert!(matches!(prefix, Ok(Some(p)) if p.info_hash == hs.info_hash));
         }
         Ok(None) => {
             assert!(data.len() < HANDSHAKE_LEN);
             assert_eq!(&buf[..], data);
+            assert!(prefix.is_ok());
         }
-        Err(_) => {}
+        Err(_) => assert!(prefix.is_err()),
     }
 }
 

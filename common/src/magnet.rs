@@ -338,7 +338,10 @@ impl FromStr for PeerAddress {
             && host
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
-        match (host_ok, port.parse::<u16>()) {
+        // `u16::from_str` takes a leading `+`; a URL port is digits only (RFC 3986), and
+        // `1.2.3.4:+1` must not become a host named `1.2.3.4` that formats as an IP literal.
+        let port_ok = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+        match (host_ok && port_ok, port.parse::<u16>()) {
             (true, Ok(port)) => Ok(PeerAddress::Host {
                 host: host.to_owned(),
                 port,

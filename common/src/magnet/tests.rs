@@ -183,6 +183,28 @@ fn errors_say_what_is_wrong() {
     );
 }
 
+/// Found by `cargo fuzz run magnet`: `u16::from_str` accepts `+881`, so `1.2.3.4:+881` became
+/// a host named `1.2.3.4`, which formats as `1.2.3.4:881` and parses back as an IP address.
+#[test]
+fn fuzz_signed_port_is_refused() {
+    let input: &[u8] = b"magnet:?xt=urn:btih:000102030405060708090a0b0c0d0e0f10111213&w/w\
+        /f&x.pe=1.2.3.4:+881&x\0\0,4-61&so=0,2,4-6&x.pxample:1&so=0,2,4-6";
+    assert_eq!(
+        Magnet::parse(&String::from_utf8_lossy(input)),
+        Err(MagnetError::BadPeer("1.2.3.4:+881".into()))
+    );
+    for text in ["host.example:+1", "host.example:", "host.example:-1"] {
+        assert_eq!(
+            text.parse::<PeerAddress>(),
+            Err(MagnetError::BadPeer(text.into()))
+        );
+    }
+    assert_eq!(
+        "1.2.3.4:0881".parse::<PeerAddress>(),
+        Ok(PeerAddress::Ip("1.2.3.4:881".parse().unwrap()))
+    );
+}
+
 fn peer() -> impl Strategy<Value = PeerAddress> {
     prop_oneof![
         any::<std::net::SocketAddrV4>().prop_map(|a| PeerAddress::Ip(SocketAddr::V4(a))),

@@ -53,7 +53,8 @@ impl Passkey {
     /// Validates `text`: exactly 32 ASCII letters and digits, nothing else.
     pub fn parse(text: &str) -> Result<Self, PasskeyError> {
         let bytes = text.as_bytes();
-        let key = <[u8; Self::LEN]>::try_from(bytes).map_err(|_| PasskeyError::Length(bytes.len()))?;
+        let key =
+            <[u8; Self::LEN]>::try_from(bytes).map_err(|_| PasskeyError::Length(bytes.len()))?;
         if !key.iter().all(u8::is_ascii_alphanumeric) {
             return Err(PasskeyError::Alphabet);
         }
@@ -150,10 +151,7 @@ mod tests {
             assert_eq!(Passkey::parse(bad), Err(PasskeyError::Alphabet), "{bad:?}");
         }
         // 16 two-byte characters: 32 bytes, not ASCII.
-        assert_eq!(
-            Passkey::parse(&"é".repeat(16)),
-            Err(PasskeyError::Alphabet)
-        );
+        assert_eq!(Passkey::parse(&"é".repeat(16)), Err(PasskeyError::Alphabet));
     }
 
     #[test]

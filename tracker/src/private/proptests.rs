@@ -77,16 +77,18 @@ fn op(peers: u8) -> impl Strategy<Value = Op> {
         event,
         prop_oneof![0u64..5, 0u64..3000],
     )
-        .prop_map(|(user, torrent, peer, up, down, seeder, event, dt)| Op::Announce {
-            user,
-            torrent,
-            peer,
-            up,
-            down,
-            seeder,
-            event,
-            dt,
-        });
+        .prop_map(
+            |(user, torrent, peer, up, down, seeder, event, dt)| Op::Announce {
+                user,
+                torrent,
+                peer,
+                up,
+                down,
+                seeder,
+                event,
+                dt,
+            },
+        );
     prop_oneof![
         20 => announce,
         1 => (0u64..4000).prop_map(|dt| Op::Purge { dt }),
@@ -249,7 +251,11 @@ fn check_totals(
                 .get(&(u64::from(user) + 1, u64::from(torrent) + 1))
                 .copied()
                 .unwrap_or_default();
-            let want = model.totals.get(&(user, torrent)).cloned().unwrap_or_default();
+            let want = model
+                .totals
+                .get(&(user, torrent))
+                .cloned()
+                .unwrap_or_default();
             let ut = (user, torrent);
             prop_assert_eq!(got.uploaded, model.expected_up(ut), "uploaded {:?}", ut);
             prop_assert_eq!(got.downloaded, want.downloaded, "downloaded {:?}", ut);
@@ -270,7 +276,10 @@ fn check_totals(
             snatches += got.snatches;
         }
     }
-    prop_assert!(snatches <= model.sessions_started, "more snatches than peers");
+    prop_assert!(
+        snatches <= model.sessions_started,
+        "more snatches than peers"
+    );
     Ok(())
 }
 
@@ -310,7 +319,9 @@ fn run(ops: Vec<Op>, peers: u8) -> Result<(), TestCaseError> {
                     downloaded: down,
                     left: u64::from(!seeder),
                 };
-                let admitted = tracker.check(&passkeys[usize::from(user)], &a, now).unwrap();
+                let admitted = tracker
+                    .check(&passkeys[usize::from(user)], &a, now)
+                    .unwrap();
                 let had = model.sessions.contains_key(&key);
                 let went_down = model
                     .sessions

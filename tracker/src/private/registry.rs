@@ -187,10 +187,17 @@ impl Registry {
 
     /// Gives a user a new passkey; the old one stops working at once.
     pub fn reset_passkey(&mut self, id: UserId, passkey: Passkey) -> Result<(), RegistryError> {
-        if self.by_passkey.get(&passkey).is_some_and(|owner| *owner != id) {
+        if self
+            .by_passkey
+            .get(&passkey)
+            .is_some_and(|owner| *owner != id)
+        {
             return Err(RegistryError::DuplicatePasskey);
         }
-        let entry = self.users.get_mut(&id).ok_or(RegistryError::UnknownUser(id))?;
+        let entry = self
+            .users
+            .get_mut(&id)
+            .ok_or(RegistryError::UnknownUser(id))?;
         let old = std::mem::replace(&mut entry.user.passkey, passkey);
         self.by_passkey.remove(&old);
         self.by_passkey.insert(passkey, id);
@@ -203,7 +210,10 @@ impl Registry {
             return Err(RegistryError::DuplicateTorrent(torrent.info_hash.to_hex()));
         }
         if self.torrent_ids.contains_key(&torrent.id) {
-            return Err(RegistryError::DuplicateTorrent(format!("id {}", torrent.id.0)));
+            return Err(RegistryError::DuplicateTorrent(format!(
+                "id {}",
+                torrent.id.0
+            )));
         }
         self.torrent_ids.insert(torrent.id, torrent.info_hash);
         self.torrents.insert(torrent.info_hash, torrent);
@@ -265,7 +275,9 @@ impl Registry {
     }
 
     fn entry_mut(&mut self, id: UserId) -> Result<&mut UserEntry, RegistryError> {
-        self.users.get_mut(&id).ok_or(RegistryError::UnknownUser(id))
+        self.users
+            .get_mut(&id)
+            .ok_or(RegistryError::UnknownUser(id))
     }
 
     fn torrent_mut(&mut self, info_hash: &InfoHash) -> Result<&mut Torrent, RegistryError> {

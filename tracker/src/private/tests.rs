@@ -165,7 +165,10 @@ fn client_allow_list_by_prefix() {
         .registry_mut()
         .set_allowed_clients(prefixes.to_vec());
     for prefix in [&b"-qB4650-"[..], b"-TR4060-", b"-lt0D80-", b"-RL0100-"] {
-        assert!(f.alice(announce(1, peer(prefix, 1), None, 0, 0, 1), T0).is_ok());
+        assert!(
+            f.alice(announce(1, peer(prefix, 1), None, 0, 0, 1), T0)
+                .is_ok()
+        );
     }
     let other = announce(1, peer(b"-UT3550-", 1), None, 0, 0, 1);
     assert_eq!(f.alice(other, T0), Err(Refusal::ClientNotAllowed));
@@ -205,7 +208,11 @@ fn rate_limit_refuses_then_recovers_and_exempts_stopped() {
     // The limit is per user: Bob (enabled) has his own bucket.
     f.tracker.registry_mut().enable_user(UserId(2)).unwrap();
     let bob = f.bob;
-    assert!(f.tracker.check(&bob, &announce(1, p, None, 0, 0, 5), T0).is_ok());
+    assert!(
+        f.tracker
+            .check(&bob, &announce(1, p, None, 0, 0, 5), T0)
+            .is_ok()
+    );
     // Stopped is exempt.
     let stop = announce(1, p, Some(AnnounceEvent::Stopped), 30, 0, 5);
     assert_eq!(f.alice(stop, T0).unwrap().session, Session::Ended);
@@ -238,7 +245,10 @@ fn first_announce_only_sets_the_baseline() {
     let mut f = fixture(None);
     let p = peer(b"-qB", 1);
     let first = f
-        .alice(announce(1, p, Some(AnnounceEvent::Started), 5000, 7000, 10), T0)
+        .alice(
+            announce(1, p, Some(AnnounceEvent::Started), 5000, 7000, 10),
+            T0,
+        )
         .unwrap();
     assert_eq!(first.session, Session::New);
     assert_eq!(first.credited, Delta::default());
@@ -249,7 +259,10 @@ fn first_announce_only_sets_the_baseline() {
 fn deltas_are_credited() {
     let mut f = fixture(None);
     let p = peer(b"-qB", 1);
-    f.credited(announce(1, p, Some(AnnounceEvent::Started), 100, 200, 10), T0);
+    f.credited(
+        announce(1, p, Some(AnnounceEvent::Started), 100, 200, 10),
+        T0,
+    );
     let d = f.credited(announce(1, p, None, 150, 260, 10), T0 + 60);
     assert_eq!(d, credit(50, 60, 0, 0));
     // A duplicate announce credits nothing.
@@ -266,7 +279,9 @@ fn a_counter_going_down_rebaselines_and_credits_nothing() {
     let p = peer(b"-qB", 1);
     f.credited(announce(1, p, None, 1000, 1000, 10), T0);
     // The client restarted: uploaded went down, downloaded happens to have grown.
-    let admitted = f.alice(announce(1, p, None, 10, 5000, 10), T0 + 60).unwrap();
+    let admitted = f
+        .alice(announce(1, p, None, 10, 5000, 10), T0 + 60)
+        .unwrap();
     assert_eq!(admitted.session, Session::Rebaselined);
     assert_eq!(admitted.credited, Delta::default());
     // Credited from the new baseline afterwards.
@@ -289,10 +304,19 @@ fn upload_multiplier_is_exact_over_a_session() {
     let p = peer(b"-qB", 1);
     f.credited(announce(3, p, None, 0, 0, 10), T0);
     // 1.5 x 1 = 1.5: 1 credited, half a byte carried.
-    assert_eq!(f.credited(announce(3, p, None, 1, 0, 10), T0 + 1).uploaded, 1);
+    assert_eq!(
+        f.credited(announce(3, p, None, 1, 0, 10), T0 + 1).uploaded,
+        1
+    );
     // 1.5 x 1 + 0.5 = 2.
-    assert_eq!(f.credited(announce(3, p, None, 2, 0, 10), T0 + 2).uploaded, 2);
-    assert_eq!(f.credited(announce(3, p, None, 3, 0, 10), T0 + 3).uploaded, 1);
+    assert_eq!(
+        f.credited(announce(3, p, None, 2, 0, 10), T0 + 2).uploaded,
+        2
+    );
+    assert_eq!(
+        f.credited(announce(3, p, None, 3, 0, 10), T0 + 3).uploaded,
+        1
+    );
     // Total: floor(3 x 1.5) = 4.
     assert_eq!(f.tracker.take_pending().credits[0].delta.uploaded, 4);
     // Multiplier changes apply from the next announce; 0 credits nothing.
@@ -301,7 +325,8 @@ fn upload_multiplier_is_exact_over_a_session() {
         .set_upload_multiplier(&hash(3), UploadMultiplier(0))
         .unwrap();
     assert_eq!(
-        f.credited(announce(3, p, None, 1000, 0, 10), T0 + 4).uploaded,
+        f.credited(announce(3, p, None, 1000, 0, 10), T0 + 4)
+            .uploaded,
         0
     );
 }
@@ -321,7 +346,11 @@ fn huge_counters_do_not_overflow() {
     f.credited(announce(1, peer(b"-TR", 2), None, 0, 0, 10), T0);
     f.credited(announce(1, peer(b"-TR", 2), None, 0, 5, 10), T0 + 1);
     let batch = f.tracker.take_pending();
-    assert_eq!(batch.credits[0].delta.downloaded, u64::MAX, "merge saturates");
+    assert_eq!(
+        batch.credits[0].delta.downloaded,
+        u64::MAX,
+        "merge saturates"
+    );
 }
 
 #[test]
@@ -350,12 +379,24 @@ fn seeding_time_between_seeder_announces_capped_at_the_gap() {
     let p = peer(b"-qB", 1);
     // A leecher's time is not seeding time.
     f.credited(announce(1, p, None, 0, 0, 10), T0);
-    assert_eq!(f.credited(announce(1, p, None, 0, 10, 0), T0 + 100).seeding_secs, 0);
+    assert_eq!(
+        f.credited(announce(1, p, None, 0, 10, 0), T0 + 100)
+            .seeding_secs,
+        0
+    );
     // From a seeder announce on, the time between announces counts.
-    assert_eq!(f.credited(announce(1, p, None, 0, 10, 0), T0 + 1900).seeding_secs, 1800);
+    assert_eq!(
+        f.credited(announce(1, p, None, 0, 10, 0), T0 + 1900)
+            .seeding_secs,
+        1800
+    );
     // A peer that vanished gets at most the gap.
     let later = T0 + 1900 + 10 * GAP;
-    assert_eq!(f.credited(announce(1, p, None, 0, 10, 0), later).seeding_secs, GAP);
+    assert_eq!(
+        f.credited(announce(1, p, None, 0, 10, 0), later)
+            .seeding_secs,
+        GAP
+    );
     // A stopped seeder gets the time up to its stop.
     let stop = announce(1, p, Some(AnnounceEvent::Stopped), 0, 10, 0);
     assert_eq!(f.credited(stop, later + 60).seeding_secs, 60);
@@ -370,9 +411,17 @@ fn seeding_time_is_not_credited_twice_for_two_clients_or_across_a_restart() {
     let (p, q) = (peer(b"-qB", 1), peer(b"-TR", 2));
     f.credited(announce(1, p, None, 0, 0, 0), T0);
     f.credited(announce(1, q, None, 0, 0, 0), T0 + 30);
-    assert_eq!(f.credited(announce(1, p, None, 0, 0, 0), T0 + 600).seeding_secs, 600);
+    assert_eq!(
+        f.credited(announce(1, p, None, 0, 0, 0), T0 + 600)
+            .seeding_secs,
+        600
+    );
     // q's interval [30, 630] overlaps p's [0, 600]: only the last 30 s are new.
-    assert_eq!(f.credited(announce(1, q, None, 0, 0, 0), T0 + 630).seeding_secs, 30);
+    assert_eq!(
+        f.credited(announce(1, q, None, 0, 0, 0), T0 + 630)
+            .seeding_secs,
+        30
+    );
     // A restart (counter down) credits no seeding time.
     f.credited(announce(1, p, None, 100, 0, 0), T0 + 700);
     let restarted = f.alice(announce(1, p, None, 0, 0, 0), T0 + 1300).unwrap();
@@ -396,7 +445,10 @@ fn stopped_credits_the_final_delta_and_ends_the_session() {
     assert_eq!(again.torrent, Some(TorrentId(1)));
     // The next start is a new peer: its counters are a baseline.
     let restart = f
-        .alice(announce(1, p, Some(AnnounceEvent::Started), 70, 80, 10), T0 + 62)
+        .alice(
+            announce(1, p, Some(AnnounceEvent::Started), 70, 80, 10),
+            T0 + 62,
+        )
         .unwrap();
     assert_eq!(restart.session, Session::New);
     assert_eq!(restart.credited, Delta::default());
@@ -433,7 +485,9 @@ fn purge_drops_quiet_baselines_and_credits_nothing() {
     };
     assert!(batch.peers.contains(&PeerChange::Remove(key)));
     // The purged peer comes back as new.
-    let back = f.alice(announce(1, p, None, 500, 500, 10), T0 + ttl + 2).unwrap();
+    let back = f
+        .alice(announce(1, p, None, 500, 500, 10), T0 + ttl + 2)
+        .unwrap();
     assert_eq!(back.session, Session::New);
 }
 
@@ -508,12 +562,18 @@ fn snapshot_and_restore_keep_baselines_across_a_restart() {
     let saved = f.tracker.snapshot();
     assert_eq!(saved.peers.len(), 1);
     assert_eq!(saved.peers[0].carry, 50);
-    assert_eq!(saved.seeded_until, vec![(UserId(1), TorrentId(3), T0 + 100)]);
+    assert_eq!(
+        saved.seeded_until,
+        vec![(UserId(1), TorrentId(3), T0 + 100)]
+    );
     // A new process: same registry, restored baselines.
     let mut g = fixture(None);
     g.tracker.restore(saved.clone());
     assert_eq!(g.tracker.snapshot(), saved);
-    assert!(g.tracker.take_pending().is_empty(), "restoring is not a change");
+    assert!(
+        g.tracker.take_pending().is_empty(),
+        "restoring is not a change"
+    );
     // The next announce is credited from the saved baseline, carry included.
     let d = g.credited(announce(3, p, None, 2, 150, 0), T0 + 160);
     assert_eq!(d, credit(2, 50, 0, 60));
@@ -532,7 +592,10 @@ fn registry_refuses_duplicates_and_tracks_passkey_resets() {
         passkey: Passkey::parse(&"d".repeat(32)).unwrap(),
         disabled: None,
     };
-    assert_eq!(reg.add_user(dup.clone()), Err(RegistryError::DuplicateUser(UserId(1))));
+    assert_eq!(
+        reg.add_user(dup.clone()),
+        Err(RegistryError::DuplicateUser(UserId(1)))
+    );
     let alice_key = reg.user(UserId(1)).unwrap().passkey;
     let same_key = User {
         id: UserId(9),
@@ -546,7 +609,10 @@ fn registry_refuses_duplicates_and_tracks_passkey_resets() {
         freeleech: false,
         upload_multiplier: UploadMultiplier::ONE,
     };
-    assert!(matches!(reg.add_torrent(t), Err(RegistryError::DuplicateTorrent(_))));
+    assert!(matches!(
+        reg.add_torrent(t),
+        Err(RegistryError::DuplicateTorrent(_))
+    ));
     assert_eq!(
         reg.set_freeleech(&hash(50), true),
         Err(RegistryError::UnknownTorrent(hash(50)))
@@ -558,7 +624,10 @@ fn registry_refuses_duplicates_and_tracks_passkey_resets() {
     // Reset: the old passkey stops working, the new one works.
     let new_key = Passkey::parse(&"N".repeat(32)).unwrap();
     let bob_key = reg.user(UserId(2)).unwrap().passkey;
-    assert_eq!(reg.reset_passkey(UserId(1), bob_key), Err(RegistryError::DuplicatePasskey));
+    assert_eq!(
+        reg.reset_passkey(UserId(1), bob_key),
+        Err(RegistryError::DuplicatePasskey)
+    );
     reg.reset_passkey(UserId(1), new_key).unwrap();
     let a = announce(1, peer(b"-qB", 1), None, 0, 0, 1);
     let old = f.alice;
@@ -572,7 +641,10 @@ fn registry_refuses_duplicates_and_tracks_passkey_resets() {
         Err(Refusal::UnregisteredTorrent)
     );
     assert!(f.tracker.registry_mut().remove_user(UserId(1)).is_some());
-    assert_eq!(f.tracker.check(&new_key, &a, T0), Err(Refusal::UnknownPasskey));
+    assert_eq!(
+        f.tracker.check(&new_key, &a, T0),
+        Err(Refusal::UnknownPasskey)
+    );
 }
 
 #[test]
@@ -589,4 +661,42 @@ fn config_follows_the_interval() {
     assert_eq!(c.peer_ttl_secs, 1860);
     assert_eq!(c.rate_limit, Some(RateLimit::default()));
     assert_eq!(PrivateConfig::default(), PrivateConfig::for_interval(1980));
+}
+
+#[test]
+fn a_clock_stepping_back_credits_no_time_and_never_panics() {
+    let mut f = fixture(None);
+    let p = peer(b"-qB", 1);
+    f.credited(announce(1, p, None, 0, 0, 0), T0);
+    assert_eq!(
+        f.credited(announce(1, p, None, 5, 0, 0), T0 - 500)
+            .seeding_secs,
+        0
+    );
+    let key = PeerKey {
+        user: UserId(1),
+        torrent: TorrentId(1),
+        peer_id: p,
+    };
+    assert_eq!(
+        f.tracker.ledger().peer(&key).unwrap().last_seen,
+        T0,
+        "kept the later time"
+    );
+    assert_eq!(
+        f.credited(announce(1, p, None, 5, 0, 0), T0 + 10)
+            .seeding_secs,
+        10
+    );
+}
+
+#[test]
+fn a_peer_starting_as_a_completed_seeder_counts_its_snatch_once() {
+    // A client whose `started` was lost (or a tracker without its snapshot) still counts.
+    let mut f = fixture(None);
+    let p = peer(b"-qB", 1);
+    let done = announce(1, p, Some(AnnounceEvent::Completed), 0, 100, 0);
+    let first = f.alice(done, T0).unwrap();
+    assert_eq!((first.session, first.credited.snatches), (Session::New, 1));
+    assert_eq!(f.credited(done, T0 + 1).snatches, 0);
 }

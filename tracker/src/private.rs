@@ -14,7 +14,7 @@
 //! answers, and a refused announce changes no state and gets no peer list):
 //! 1. the passkey belongs to a user ([`Refusal::UnknownPasskey`]); a string that is not a
 //!    passkey at all is refused by [`Passkey::parse`] before this ([`Refusal::MalformedPasskey`]);
-//! 2. the user is enabled ([`Refusal::Disabled`], "account disabled: <reason>");
+//! 2. the user is enabled ([`Refusal::Disabled`], `account disabled: <reason>`);
 //! 3. the client's peer id matches the allow-list, if any ([`Refusal::ClientNotAllowed`]);
 //! 4. the torrent is registered ([`Refusal::UnregisteredTorrent`]), except that a `stopped`
 //!    is always answered with success when its peer has no baseline, creating nothing:
@@ -38,12 +38,12 @@
 
 mod ledger;
 mod passkey;
+#[cfg(test)]
+mod proptests;
 mod rate;
 mod registry;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod proptests;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

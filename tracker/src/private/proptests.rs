@@ -4,7 +4,7 @@
 //! expected credits its own way: per peer session, the sum of positive deltas and
 //! `floor(sum(delta * percent) / 100)`, not the ledger's incremental carry.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use proptest::prelude::*;
 use rill_common::tracker::AnnounceEvent;
@@ -49,6 +49,8 @@ enum Op {
     Fail,
     /// Graceful restart: flush everything, snapshot, a new tracker restores it.
     Restart,
+    /// `kill -9`: what is not written is lost; a new tracker restores the database.
+    Crash,
 }
 
 fn change() -> impl Strategy<Value = Change> {
@@ -96,6 +98,7 @@ fn op(peers: u8) -> impl Strategy<Value = Op> {
         2 => Just(Op::Commit),
         2 => Just(Op::Fail),
         1 => Just(Op::Restart),
+        1 => Just(Op::Crash),
     ]
 }
 
@@ -129,7 +132,7 @@ struct Totals {
     seeding_secs: u64,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Model {
     sessions: HashMap<(u8, u8, u8), ModelSession>,
     /// Upload credit of ended sessions, per (user, torrent).
@@ -227,16 +230,55 @@ fn add(into: &mut HashMap<(u64, u64), Delta>, batch: &Batch) {
     }
 }
 
+/// The database, as the persistence layer would keep it: credits added, baselines upserted
+/// and removed, seeding marks kept at their maximum, all from written batches.
+#[derive(Default)]
+struct Db {
+    credits: HashMap<(u64, u64), Delta>,
+    peers: BTreeMap<PeerKey, PeerRecord>,
+    marks: BTreeMap<(UserId, TorrentId), u64>,
+    /// The model as of the last written batch's `take_pending`.
+    model: Model,
+}
+
+impl Db {
+    fn write(&mut self, batch: &Batch, model: Model) {
+        add(&mut self.credits, batch);
+        for c in batch.credits.iter().filter(|c| c.seeded_until > 0) {
+            let mark = self.marks.entry((c.user, c.torrent)).or_default();
+            *mark = (*mark).max(c.seeded_until);
+        }
+        for change in &batch.peers {
+            match change {
+                PeerChange::Upsert(record) => {
+                    self.peers.insert(record.key, *record);
+                }
+                PeerChange::Remove(key) => {
+                    self.peers.remove(key);
+                }
+            }
+        }
+        self.model = model;
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            peers: self.peers.values().copied().collect(),
+            seeded_until: self.marks.iter().map(|(&(u, t), &m)| (u, t, m)).collect(),
+        }
+    }
+}
+
 /// Checks the ledger's credits (written + in flight + pending) against the model.
 fn check_totals(
     tracker: &PrivateTracker,
     model: &Model,
     written: &HashMap<(u64, u64), Delta>,
-    in_flight: &[Batch],
+    in_flight: &[(Batch, Model)],
     exact_seeding: bool,
 ) -> Result<(), TestCaseError> {
     let mut all = written.clone();
-    for batch in in_flight {
+    for (batch, _) in in_flight {
         add(&mut all, batch);
     }
     let pending = Batch {
@@ -283,7 +325,11 @@ fn check_totals(
     Ok(())
 }
 
-fn run(ops: Vec<Op>, peers: u8) -> Result<(), TestCaseError> {
+/// Runs `ops`. `pipelined`: several batches may be in flight and written or failed out of
+/// order (the credit sums must still add up), and crashes are skipped; otherwise at most one
+/// batch is in flight, as the persistence layer must do for its database to stay
+/// consistent, and a crash rolls back to the database.
+fn run(ops: Vec<Op>, peers: u8, pipelined: bool) -> Result<(), TestCaseError> {
     let passkeys = [
         Passkey::parse(&"a".repeat(32)).unwrap(),
         Passkey::parse(&"b".repeat(32)).unwrap(),
@@ -291,8 +337,8 @@ fn run(ops: Vec<Op>, peers: u8) -> Result<(), TestCaseError> {
     let mut tracker = tracker(&passkeys);
     let mut model = Model::default();
     let mut client: HashMap<(u8, u8, u8), (u64, u64)> = HashMap::new();
-    let mut written: HashMap<(u64, u64), Delta> = HashMap::new();
-    let mut in_flight: Vec<Batch> = Vec::new();
+    let mut db = Db::default();
+    let mut in_flight: Vec<(Batch, Model)> = Vec::new();
     let mut now = T0;
     for op in ops {
         match op {
@@ -351,37 +397,59 @@ fn run(ops: Vec<Op>, peers: u8) -> Result<(), TestCaseError> {
                     model.end(key);
                 }
             }
-            Op::Take => in_flight.push(tracker.take_pending()),
+            Op::Take => {
+                if pipelined || in_flight.is_empty() {
+                    in_flight.push((tracker.take_pending(), model.clone()));
+                }
+            }
             Op::Commit => {
                 if !in_flight.is_empty() {
-                    add(&mut written, &in_flight.remove(0));
+                    let (batch, taken_at) = in_flight.remove(0);
+                    db.write(&batch, taken_at);
                 }
             }
             Op::Fail => {
                 if !in_flight.is_empty() {
-                    tracker.restore_pending(in_flight.remove(0));
+                    tracker.restore_pending(in_flight.remove(0).0);
                 }
             }
             Op::Restart => {
-                for batch in in_flight.drain(..) {
-                    add(&mut written, &batch);
+                for (batch, taken_at) in in_flight.drain(..) {
+                    db.write(&batch, taken_at);
                 }
-                add(&mut written, &tracker.take_pending());
+                db.write(&tracker.take_pending(), model.clone());
                 let saved = tracker.snapshot();
                 tracker = self::tracker(&passkeys);
                 tracker.restore(saved);
+                if !pipelined {
+                    // The database's baselines are the tracker's; it keeps every mark the
+                    // tracker keeps (and old ones the tracker purged, which are harmless).
+                    let (ours, stored) = (tracker.snapshot(), db.snapshot());
+                    prop_assert_eq!(&ours.peers, &stored.peers);
+                    for mark in &ours.seeded_until {
+                        prop_assert!(stored.seeded_until.contains(mark), "mark {:?}", mark);
+                    }
+                }
+            }
+            Op::Crash => {
+                if !pipelined {
+                    in_flight.clear();
+                    tracker = self::tracker(&passkeys);
+                    tracker.restore(db.snapshot());
+                    model = db.model.clone();
+                }
             }
         }
         prop_assert_eq!(tracker.ledger().peer_count(), model.sessions.len());
-        check_totals(&tracker, &model, &written, &in_flight, peers == 1)?;
+        check_totals(&tracker, &model, &db.credits, &in_flight, peers == 1)?;
     }
     // Every credit ends up written exactly once: fail what is in flight, then flush.
-    for batch in in_flight.drain(..) {
+    for (batch, _) in in_flight.drain(..) {
         tracker.restore_pending(batch);
     }
-    add(&mut written, &tracker.take_pending());
+    db.write(&tracker.take_pending(), model.clone());
     prop_assert!(tracker.take_pending().credits.is_empty());
-    check_totals(&tracker, &model, &written, &[], peers == 1)
+    check_totals(&tracker, &model, &db.credits, &[], peers == 1)
 }
 
 /// The model's view of one announce, written from the rules, not from the ledger's code.
@@ -442,15 +510,23 @@ fn model_announce(model: &mut Model, key: (u8, u8, u8), a: PrivateAnnounce, now:
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
-    /// One peer per (user, torrent): seeding time is exact.
+    /// One peer per (user, torrent): seeding time is exact; crashes roll back to the database.
     #[test]
     fn accounting_matches_the_model_one_peer(ops in prop::collection::vec(op(1), 1..120)) {
-        run(ops, 1)?;
+        run(ops, 1, false)?;
     }
 
-    /// Several peers per (user, torrent): seeding time is bounded, never double-counted.
+    /// Several peers per (user, torrent): seeding time is bounded, never double-counted;
+    /// crashes roll back to the database.
     #[test]
     fn accounting_matches_the_model_many_peers(ops in prop::collection::vec(op(3), 1..120)) {
-        run(ops, 3)?;
+        run(ops, 3, false)?;
+    }
+
+    /// Several batches in flight, written or failed out of order: nothing is lost or
+    /// credited twice.
+    #[test]
+    fn pipelined_flushes_never_lose_or_double_credit(ops in prop::collection::vec(op(3), 1..120)) {
+        run(ops, 3, true)?;
     }
 }

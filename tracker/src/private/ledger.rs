@@ -30,8 +30,8 @@
 //! batch (upserts and removals): written in the same transaction as the credits, they make
 //! the database's baselines match its credits exactly, so after a crash the next announce
 //! is credited from the right baseline: bytes announced after the last written batch are
-//! credited again from the stored baseline, not lost (only seeding time and snatches of
-//! that window are). This needs at most one batch in flight: take the next only after the
+//! credited again from the stored baseline, not lost (a `completed` in that window is;
+//! seeding time is recovered up to the gap cap). This needs at most one batch in flight: take the next only after the
 //! previous one was written or given back (a later batch's baselines would otherwise pass
 //! an earlier failed batch's credits). The credit sums stay exact either way (proptested).
 

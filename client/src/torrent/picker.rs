@@ -380,9 +380,8 @@ impl Picker {
                 unrequest(state, peer);
             }
         }
-        self.partials.retain(|_, p| {
-            p.blocks.iter().any(|b| *b != BlockState::Free) || p.owner.is_some()
-        });
+        self.partials
+            .retain(|_, p| p.blocks.iter().any(|b| *b != BlockState::Free) || p.owner.is_some());
     }
 
     /// Records the result of a piece's hash check and returns the peers that sent its
@@ -475,7 +474,13 @@ impl Picker {
         }
     }
 
-    fn take_free_blocks(&mut self, index: u32, peer: PeerKey, want: usize, out: &mut Vec<BlockRef>) {
+    fn take_free_blocks(
+        &mut self,
+        index: u32,
+        peer: PeerKey,
+        want: usize,
+        out: &mut Vec<BlockRef>,
+    ) {
         let piece = PieceIndex(index);
         let piece_len = self.piece_len(piece);
         let Some(partial) = self.partials.get_mut(&index) else {

@@ -25,7 +25,10 @@ fn drawn(availability: &str, have: &str) -> Picker {
     assert_eq!(availability.len(), have.len());
     let n = availability.len() as u32;
     let mut p = Picker::new(u64::from(n) * u64::from(PIECE_LEN), PIECE_LEN).unwrap();
-    let counts: Vec<u32> = availability.chars().map(|c| c.to_digit(10).unwrap()).collect();
+    let counts: Vec<u32> = availability
+        .chars()
+        .map(|c| c.to_digit(10).unwrap())
+        .collect();
     for level in 0..10 {
         let mut b = Bitfield::new(n);
         for (i, c) in (0u32..).zip(&counts) {
@@ -56,7 +59,9 @@ const C: PeerKey = PeerKey(3);
 #[test]
 fn availability_drawn_as_string() {
     let p = drawn("2223333", "       ");
-    let got: String = (0..7).map(|i| p.availability(PieceIndex(i)).to_string()).collect();
+    let got: String = (0..7)
+        .map(|i| p.availability(PieceIndex(i)).to_string())
+        .collect();
     assert_eq!(got, "2223333");
 }
 
@@ -84,7 +89,13 @@ fn random_first_until_four_pieces_are_had() {
     // With four pieces had, the rarest wins every time.
     for seed in 0..20 {
         let mut p = drawn("19999999999999", "    ****      ");
-        let got = p.pick(A, &bits("**************"), PeerSpeed::Medium, 1, &mut rng(seed));
+        let got = p.pick(
+            A,
+            &bits("**************"),
+            PeerSpeed::Medium,
+            1,
+            &mut rng(seed),
+        );
         assert_eq!(got[0].piece.get(), 0);
     }
 }
@@ -168,7 +179,10 @@ fn no_end_game_while_a_block_is_free() {
     let a = p.pick(A, &bits("* "), PeerSpeed::Medium, 10, &mut rng(1));
     assert_eq!(a.len(), 4);
     assert!(!p.in_end_game());
-    assert_eq!(p.pick(B, &bits("* "), PeerSpeed::Medium, 10, &mut rng(1)), vec![]);
+    assert_eq!(
+        p.pick(B, &bits("* "), PeerSpeed::Medium, 10, &mut rng(1)),
+        vec![]
+    );
 }
 
 #[test]
@@ -216,11 +230,15 @@ fn seeds_and_haves_count_in_availability() {
     p.add_seed();
     p.peer_have(PieceIndex(2));
     p.add_peer_bitfield(&bits("*  *"));
-    let got: String = (0..4).map(|i| p.availability(PieceIndex(i)).to_string()).collect();
+    let got: String = (0..4)
+        .map(|i| p.availability(PieceIndex(i)).to_string())
+        .collect();
     assert_eq!(got, "2122");
     p.remove_seed();
     p.remove_peer_bitfield(&bits("*  *"));
-    let got: String = (0..4).map(|i| p.availability(PieceIndex(i)).to_string()).collect();
+    let got: String = (0..4)
+        .map(|i| p.availability(PieceIndex(i)).to_string())
+        .collect();
     assert_eq!(got, "0010");
 }
 
@@ -235,7 +253,10 @@ fn short_last_piece_has_short_blocks() {
             BlockRef::new(PieceIndex(1), 16384, 20_000 - 16384).unwrap(),
         ]
     );
-    assert_eq!(Picker::new(10, 0).unwrap_err(), PickerError::ZeroPieceLength);
+    assert_eq!(
+        Picker::new(10, 0).unwrap_err(),
+        PickerError::ZeroPieceLength
+    );
     // A block that is not one of ours is ignored.
     let odd = BlockRef::new(PieceIndex(1), 100, 16384).unwrap();
     assert_eq!(p.block_state(odd), None);
@@ -288,7 +309,10 @@ fn check(p: &Picker, peers: &HashMap<PeerKey, Bitfield>) {
                 assert!(!rs.is_empty() && rs.len() <= END_GAME_MAX_REQUESTERS);
                 let distinct: HashSet<_> = rs.iter().collect();
                 assert_eq!(distinct.len(), rs.len(), "a peer twice on {block:?}");
-                assert!(rs.iter().all(|r| peers.contains_key(r)), "request of a gone peer");
+                assert!(
+                    rs.iter().all(|r| peers.contains_key(r)),
+                    "request of a gone peer"
+                );
             }
         }
     }
@@ -366,8 +390,11 @@ fn run(ops: Vec<Op>, seed: u64) {
                 };
                 let mut cancels = p.block_received(block, key);
                 cancels.sort();
-                let mut expected: Vec<_> =
-                    rs.into_iter().filter(|r| *r != key).map(|r| (r, block)).collect();
+                let mut expected: Vec<_> = rs
+                    .into_iter()
+                    .filter(|r| *r != key)
+                    .map(|r| (r, block))
+                    .collect();
                 expected.sort();
                 assert_eq!(cancels, expected, "end game duplicates not all cancelled");
                 assert_eq!(p.block_state(block), Some(BlockState::Received(key)));

@@ -44,7 +44,11 @@ fn bench_pick(c: &mut Criterion) {
         let mut picker = base.clone();
         b.iter(|| {
             for (k, has) in (0..PEERS).zip(&peers) {
-                let speed = if k % 5 == 0 { PeerSpeed::Fast } else { PeerSpeed::Medium };
+                let speed = if k % 5 == 0 {
+                    PeerSpeed::Fast
+                } else {
+                    PeerSpeed::Medium
+                };
                 black_box(picker.pick(PeerKey(k), has, speed, 16, &mut rng));
             }
             for k in 0..PEERS {

@@ -115,6 +115,10 @@ pub struct Picker {
     priority: Vec<u8>,
     sequential: bool,
     partials: HashMap<u32, Partial>,
+    /// Pieces open for a new start (priority above 0, not had, not partial), one bit each,
+    /// most significant bit first as in a BEP 3 bitfield, so the scan for a new piece
+    /// combines them with a peer's bitfield 64 pieces at a time.
+    open: Vec<u64>,
 }
 
 impl Picker {
@@ -141,7 +145,9 @@ impl Picker {
             priority: vec![1; piece_count as usize],
             sequential: false,
             partials: HashMap::new(),
-        })
+            open: Vec::new(),
+        }
+        .with_open_rebuilt())
     }
 
     /// The number of pieces.
@@ -185,6 +191,7 @@ impl Picker {
             });
         }
         self.priority = priorities;
+        self.rebuild_open();
         Ok(())
     }
 
@@ -288,6 +295,7 @@ impl Picker {
             };
             let blocks = block_count(self.piece_len(PieceIndex(index))) as usize;
             let owner = (speed == PeerSpeed::Fast).then_some(peer);
+            self.set_open(index, false);
             self.partials.insert(
                 index,
                 Partial {
@@ -328,6 +336,7 @@ impl Picker {
             return Vec::new();
         }
         let blocks = block_count(self.piece_len(block.piece)) as usize;
+        self.set_open(block.piece.get(), false);
         // A block may arrive for a piece not started (a timeout gave it up): keep it
         // rather than fetch it again.
         let partial = self
@@ -380,8 +389,16 @@ impl Picker {
                 unrequest(state, peer);
             }
         }
-        self.partials
-            .retain(|_, p| p.blocks.iter().any(|b| *b != BlockState::Free) || p.owner.is_some());
+        let idle: Vec<u32> = self
+            .partials
+            .iter()
+            .filter(|(_, p)| p.blocks.iter().all(|b| *b == BlockState::Free))
+            .map(|(i, _)| *i)
+            .collect();
+        for index in idle {
+            self.partials.remove(&index);
+            self.refresh_open(index);
+        }
     }
 
     /// Records the result of a piece's hash check and returns the peers that sent its
@@ -410,7 +427,39 @@ impl Picker {
         if ok {
             self.have.set(piece, true);
         }
+        self.refresh_open(piece.get());
         senders
+    }
+
+    fn with_open_rebuilt(mut self) -> Self {
+        self.rebuild_open();
+        self
+    }
+
+    fn rebuild_open(&mut self) {
+        self.open = vec![0; self.piece_count.div_ceil(64) as usize];
+        for index in 0..self.piece_count {
+            self.refresh_open(index);
+        }
+    }
+
+    /// Recomputes whether a piece is open for a new start.
+    fn refresh_open(&mut self, index: u32) {
+        let open = self.prio(index) > 0
+            && !self.have.get(PieceIndex(index))
+            && !self.partials.contains_key(&index);
+        self.set_open(index, open);
+    }
+
+    fn set_open(&mut self, index: u32, open: bool) {
+        if let Some(word) = self.open.get_mut((index / 64) as usize) {
+            let bit = 1u64 << (63 - index % 64);
+            if open {
+                *word |= bit;
+            } else {
+                *word &= !bit;
+            }
+        }
     }
 
     fn prio(&self, index: u32) -> u8 {
@@ -501,33 +550,49 @@ impl Picker {
 
     /// The best piece nobody has started that the peer can give us.
     fn best_new_piece(&self, peer_has: &Bitfield, rng: &mut impl Rng) -> Option<u32> {
-        if self.piece_count == 0 {
+        let words = self.open.len();
+        if words == 0 {
             return None;
         }
         let random = !self.sequential && self.have.count() < RANDOM_FIRST_PIECES;
-        // Scanning from a random start breaks ties between equally rare pieces without
-        // sorting all of them (one pass, no allocation).
+        // Scanning from a random piece breaks ties between equally rare pieces without
+        // sorting them (one pass, no allocation): the start word's pieces from the start
+        // on, the other words, then the start word's pieces before the start.
         let start = if self.sequential {
             0
         } else {
-            rng.random_range(0..self.piece_count)
+            rng.random_range(0..self.piece_count) as usize
         };
+        let (sw, from_start) = (start / 64, u64::MAX >> (start % 64));
+        let order = std::iter::once((sw, from_start))
+            .chain((sw + 1..words).chain(0..sw).map(|w| (w, u64::MAX)))
+            .chain(std::iter::once((sw, !from_start)));
+        let peer_bytes = peer_has.as_bytes();
         let mut best: Option<((std::cmp::Reverse<u8>, u32), u32)> = None;
-        for offset in 0..self.piece_count {
-            let index = (start + offset) % self.piece_count;
-            if !self.wanted_from(index, peer_has) || self.partials.contains_key(&index) {
-                continue;
+        for (w, mask) in order {
+            let mut peer_word = [0u8; 8];
+            if let Some(bytes) = peer_bytes.get(w * 8..) {
+                for (dst, src) in peer_word.iter_mut().zip(bytes) {
+                    *dst = *src;
+                }
             }
-            let order = if self.sequential {
-                index
-            } else if random {
-                0
-            } else {
-                self.availability(PieceIndex(index))
-            };
-            let key = (std::cmp::Reverse(self.prio(index)), order);
-            if best.is_none_or(|(k, _)| key < k) {
-                best = Some((key, index));
+            let mut bits =
+                self.open.get(w).copied().unwrap_or(0) & u64::from_be_bytes(peer_word) & mask;
+            while bits != 0 {
+                let bit = bits.leading_zeros();
+                bits &= !(1u64 << (63 - bit));
+                let index = w as u32 * 64 + bit;
+                let order = if self.sequential {
+                    index
+                } else if random {
+                    0
+                } else {
+                    self.availability(PieceIndex(index))
+                };
+                let key = (std::cmp::Reverse(self.prio(index)), order);
+                if best.is_none_or(|(k, _)| key < k) {
+                    best = Some((key, index));
+                }
             }
         }
         best.map(|(_, i)| i)

@@ -171,7 +171,8 @@ impl Picker {
 
     /// Whether every wanted piece (priority above 0) is had.
     pub fn is_finished(&self) -> bool {
-        (0..self.piece_count).all(|i| self.prio(i) == 0 || self.have.get(PieceIndex(i)))
+        // A wanted piece not had is either open or partial.
+        self.open.iter().all(|w| *w == 0) && self.partials.keys().all(|i| self.prio(*i) == 0)
     }
 
     /// How many connected peers have a piece (0 out of range).

@@ -300,6 +300,9 @@ fn check(p: &Picker, peers: &HashMap<PeerKey, Bitfield>) {
         let open = p.open[(i / 64) as usize] & (1 << (63 - i % 64)) != 0;
         let should = p.prio(i) > 0 && !p.have().get(piece) && !p.partials.contains_key(&i);
         assert_eq!(open, should, "open set out of date for piece {i}");
+        if p.is_finished() {
+            assert!(p.prio(i) == 0 || p.have().get(piece), "finished without piece {i}");
+        }
         let blocks = block_count(p.piece_len(piece));
         for n in 0..blocks {
             let block = BlockRef::nth(piece, p.piece_len(piece), n).unwrap();

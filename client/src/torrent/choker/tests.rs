@@ -77,29 +77,37 @@ fn only_interested_peers_are_unchoked() {
 #[test]
 fn snubbed_peer_loses_its_regular_slot() {
     let t0 = Instant::now();
-    let mut c = with_peers(6, t0);
-    for k in 0..6u32 {
+    // Fewer peers than slots: rates alone would unchoke both regularly.
+    let mut c = with_peers(2, t0);
+    for k in 0..2u32 {
         c.set_am_interested(PeerKey(k), true, t0);
         c.set_peer_choking(PeerKey(k), false, t0);
     }
-    // Peer 5 sent a lot early, then nothing; the others trickle on.
-    c.block_received(PeerKey(5), 10_000_000, t0 + secs(1));
     let mut now = t0 + secs(1);
+    c.block_received(PeerKey(1), 10_000_000, now);
     c.rechoke(now, &mut rng(1));
-    assert!(c.is_unchoked(PeerKey(5)));
+    assert!(c.is_unchoked(PeerKey(1)));
+    assert_eq!(
+        c.optimistic(),
+        None,
+        "no candidate left for the optimistic unchoke"
+    );
     while now < t0 + secs(61) {
         now += secs(10);
-        for k in 0..5u32 {
-            c.block_received(PeerKey(k), 1000, now);
-        }
+        c.block_received(PeerKey(0), 1000, now);
         c.rechoke(now, &mut rng(2));
     }
-    assert!(c.is_snubbed(PeerKey(5), now));
-    assert!(!c.is_snubbed(PeerKey(4), now));
-    assert!(!c.is_unchoked(PeerKey(5)) || c.optimistic() == Some(PeerKey(5)));
-    // A block ends the snub.
-    c.block_received(PeerKey(5), 16384, now);
-    assert!(!c.is_snubbed(PeerKey(5), now));
+    assert!(c.is_snubbed(PeerKey(1), now));
+    assert!(!c.is_snubbed(PeerKey(0), now));
+    // Peer 1 is still unchoked, but only as the optimistic unchoke.
+    assert!(c.is_unchoked(PeerKey(1)));
+    assert_eq!(c.optimistic(), Some(PeerKey(1)));
+    // A block ends the snub; the peer gets a regular slot back.
+    c.block_received(PeerKey(1), 16384, now);
+    assert!(!c.is_snubbed(PeerKey(1), now));
+    c.rechoke(now, &mut rng(3));
+    assert_eq!(c.optimistic(), None);
+    assert!(c.is_unchoked(PeerKey(1)));
 }
 
 #[test]

@@ -301,7 +301,10 @@ fn check(p: &Picker, peers: &HashMap<PeerKey, Bitfield>) {
         let should = p.prio(i) > 0 && !p.have().get(piece) && !p.partials.contains_key(&i);
         assert_eq!(open, should, "open set out of date for piece {i}");
         if p.is_finished() {
-            assert!(p.prio(i) == 0 || p.have().get(piece), "finished without piece {i}");
+            assert!(
+                p.prio(i) == 0 || p.have().get(piece),
+                "finished without piece {i}"
+            );
         }
         let blocks = block_count(p.piece_len(piece));
         for n in 0..blocks {

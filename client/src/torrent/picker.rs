@@ -317,13 +317,24 @@ impl Picker {
         out
     }
 
-    /// Whether every missing wanted block is requested or received (the end game).
+    /// Whether the end game is on: every missing wanted block that some connected peer
+    /// could send is already requested or received. (Pieces nobody has do not hold it back.)
     pub fn in_end_game(&self) -> bool {
-        self.open.iter().all(|w| *w == 0)
-            && self
-                .partials
-                .iter()
-                .all(|(i, p)| self.prio(*i) == 0 || p.free_blocks() == 0)
+        let open_available = (0u32..).zip(&self.open).any(|(w, bits)| {
+            let mut bits = *bits;
+            while bits != 0 {
+                let bit = bits.leading_zeros();
+                bits &= !(1u64 << (63 - bit));
+                if self.availability(PieceIndex(w * 64 + bit)) > 0 {
+                    return true;
+                }
+            }
+            false
+        });
+        !open_available
+            && self.partials.iter().all(|(i, p)| {
+                self.prio(*i) == 0 || p.free_blocks() == 0 || self.availability(PieceIndex(*i)) == 0
+            })
     }
 
     /// Records a block arriving from `from` and returns the other peers it is still

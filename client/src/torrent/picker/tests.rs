@@ -186,6 +186,21 @@ fn no_end_game_while_a_block_is_free() {
 }
 
 #[test]
+fn pieces_nobody_has_do_not_hold_back_the_end_game() {
+    let mut p = drawn("330", "*  ");
+    let a = p.pick(A, &bits("** "), PeerSpeed::Medium, 10, &mut rng(1));
+    assert_eq!(a.len(), 4);
+    assert!(p.in_end_game());
+    let b = p.pick(B, &bits("** "), PeerSpeed::Medium, 10, &mut rng(1));
+    assert_eq!(b, a);
+    // A peer with piece 2 arrives: it is no longer the end game.
+    p.add_peer_bitfield(&bits("  *"));
+    assert!(!p.in_end_game());
+    let c = p.pick(C, &bits("***"), PeerSpeed::Medium, 4, &mut rng(1));
+    assert_eq!(pieces_of(&c), vec![2]);
+}
+
+#[test]
 fn peer_gone_and_rejects_free_blocks() {
     let mut p = drawn("33", "* ");
     let a = p.pick(A, &bits("**"), PeerSpeed::Medium, 2, &mut rng(1));

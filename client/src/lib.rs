@@ -4,8 +4,10 @@
 //! - [`summary`]: what `rill info` shows of a torrent or magnet link, as text or JSON.
 //! - [`create`]: `rill create`, writing a new .torrent file safely.
 //! - [`progress`]: progress display on the terminal (indicatif).
+//! - [`torrent`]: a torrent's pure state machines: piece picker, choker, transfer rates.
 
 pub mod cli;
 pub mod create;
 pub mod progress;
 pub mod summary;
+pub mod torrent;

@@ -697,7 +697,12 @@ async fn measure(
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; nothing else is expected.
+    // `cargo bench` passes `--bench`; `cargo test --benches` (or `--all-targets`) does not,
+    // and a test run must not start a minute of load.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("load: skipped (not run by `cargo bench`)");
+        return;
+    }
     let conns = env_or("LOAD_CONNS", 64) as usize;
     let secs = env_or("LOAD_SECS", 10);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -150,6 +150,8 @@ struct Sample {
     failures: u64,
     lost: u64,
     connects: u64,
+    /// When the last reply came (the phase's end, not counting waits for lost packets).
+    last_reply: Option<Instant>,
 }
 
 impl Sample {
@@ -159,6 +161,7 @@ impl Sample {
         self.failures += other.failures;
         self.lost += other.lost;
         self.connects += other.connects;
+        self.last_reply = self.last_reply.max(other.last_reply);
     }
 }
 
@@ -275,6 +278,7 @@ async fn http_worker(
             }
         };
         let latency = start.elapsed();
+        sample.last_reply = Some(Instant::now());
         if !keep_alive {
             stream = None;
         }
@@ -391,7 +395,8 @@ async fn http_phase(
     while let Some(done) = tasks.join_next().await {
         total.merge(done.map_err(|e| e.to_string())??);
     }
-    Ok((total, start.elapsed()))
+    let end = total.last_reply.unwrap_or_else(Instant::now);
+    Ok((total, end.duration_since(start)))
 }
 
 /// One UDP socket: connects once (again only if the tracker says the id expired), then
@@ -481,6 +486,9 @@ async fn udp_worker(
             }
         };
         let latency = start.elapsed();
+        if reply.is_some() {
+            sample.last_reply = Some(Instant::now());
+        }
         match reply {
             None => sample.lost += 1,
             Some(Ok(peers)) => {
@@ -520,7 +528,8 @@ async fn udp_phase(
     while let Some(done) = tasks.join_next().await {
         total.merge(done.map_err(|e| e.to_string())??);
     }
-    Ok((total, start.elapsed()))
+    let end = total.last_reply.unwrap_or_else(Instant::now);
+    Ok((total, end.duration_since(start)))
 }
 
 /// rill-tracker on its own runtime (2 worker threads) in a background thread.

@@ -2,8 +2,8 @@
 //!
 //! HTTP and UDP parse their own wire formats into [`Announce`] and hash lists, and encode
 //! what comes back. Everything a tracker decides beyond the swarm itself lives here: reply
-//! intervals with jitter, counters for `/stats`, and (later) private mode's checks, which
-//! will refuse with a [`Refusal`] before the swarm is touched.
+//! intervals with jitter, counters for `/stats` and `/metrics`, and (later) private mode's
+//! checks, which will refuse with a [`Refusal`] before the swarm is touched.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,31 +65,168 @@ pub struct Granted {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal(pub String);
 
-/// Request counters for `/stats` (and `/metrics`, later).
+/// What a refused or malformed request asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestKind {
+    /// An announce.
+    Announce,
+    /// A scrape.
+    Scrape,
+    /// Anything else (a UDP packet with an unknown action, say).
+    Other,
+}
+
+/// Why a request was refused, for `/metrics`' `errors_total{kind}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A missing, repeated or malformed query parameter (HTTP).
+    BadQuery,
+    /// A query string over the size limit (HTTP).
+    QueryTooLong,
+    /// More info hashes in a scrape than allowed.
+    TooManyHashes,
+    /// A packet that does not decode, from a sender holding a connection id (UDP).
+    BadPacket,
+    /// A wrong or expired connection id (UDP).
+    BadConnectionId,
+    /// Refused by the service (full scrape disabled; private mode's checks, later).
+    Refused,
+    /// Garbage dropped without an answer (UDP).
+    Dropped,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order of the counters.
+    pub const ALL: [ErrorKind; 7] = [
+        ErrorKind::BadQuery,
+        ErrorKind::QueryTooLong,
+        ErrorKind::TooManyHashes,
+        ErrorKind::BadPacket,
+        ErrorKind::BadConnectionId,
+        ErrorKind::Refused,
+        ErrorKind::Dropped,
+    ];
+
+    /// The label value in `/metrics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::BadQuery => "bad_query",
+            ErrorKind::QueryTooLong => "query_too_long",
+            ErrorKind::TooManyHashes => "too_many_hashes",
+            ErrorKind::BadPacket => "bad_packet",
+            ErrorKind::BadConnectionId => "bad_connection_id",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Dropped => "garbage_dropped",
+        }
+    }
+
+    /// Whether `protocol` can produce this kind (so `/metrics` lists only real series).
+    pub fn applies_to(self, protocol: Protocol) -> bool {
+        match self {
+            ErrorKind::BadQuery | ErrorKind::QueryTooLong => protocol == Protocol::Http,
+            ErrorKind::BadPacket | ErrorKind::BadConnectionId | ErrorKind::Dropped => {
+                protocol == Protocol::Udp
+            }
+            ErrorKind::TooManyHashes | ErrorKind::Refused => true,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Request counters for `/stats` and `/metrics`, per protocol.
 #[derive(Debug, Default)]
 pub struct Counters {
-    http_announces: AtomicU64,
-    http_scrapes: AtomicU64,
-    http_failures: AtomicU64,
-    udp_connects: AtomicU64,
-    udp_announces: AtomicU64,
-    udp_scrapes: AtomicU64,
-    udp_failures: AtomicU64,
+    http: ProtocolCounters,
+    udp: ProtocolCounters,
+}
+
+/// The counters of one protocol.
+#[derive(Debug, Default)]
+struct ProtocolCounters {
+    announces: AtomicU64,
+    scrapes: AtomicU64,
+    /// Answered with a failure (refused or malformed), of any request kind.
+    failures: AtomicU64,
+    announce_failures: AtomicU64,
+    scrape_failures: AtomicU64,
+    connects: AtomicU64,
+    errors: [AtomicU64; ErrorKind::ALL.len()],
+}
+
+/// A copy of one protocol's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CounterSnapshot {
+    /// Announces answered.
+    pub announces: u64,
+    /// Scrapes answered.
+    pub scrapes: u64,
+    /// Requests answered with a failure.
+    pub failures: u64,
+    /// Announces answered with a failure.
+    pub announce_failures: u64,
+    /// Scrapes answered with a failure.
+    pub scrape_failures: u64,
+    /// UDP connects (0 for HTTP).
+    pub connects: u64,
+    /// Errors by kind, in [`ErrorKind::ALL`] order.
+    pub errors: [u64; ErrorKind::ALL.len()],
+}
+
+impl CounterSnapshot {
+    /// The count of one error kind.
+    pub fn error(&self, kind: ErrorKind) -> u64 {
+        self.errors.get(kind.index()).copied().unwrap_or(0)
+    }
 }
 
 impl Counters {
-    /// Counts a request refused or malformed.
-    pub fn failure(&self, protocol: Protocol) {
-        let counter = match protocol {
-            Protocol::Http => &self.http_failures,
-            Protocol::Udp => &self.udp_failures,
+    fn of(&self, protocol: Protocol) -> &ProtocolCounters {
+        match protocol {
+            Protocol::Http => &self.http,
+            Protocol::Udp => &self.udp,
+        }
+    }
+
+    /// Counts a request answered with a failure: refused or malformed.
+    pub fn failure(&self, protocol: Protocol, request: RequestKind, kind: ErrorKind) {
+        let c = self.of(protocol);
+        c.failures.fetch_add(1, Ordering::Relaxed);
+        match request {
+            RequestKind::Announce => c.announce_failures.fetch_add(1, Ordering::Relaxed),
+            RequestKind::Scrape => c.scrape_failures.fetch_add(1, Ordering::Relaxed),
+            RequestKind::Other => 0,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.error(protocol, kind);
+    }
+
+    /// Counts an error of `kind` only (garbage dropped without an answer, say).
+    pub fn error(&self, protocol: Protocol, kind: ErrorKind) {
+        if let Some(counter) = self.of(protocol).errors.get(kind.index()) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts a UDP connect.
     pub fn udp_connect(&self) {
-        self.udp_connects.fetch_add(1, Ordering::Relaxed);
+        self.udp.connects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A copy of one protocol's counters.
+    pub fn snapshot(&self, protocol: Protocol) -> CounterSnapshot {
+        let c = self.of(protocol);
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        CounterSnapshot {
+            announces: load(&c.announces),
+            scrapes: load(&c.scrapes),
+            failures: load(&c.failures),
+            announce_failures: load(&c.announce_failures),
+            scrape_failures: load(&c.scrape_failures),
+            connects: load(&c.connects),
+            errors: std::array::from_fn(|i| c.errors.get(i).map_or(0, load)),
+        }
     }
 }
 
@@ -180,11 +317,10 @@ impl Service {
             },
             now,
         );
-        let counter = match protocol {
-            Protocol::Http => &self.counters.http_announces,
-            Protocol::Udp => &self.counters.udp_announces,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .of(protocol)
+            .announces
+            .fetch_add(1, Ordering::Relaxed);
         let a = &self.config.announce;
         let jitter = if a.interval_jitter_secs > 0 {
             rand::rng().random_range(0..=a.interval_jitter_secs)
@@ -222,16 +358,20 @@ impl Service {
     }
 
     fn count_scrape(&self, protocol: Protocol) {
-        let counter = match protocol {
-            Protocol::Http => &self.counters.http_scrapes,
-            Protocol::Udp => &self.counters.udp_scrapes,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .of(protocol)
+            .scrapes
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Drops expired peers and empty torrents.
     pub fn purge(&self, now: Instant) {
         self.store.purge(now);
+    }
+
+    /// Torrents, seeders and leechers over every shard.
+    pub fn totals(&self) -> StoreTotals {
+        self.store.totals()
     }
 
     /// The totals and counters for `/stats`.
@@ -240,21 +380,17 @@ impl Service {
             torrents,
             seeders,
             leechers,
-        } = self.store.totals();
-        let c = &self.counters;
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let http = ProtocolStats {
-            announces: load(&c.http_announces),
-            scrapes: load(&c.http_scrapes),
-            failures: load(&c.http_failures),
-            connects: 0,
+        } = self.totals();
+        let of = |protocol| {
+            let c = self.counters.snapshot(protocol);
+            ProtocolStats {
+                announces: c.announces,
+                scrapes: c.scrapes,
+                failures: c.failures,
+                connects: c.connects,
+            }
         };
-        let udp = ProtocolStats {
-            announces: load(&c.udp_announces),
-            scrapes: load(&c.udp_scrapes),
-            failures: load(&c.udp_failures),
-            connects: load(&c.udp_connects),
-        };
+        let (http, udp) = (of(Protocol::Http), of(Protocol::Udp));
         Stats {
             mode: "public",
             torrents,

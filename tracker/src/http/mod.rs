@@ -1,4 +1,5 @@
-//! The HTTP front end (axum): `/announce` and `/scrape` (BEP 3, 7, 23, 48), `/health`, `/stats`.
+//! The HTTP front end (axum): `/announce` and `/scrape` (BEP 3, 7, 23, 48), `/health`, `/stats`,
+//! `/metrics` (Prometheus, [`metrics`]).
 //!
 //! Invariants:
 //! - Queries are taken raw and parsed by `rill_common::tracker::http` (info hashes are
@@ -12,6 +13,7 @@
 //!   `announce.allow_ip_param`.
 
 pub mod address;
+pub mod metrics;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -30,7 +32,7 @@ use rill_common::tracker::http::{
 
 use tracing::debug;
 
-use crate::service::{Announce, Protocol, Service};
+use crate::service::{Announce, ErrorKind, Protocol, RequestKind, Service};
 
 /// The routes, over the shared service.
 pub fn router(service: Arc<Service>) -> Router {
@@ -39,6 +41,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/scrape", get(scrape))
         .route("/health", get(health))
         .route("/stats", get(stats))
+        .route("/metrics", get(metrics::metrics))
         .with_state(service)
 }
 
@@ -83,14 +86,15 @@ pub fn answer_announce(
     raw: &[u8],
     now: Instant,
 ) -> Vec<u8> {
-    let failure = |reason: String| {
+    let failure = |kind: ErrorKind, reason: String| {
         debug!(%peer, "announce refused: {reason}");
-        service.counters().failure(Protocol::Http);
+        let counters = service.counters();
+        counters.failure(Protocol::Http, RequestKind::Announce, kind);
         AnnounceResponse::Failure(reason).to_bytes(true, false)
     };
     let request = match AnnounceRequest::from_query(raw) {
         Ok(request) => request,
-        Err(e) => return failure(e.to_string()),
+        Err(e) => return failure(metrics::kind_of(&e), e.to_string()),
     };
     let config = service.config();
     let mut ip = address::client_ip(peer.ip(), headers, &config.http.trusted_proxies);
@@ -112,7 +116,7 @@ pub fn answer_announce(
     };
     let granted = match service.announce(&announce, Protocol::Http, now) {
         Ok(granted) => granted,
-        Err(refusal) => return failure(refusal.0),
+        Err(refusal) => return failure(ErrorKind::Refused, refusal.0),
     };
     let mut peers = granted.reply.peers_v4;
     peers.extend(granted.reply.peers_v6);
@@ -130,14 +134,15 @@ pub fn answer_announce(
 
 /// The bencoded reply to a scrape with raw query `raw`.
 pub fn answer_scrape(service: &Service, raw: &[u8]) -> Vec<u8> {
-    let failure = |reason: String| {
+    let failure = |kind: ErrorKind, reason: String| {
         debug!("scrape refused: {reason}");
-        service.counters().failure(Protocol::Http);
+        let counters = service.counters();
+        counters.failure(Protocol::Http, RequestKind::Scrape, kind);
         ScrapeResponse::Failure(reason).to_bytes()
     };
     let request = match ScrapeRequest::from_query(raw, service.config().scrape.max_hashes) {
         Ok(request) => request,
-        Err(e) => return failure(e.to_string()),
+        Err(e) => return failure(metrics::kind_of(&e), e.to_string()),
     };
     let counts = if request.info_hashes.is_empty() {
         service.scrape_all(Protocol::Http)
@@ -148,7 +153,7 @@ pub fn answer_scrape(service: &Service, raw: &[u8]) -> Vec<u8> {
     };
     let counts = match counts {
         Ok(counts) => counts,
-        Err(refusal) => return failure(refusal.0),
+        Err(refusal) => return failure(ErrorKind::Refused, refusal.0),
     };
     let files = counts
         .into_iter()

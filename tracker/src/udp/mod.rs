@@ -32,7 +32,7 @@ use tracing::debug;
 
 use self::connection::ConnectionIds;
 use crate::TrackerError;
-use crate::service::{Announce, Protocol, Service};
+use crate::service::{Announce, ErrorKind, Protocol, RequestKind, Service};
 
 /// The biggest datagram read; longer ones are cut (and then fail to decode or lose options).
 const RECV_BUFFER: usize = 2048;
@@ -87,9 +87,9 @@ pub fn answer(
 ) -> Option<Vec<u8>> {
     let client = SocketAddr::new(src.ip().to_canonical(), src.port());
     let family = Family::of(&client);
-    let error = |transaction_id, message: String| {
+    let error = |request: RequestKind, kind: ErrorKind, transaction_id, message: String| {
         debug!(%src, "UDP request refused: {message}");
-        service.counters().failure(Protocol::Udp);
+        service.counters().failure(Protocol::Udp, request, kind);
         Some(
             Response::Error {
                 transaction_id,
@@ -101,7 +101,21 @@ pub fn answer(
     let request = match Request::decode(packet) {
         Ok(request) => request,
         Err(e) => {
-            return answer_invalid(ids, packet, client, now, e).and_then(|(t, m)| error(t, m));
+            let Some((t, m)) = answer_invalid(ids, packet, client, now, &e) else {
+                service.counters().error(Protocol::Udp, ErrorKind::Dropped);
+                return None;
+            };
+            let kind = match e {
+                UdpError::TooManyInfoHashes(_) => ErrorKind::TooManyHashes,
+                _ => ErrorKind::BadPacket,
+            };
+            // The action field (BEP 15) says what the sender meant to ask.
+            let request = match packet.get(8..12) {
+                Some([0, 0, 0, 1]) => RequestKind::Announce,
+                Some([0, 0, 0, 2]) => RequestKind::Scrape,
+                _ => RequestKind::Other,
+            };
+            return error(request, kind, t, m);
         }
     };
     let response = match request {
@@ -114,7 +128,8 @@ pub fn answer(
         }
         Request::Announce(a) => {
             if !ids.check(client, a.connection_id, now) {
-                return error(a.transaction_id, EXPIRED.to_owned());
+                let (request, kind) = (RequestKind::Announce, ErrorKind::BadConnectionId);
+                return error(request, kind, a.transaction_id, EXPIRED.to_owned());
             }
             let mut ip = client.ip();
             if service.config().announce.allow_ip_param
@@ -136,7 +151,10 @@ pub fn answer(
             };
             let granted = match service.announce(&announce, Protocol::Udp, now) {
                 Ok(granted) => granted,
-                Err(refusal) => return error(a.transaction_id, refusal.0),
+                Err(refusal) => {
+                    let (request, kind) = (RequestKind::Announce, ErrorKind::Refused);
+                    return error(request, kind, a.transaction_id, refusal.0);
+                }
             };
             let reply = granted.reply;
             let peers = match family {
@@ -157,11 +175,15 @@ pub fn answer(
             info_hashes,
         } => {
             if !ids.check(client, connection_id, now) {
-                return error(transaction_id, EXPIRED.to_owned());
+                let (request, kind) = (RequestKind::Scrape, ErrorKind::BadConnectionId);
+                return error(request, kind, transaction_id, EXPIRED.to_owned());
             }
             let counts = match service.scrape(&info_hashes, Protocol::Udp) {
                 Ok(counts) => counts,
-                Err(refusal) => return error(transaction_id, refusal.0),
+                Err(refusal) => {
+                    let (request, kind) = (RequestKind::Scrape, ErrorKind::Refused);
+                    return error(request, kind, transaction_id, refusal.0);
+                }
             };
             Response::Scrape {
                 transaction_id,
@@ -189,7 +211,7 @@ fn answer_invalid(
     packet: &[u8],
     client: SocketAddr,
     now: Instant,
-    error: UdpError,
+    error: &UdpError,
 ) -> Option<(u32, String)> {
     let connection_id = u64::from_be_bytes(packet.get(..8)?.try_into().ok()?);
     let transaction_id = request_transaction_id(packet)?;

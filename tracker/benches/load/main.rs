@@ -1,0 +1,126 @@
+//! Load benchmark: rill-tracker (in process) side by side with opentracker (Debian's package)
+//! in the same run, over HTTP and UDP on loopback.
+//!
+//! Run: `cargo bench -p rill-tracker --bench load` (plain `main`, no criterion). Knobs (env):
+//! `LOAD_SECS` (measured seconds per phase, default 10), `LOAD_CONNS` (HTTP connections and
+//! UDP sockets, default 64). opentracker is skipped with a line saying so when
+//! `/usr/bin/opentracker` (or `$OPENTRACKER`) is absent.
+//!
+//! The load: 1000 torrents; a population of 50,000 simulated peers, each with its own peer
+//! id, port and torrent (so swarms hold about 50 peers); every request is a random peer's
+//! announce (`compact=1`, `numwant=50`, random `left` with a fifth seeders, random
+//! `uploaded`/`downloaded`, `event=started` one time in twenty). A warm-up announces every
+//! peer once with `event=started` before anything is measured. HTTP runs over `LOAD_CONNS`
+//! HTTP/1.1 connections, one request in flight each (raw `TcpStream`, replies read by
+//! `Content-Length`); a server that closes after each reply (opentracker does) gets a new
+//! connection per request, whose connect time counts in the latency. UDP runs over
+//! `LOAD_CONNS` sockets, each connecting once (BEP 15) and then announcing, one in flight each.
+//!
+//! opentracker runs as `opentracker -i 127.0.0.1 -p PORT -P PORT -d DIR -w /whitelist`: it
+//! chroots into `DIR` and drops to `nobody`, and Debian's build refuses torrents that are not
+//! whitelisted, so the whitelist (hex info hashes) lives inside `DIR`, world-readable. It is
+//! killed by PID when the run ends, also on error.
+
+mod http;
+mod population;
+mod report;
+mod servers;
+mod udp;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{http_phase, warm_up};
+use population::Population;
+use report::{Row, print_table, summarise};
+use servers::{OpenTracker, Rill};
+use udp::udp_phase;
+
+const TORRENTS: usize = 1000;
+const PEERS: usize = 50_000;
+const NUMWANT: u32 = 50;
+/// A bound on requests per phase, whatever the duration.
+const MAX_REQUESTS: u64 = 5_000_000;
+/// How long one request may take before it counts as lost (UDP) or fails the run (HTTP).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+type BenchResult<T> = Result<T, String>;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+        .max(1)
+}
+
+/// Warm-up, HTTP and UDP phases against one tracker.
+async fn measure(
+    name: &'static str,
+    http: SocketAddr,
+    udp: SocketAddr,
+    pop: &Arc<Population>,
+    conns: usize,
+    secs: u64,
+) -> BenchResult<Vec<Row>> {
+    eprintln!("{name}: warm-up ({PEERS} peers announce started over HTTP)");
+    warm_up(http, pop, conns).await?;
+    eprintln!("{name}: HTTP, {conns} connections, {secs} s");
+    let (s, t) = http_phase(http, pop, conns, secs).await?;
+    let http_row = summarise(name, "HTTP", s, t);
+    eprintln!("{name}: UDP, {conns} sockets, {secs} s");
+    let (s, t) = udp_phase(udp, pop, conns, secs).await?;
+    let udp_row = summarise(name, "UDP", s, t);
+    Ok(vec![http_row, udp_row])
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` (or `--all-targets`) does not,
+    // and a test run must not start a minute of load.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("load: skipped (not run by `cargo bench`)");
+        return;
+    }
+    let conns = env_or("LOAD_CONNS", 64) as usize;
+    let secs = env_or("LOAD_SECS", 10);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("load: tokio runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let pop = Arc::new(Population::new());
+    let mut rows = Vec::new();
+    let result = (|| -> BenchResult<()> {
+        let rill = Rill::start()?;
+        rows.extend(runtime.block_on(measure("rill", rill.http, rill.udp, &pop, conns, secs))?);
+        drop(rill);
+        let bin = std::env::var_os("OPENTRACKER")
+            .map_or_else(|| PathBuf::from("/usr/bin/opentracker"), PathBuf::from);
+        if bin.exists() {
+            let ot = OpenTracker::start(&bin, &pop)?;
+            let addr = ot.addr;
+            let measured = runtime.block_on(measure("opentracker", addr, addr, &pop, conns, secs));
+            drop(ot);
+            rows.extend(measured?);
+        } else {
+            println!(
+                "opentracker: skipped ({} not found; `apt-get install opentracker`)",
+                bin.display()
+            );
+        }
+        Ok(())
+    })();
+    print_table(&rows, conns, secs);
+    if let Err(e) = result {
+        eprintln!("load: {e}");
+        std::process::exit(1);
+    }
+}

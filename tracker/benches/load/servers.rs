@@ -1,0 +1,154 @@
+//! The trackers under load: rill-tracker in process, opentracker as a child process.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::BenchResult;
+use crate::population::Population;
+
+/// rill-tracker on its own runtime (2 worker threads) in a background thread.
+pub(crate) struct Rill {
+    pub(crate) http: SocketAddr,
+    pub(crate) udp: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Rill {
+    pub(crate) fn start() -> BenchResult<Self> {
+        let http = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
+        let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
+        let (http_addr, udp_addr) = (
+            http.local_addr().map_err(|e| e.to_string())?,
+            udp.local_addr().map_err(|e| e.to_string())?,
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build();
+            let Ok(runtime) = runtime else { return };
+            let listeners = rill_tracker::Listeners {
+                http: Some(http),
+                udp: Some(udp),
+            };
+            let config = rill_tracker::Config::default();
+            let result = runtime.block_on(rill_tracker::run(config, listeners, async {
+                let _ = stopped.await;
+            }));
+            if let Err(e) = result {
+                eprintln!("rill-tracker: {e}");
+            }
+        });
+        Ok(Rill {
+            http: http_addr,
+            udp: udp_addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Rill {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// opentracker as a child process, killed by PID on drop; its chroot directory removed.
+pub(crate) struct OpenTracker {
+    child: Child,
+    dir: PathBuf,
+    pub(crate) addr: SocketAddr,
+}
+
+impl OpenTracker {
+    pub(crate) fn start(bin: &Path, pop: &Population) -> BenchResult<Self> {
+        let dir =
+            std::env::temp_dir().join(format!("rill-load-opentracker-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let whitelist: String = pop
+            .hashes
+            .iter()
+            .map(|h| format!("{}\n", h.to_hex()))
+            .collect();
+        std::fs::write(dir.join("whitelist"), whitelist).map_err(|e| e.to_string())?;
+        set_mode(&dir, 0o755)?;
+        set_mode(&dir.join("whitelist"), 0o644)?;
+        let port = free_port()?;
+        let child = Command::new(bin)
+            .args([
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-P",
+                &port.to_string(),
+            ])
+            .arg("-d")
+            .arg(&dir)
+            // Read after the chroot into `dir`.
+            .args(["-w", "/whitelist"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+        let mut tracker = OpenTracker {
+            child,
+            dir,
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        };
+        // Bounded wait until it accepts connections.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(tracker.addr).is_err() {
+            if let Ok(Some(status)) = tracker.child.try_wait() {
+                return Err(format!("opentracker exited at start: {status}"));
+            }
+            if Instant::now() > deadline {
+                return Err("opentracker did not start listening within 10 s".to_owned());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(tracker)
+    }
+}
+
+impl Drop for OpenTracker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(unix)]
+pub(crate) fn set_mode(path: &Path, mode: u32) -> BenchResult<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| e.to_string())
+}
+
+#[cfg(not(unix))]
+pub(crate) fn set_mode(_: &Path, _: u32) -> BenchResult<()> {
+    Ok(())
+}
+
+/// A port free for both TCP and UDP on 127.0.0.1 (a small race with other programs, fine here).
+pub(crate) fn free_port() -> BenchResult<u16> {
+    for _ in 0..100 {
+        let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
+        let port = tcp.local_addr().map_err(|e| e.to_string())?.port();
+        if UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err("no free port".to_owned())
+}

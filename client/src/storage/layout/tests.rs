@@ -85,7 +85,10 @@ fn last_piece_is_short() {
 #[test]
 fn multi_file_piece_straddles_three_files() {
     // Files: [0,10) [10,13) [13,20) [20,45); piece length 16.
-    let layout = Layout::new(&info(16, &[(10, false), (3, false), (7, false), (25, false)]));
+    let layout = Layout::new(&info(
+        16,
+        &[(10, false), (3, false), (7, false), (25, false)],
+    ));
     assert_eq!(
         spans(&layout, 0, 0, 16),
         vec![span(0, 0, 10), span(1, 0, 3), span(2, 0, 3)]
@@ -117,7 +120,14 @@ fn empty_files_are_skipped() {
     // Empty files first, in the middle (two in a row) and last.
     let layout = Layout::new(&info(
         8,
-        &[(0, false), (5, false), (0, false), (0, false), (6, false), (0, false)],
+        &[
+            (0, false),
+            (5, false),
+            (0, false),
+            (0, false),
+            (6, false),
+            (0, false),
+        ],
     ));
     assert_eq!(spans(&layout, 0, 0, 8), vec![span(1, 0, 5), span(4, 0, 3)]);
     assert_eq!(spans(&layout, 1, 0, 8), vec![span(4, 3, 3)]);
@@ -154,7 +164,10 @@ fn pad_files_are_marked() {
 #[test]
 fn priorities_take_the_highest_wanted_file() {
     // Files: [0,10) [10,13) [13,20) [20,45); piece length 16: pieces 0,1,2.
-    let layout = Layout::new(&info(16, &[(10, false), (3, false), (7, false), (25, false)]));
+    let layout = Layout::new(&info(
+        16,
+        &[(10, false), (3, false), (7, false), (25, false)],
+    ));
     assert_eq!(layout.piece_priorities(&[0, 0, 0, 0]), vec![0, 0, 0]);
     assert_eq!(layout.piece_priorities(&[1, 1, 1, 1]), vec![1, 1, 1]);
     assert_eq!(layout.piece_priorities(&[0, 3, 0, 0]), vec![3, 0, 0]);

@@ -193,8 +193,10 @@ impl Layout {
         Some(PieceIndex::new(first)..=PieceIndex::new(last))
     }
 
-    /// Where the `len` bytes at `begin` in piece `piece` live, file by file. Bytes past the
-    /// end of the torrent are left out, so a range wholly outside yields nothing.
+    /// Where the `len` bytes at `begin` in piece `piece` live, file by file, in order. The
+    /// range is not clamped to the piece (a block checked with `BlockRef::check` never
+    /// leaves it); bytes past the end of the torrent are left out, so a range wholly
+    /// outside yields nothing.
     pub fn spans(&self, piece: PieceIndex, begin: u32, len: u32) -> Spans<'_> {
         let start = u64::from(piece.get())
             .saturating_mul(u64::from(self.piece_length))

@@ -32,6 +32,7 @@ use rill_common::bencode::{self, DecodeError, Dict, Value};
 use rill_common::bitfield::{Bitfield, BitfieldError};
 use rill_common::info_hash::InfoHash;
 use rill_common::metainfo::MAX_FILES;
+use rill_common::pieces::PieceIndex;
 use thiserror::Error;
 
 use crate::storage::layout::Layout;
@@ -237,7 +238,7 @@ pub fn trusted_pieces(data: &ResumeData, current_files: &[FileStamp], layout: &L
     for (file, _) in changed {
         if let Some(pieces) = layout.pieces_of_file(file) {
             for piece in pieces.start().get()..=pieces.end().get() {
-                trusted.set(rill_common::pieces::PieceIndex::new(piece), false);
+                trusted.set(PieceIndex::new(piece), false);
             }
         }
     }

@@ -254,3 +254,24 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn piece_priorities_match_a_brute_force(
+        (piece_length, files) in file_list(),
+        priorities in prop::collection::vec(0u8..4, 0..12),
+    ) {
+        let layout = Layout::new(&info(piece_length, &files));
+        let got = layout.piece_priorities(&priorities);
+        prop_assert_eq!(got.len(), layout.piece_count() as usize);
+        for (piece, &priority) in got.iter().enumerate() {
+            let expected = layout
+                .spans(PieceIndex::new(piece as u32), 0, piece_length)
+                .filter(|span| !span.pad)
+                .map(|span| priorities.get(span.file).copied().unwrap_or(super::DEFAULT_FILE_PRIORITY))
+                .max()
+                .unwrap_or(0);
+            prop_assert_eq!(priority, expected, "piece {}", piece);
+        }
+    }
+}

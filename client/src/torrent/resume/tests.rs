@@ -292,3 +292,42 @@ proptest! {
         let _ = ResumeData::from_bytes(&bytes, &data.info_hash, data.have.piece_count());
     }
 }
+
+proptest! {
+    #[test]
+    fn trust_is_the_saved_pieces_minus_changed_files(
+        piece_length in 1u32..32,
+        files in prop::collection::vec((0u64..100, any::<bool>(), any::<bool>()), 1..8),
+        seed in any::<u64>(),
+    ) {
+        prop_assume!(files.iter().any(|f| f.0 > 0));
+        let shape: Vec<(u64, bool)> = files.iter().map(|f| (f.0, f.1)).collect();
+        let layout = layout(piece_length, &shape);
+        let count = layout.piece_count();
+        let have: Vec<u32> = (0..count).filter(|p| (seed >> (p % 64)) & 1 == 1).collect();
+        let saved: Vec<FileStamp> = files.iter().map(|f| stamp(f.0, 10)).collect();
+        // The third flag changes the file's mtime.
+        let now: Vec<FileStamp> = files
+            .iter()
+            .map(|f| stamp(f.0, if f.2 { 11 } else { 10 }))
+            .collect();
+        let data = ResumeData {
+            info_hash: HASH,
+            have: bitfield(count, &have),
+            files: saved,
+            file_priorities: vec![1; files.len()],
+            uploaded: 0,
+            downloaded: 0,
+        };
+        let trusted = trusted_pieces(&data, &now, &layout);
+        let recheck = pieces_to_recheck(&data, &now, &layout);
+        for piece in (0..count).map(PieceIndex::new) {
+            let touches_changed = layout
+                .spans(piece, 0, piece_length)
+                .any(|span| !span.pad && files[span.file].2);
+            let saved_have = data.have.get(piece);
+            prop_assert_eq!(trusted.get(piece), saved_have && !touches_changed);
+            prop_assert_eq!(recheck.get(piece), saved_have && touches_changed);
+        }
+    }
+}

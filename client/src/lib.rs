@@ -5,9 +5,11 @@
 //! - [`create`]: `rill create`, writing a new .torrent file safely.
 //! - [`progress`]: progress display on the terminal (indicatif).
 //! - [`torrent`]: a torrent's pure state machines: piece picker, choker, transfer rates.
+//! - [`storage`]: where a torrent's data lives on disk (piece to file layout).
 
 pub mod cli;
 pub mod create;
 pub mod progress;
+pub mod storage;
 pub mod summary;
 pub mod torrent;

@@ -7,12 +7,14 @@
 //! - `http/` (axum) and `udp/` (BEP 15): thin shells that parse, call the service, encode.
 //! - `store`: the swarm store sharded over locks, swept by a purge timer.
 //! - [`swarm`]: the swarm store (pure): peers per torrent, replies, expiry.
+//! - [`db`]: persistence for private mode (sqlx; SQLite now, PostgreSQL later): [`db::Db`].
 //! - [`private`]: private mode (pure): passkeys, users, registered torrents, rate limit, accounting.
 //!
 //! This increment serves public mode; private mode and persistence plug into `service` and
 //! `store` later.
 
 pub mod config;
+pub mod db;
 mod http;
 pub mod private;
 mod service;

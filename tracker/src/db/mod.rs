@@ -1,0 +1,251 @@
+//! Persistence for private mode (sqlx): users, torrents, the client allow-list, credited
+//! totals and peer baselines. This is a shell around [`crate::private`]'s pure state: it
+//! loads a [`Registry`] and a [`Snapshot`] at start and writes the [`Batch`]es that
+//! [`crate::private::PrivateTracker::take_pending`] hands out.
+//!
+//! Backends: [`Db`] wraps a private `Backend` enum with one variant per database; today only
+//! SQLite (`sqlite://PATH`, `sqlite.rs`). PostgreSQL becomes a second variant with its own
+//! module and migrations directory (`migrations/postgres/`), dispatched by the same `match`
+//! in each method; callers do not change. The SQL differs in small ways only (`max` vs
+//! `GREATEST`, `BLOB` vs `BYTEA`, `$1` vs `?`).
+//!
+//! Invariants:
+//! - [`Db::apply`] writes a whole batch in ONE transaction or nothing: credits are `+=`
+//!   upserts (merged per key, sorted by key, chunked under the bind-variable limit),
+//!   `seeded_until` is stored as `max(stored, new)` (0 changes nothing), baselines are
+//!   upserted or deleted. A failed `apply` leaves the database as it was; the caller gives
+//!   the batch back with `restore_pending` and retries later. Applying the same batch twice
+//!   credits it twice: at-most-once delivery is the caller's job (one batch in flight, see
+//!   the ledger's module doc).
+//! - Every query binds its inputs; SQL text is only ever built from constant fragments and
+//!   placeholder counts, never from input.
+//! - Migrations (`migrations/sqlite/*.sql`, embedded at compile time) run at [`Db::open`];
+//!   reopening an up-to-date database runs none.
+//! - Counters are `u64` in Rust and 64-bit signed in SQL: values are clamped to `i64::MAX`
+//!   on the way in (no real counter gets near it), negative stored values read back as 0.
+
+mod sqlite;
+#[cfg(test)]
+mod tests;
+
+use rill_common::InfoHash;
+use thiserror::Error;
+
+use crate::private::{Batch, Passkey, Registry, Snapshot, Torrent, User};
+
+/// Why a database operation failed.
+#[derive(Debug, Error)]
+pub enum DbError {
+    /// A `postgres://` URL: the backend is not written yet.
+    #[error("postgres:// is not supported yet (use sqlite://PATH)")]
+    PostgresUnsupported,
+    /// A URL that names no supported database.
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH")]
+    UnsupportedUrl(String),
+    /// `add_user` with a name already taken.
+    #[error("user {0} already exists")]
+    DuplicateUser(String),
+    /// Another user already has this passkey.
+    #[error("another user already has this passkey")]
+    DuplicatePasskey,
+    /// No user with this name.
+    #[error("no user named {0}")]
+    UnknownUser(String),
+    /// A user name that is empty, too long or holds control characters.
+    #[error("invalid user name {0:?}: 1 to 64 characters, no control characters")]
+    InvalidName(String),
+    /// `add_torrent` with an info hash already registered.
+    #[error("torrent {0} is already registered")]
+    DuplicateTorrent(InfoHash),
+    /// No registered torrent with this info hash.
+    #[error("torrent {0} is not registered")]
+    UnknownTorrent(InfoHash),
+    /// A stored row that does not decode (a passkey, info hash or peer id of the wrong shape).
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Running the migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database failed (connection, I/O, constraint, closed pool).
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+}
+
+/// A user's credited totals over all torrents.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserStats {
+    /// Upload credit in bytes (multipliers applied).
+    pub uploaded: u64,
+    /// Download credit in bytes.
+    pub downloaded: u64,
+    /// Snatches.
+    pub snatches: u64,
+    /// Seconds seeded.
+    pub seeding_secs: u64,
+}
+
+/// One database backend (see the module doc: PostgreSQL will be a second variant).
+#[derive(Clone, Debug)]
+enum Backend {
+    Sqlite(sqlx::SqlitePool),
+}
+
+/// A connection pool to the tracker's database, migrated.
+#[derive(Clone, Debug)]
+pub struct Db {
+    backend: Backend,
+}
+
+impl Db {
+    /// Opens (creating the file if missing) and migrates the database at `url`:
+    /// `sqlite://PATH` (WAL journal). `postgres://` is refused as not supported yet.
+    pub async fn open(url: &str) -> Result<Db, DbError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let pool = sqlite::open(path).await?;
+            return Ok(Db {
+                backend: Backend::Sqlite(pool),
+            });
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Err(DbError::PostgresUnsupported);
+        }
+        Err(DbError::UnsupportedUrl(url.to_owned()))
+    }
+
+    /// Closes the pool: later calls fail with a database error.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(pool) => pool.close().await,
+        }
+    }
+
+    /// Users, torrents and the client allow-list, for `PrivateTracker::new`.
+    pub async fn load_registry(&self) -> Result<Registry, DbError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlite::load_registry(pool).await,
+        }
+    }
+
+    /// Peer baselines and seeding marks, for `PrivateTracker::restore`.
+    pub async fn load_snapshot(&self) -> Result<Snapshot, DbError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlite::load_snapshot(pool).await,
+        }
+    }
+
+    /// Writes a batch in one transaction (see the module doc); on error nothing is written.
+    pub async fn apply(&self, batch: &Batch) -> Result<(), DbError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlite::apply(pool, batch).await,
+        }
+    }
+
+    /// Adds an enabled user with this passkey and returns it.
+    pub async fn add_user(&self, name: &str, passkey: &Passkey) -> Result<User, DbError> {
+        check_name(name)?;
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlite::add_user(pool, name, passkey).await,
+        }
+    }
+
+    /// Every user, by id.
+    pub async fn list_users(&self) -> Result<Vec<User>, DbError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlite::list_users(pool).await,
+        }
+    }
+
+    /// The user with this name.
+    pub async fn user(&self, name: &str) -> Result<User, DbError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlite::user(pool, name).await,
+        }
+    }
+
+    /// Disables a user with a reason (its announces are refused with it); returns it.
+    pub async fn disable_user(&self, name: &str, reason: &str) -> Result<User, DbError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlite::set_disabled(pool, name, Some(reason)).await,
+        }
+    }
+
+    /// Enables a user again; returns it.
+    pub async fn enable_user(&self, name: &str) -> Result<User, DbError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlite::set_disabled(pool, name, None).await,
+        }
+    }
+
+    /// Gives a user a new passkey (the old one stops working); returns the user.
+    pub async fn reset_passkey(&self, name: &str, passkey: &Passkey) -> Result<User, DbError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlite::reset_passkey(pool, name, passkey).await,
+        }
+    }
+
+    /// Registers a torrent (upload multiplier 1×) and returns it.
+    pub async fn add_torrent(
+        &self,
+        info_hash: &InfoHash,
+        freeleech: bool,
+    ) -> Result<Torrent, DbError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlite::add_torrent(pool, info_hash, freeleech).await,
+        }
+    }
+
+    /// Unregisters a torrent and deletes its peer baselines; users' credited totals for it
+    /// are kept (ids are never reused). Returns the removed torrent.
+    pub async fn remove_torrent(&self, info_hash: &InfoHash) -> Result<Torrent, DbError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlite::remove_torrent(pool, info_hash).await,
+        }
+    }
+
+    /// Every registered torrent, by id.
+    pub async fn list_torrents(&self) -> Result<Vec<Torrent>, DbError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlite::list_torrents(pool).await,
+        }
+    }
+
+    /// A user's credited totals over all torrents (zeros for a user with none).
+    pub async fn user_stats(&self, name: &str) -> Result<UserStats, DbError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlite::user_stats(pool, name).await,
+        }
+    }
+
+    /// Adds a client prefix to the allow-list (no-op if present).
+    pub async fn allow_client(&self, prefix: &crate::private::ClientPrefix) -> Result<(), DbError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlite::allow_client(pool, prefix).await,
+        }
+    }
+
+    #[cfg(test)]
+    fn sqlite_pool(&self) -> &sqlx::SqlitePool {
+        match &self.backend {
+            Backend::Sqlite(pool) => pool,
+        }
+    }
+}
+
+/// The user-name rule: 1 to 64 characters, no control characters (anything else, SQL
+/// metacharacters included, is stored verbatim: every query binds it).
+fn check_name(name: &str) -> Result<(), DbError> {
+    let ok = (1..=64).contains(&name.chars().count()) && !name.chars().any(char::is_control);
+    if ok {
+        Ok(())
+    } else {
+        Err(DbError::InvalidName(name.escape_debug().to_string()))
+    }
+}

@@ -101,15 +101,19 @@ pub(super) async fn list_users(pool: &SqlitePool) -> Result<Vec<User>, DbError> 
 }
 
 pub(super) async fn list_torrents(pool: &SqlitePool) -> Result<Vec<Torrent>, DbError> {
-    let sql = AssertSqlSafe(format!("SELECT {TORRENT_COLUMNS} FROM torrents ORDER BY id"));
+    let sql = AssertSqlSafe(format!(
+        "SELECT {TORRENT_COLUMNS} FROM torrents ORDER BY id"
+    ));
     let rows: Vec<TorrentRow> = sqlx::query_as(sql).fetch_all(pool).await?;
     rows.into_iter().map(torrent_from_row).collect()
 }
 
 pub(super) async fn load_registry(pool: &SqlitePool) -> Result<Registry, DbError> {
-    let corrupt = |table| move |e: crate::private::RegistryError| DbError::Corrupt {
-        table,
-        detail: e.to_string(),
+    let corrupt = |table| {
+        move |e: crate::private::RegistryError| DbError::Corrupt {
+            table,
+            detail: e.to_string(),
+        }
     };
     let mut registry = Registry::new();
     for user in list_users(pool).await? {
@@ -141,25 +145,27 @@ pub(super) async fn load_snapshot(pool: &SqlitePool) -> Result<Snapshot, DbError
     .await?;
     let peers = rows
         .into_iter()
-        .map(|(user, torrent, peer_id, up, down, seen, seeder, snatched, carry)| {
-            let peer_id = PeerId::from_slice(&peer_id).map_err(|e| DbError::Corrupt {
-                table: "peers",
-                detail: e.to_string(),
-            })?;
-            Ok(PeerRecord {
-                key: PeerKey {
-                    user: UserId(from_sql(user)),
-                    torrent: TorrentId(from_sql(torrent)),
-                    peer_id,
-                },
-                uploaded: from_sql(up),
-                downloaded: from_sql(down),
-                last_seen: from_sql(seen),
-                seeder: seeder != 0,
-                snatched: snatched != 0,
-                carry: u8::try_from(carry).unwrap_or(0).min(99),
-            })
-        })
+        .map(
+            |(user, torrent, peer_id, up, down, seen, seeder, snatched, carry)| {
+                let peer_id = PeerId::from_slice(&peer_id).map_err(|e| DbError::Corrupt {
+                    table: "peers",
+                    detail: e.to_string(),
+                })?;
+                Ok(PeerRecord {
+                    key: PeerKey {
+                        user: UserId(from_sql(user)),
+                        torrent: TorrentId(from_sql(torrent)),
+                        peer_id,
+                    },
+                    uploaded: from_sql(up),
+                    downloaded: from_sql(down),
+                    last_seen: from_sql(seen),
+                    seeder: seeder != 0,
+                    snatched: snatched != 0,
+                    carry: u8::try_from(carry).unwrap_or(0).min(99),
+                })
+            },
+        )
         .collect::<Result<Vec<_>, DbError>>()?;
     let marks: Vec<(i64, i64, i64)> = sqlx::query_as(
         "SELECT user_id, torrent_id, seeded_until FROM user_torrent \
@@ -183,6 +189,20 @@ fn multi_row(head: &str, columns: usize, rows: usize, tail: &str) -> String {
     format!("{head} VALUES {} {tail}", vec![tuple; rows].join(", "))
 }
 
+/// The conflict clause of the credit upsert: each counter is a saturating `+=` (SQLite
+/// would turn an overflowing sum into a REAL, which no longer reads back as an integer),
+/// the seeding mark is `max(stored, new)`.
+const CREDIT_UPSERT: &str = "ON CONFLICT (user_id, torrent_id) DO UPDATE SET \
+     uploaded = CASE WHEN uploaded > 9223372036854775807 - excluded.uploaded \
+         THEN 9223372036854775807 ELSE uploaded + excluded.uploaded END, \
+     downloaded = CASE WHEN downloaded > 9223372036854775807 - excluded.downloaded \
+         THEN 9223372036854775807 ELSE downloaded + excluded.downloaded END, \
+     snatches = CASE WHEN snatches > 9223372036854775807 - excluded.snatches \
+         THEN 9223372036854775807 ELSE snatches + excluded.snatches END, \
+     seeding_secs = CASE WHEN seeding_secs > 9223372036854775807 - excluded.seeding_secs \
+         THEN 9223372036854775807 ELSE seeding_secs + excluded.seeding_secs END, \
+     seeded_until = max(seeded_until, excluded.seeded_until)";
+
 pub(super) async fn apply(pool: &SqlitePool, batch: &Batch) -> Result<(), DbError> {
     let mut tx = pool.begin().await?;
 
@@ -193,12 +213,7 @@ pub(super) async fn apply(pool: &SqlitePool, batch: &Batch) -> Result<(), DbErro
              seeding_secs, seeded_until)",
             CREDIT_COLUMNS,
             chunk.len(),
-            "ON CONFLICT (user_id, torrent_id) DO UPDATE SET \
-             uploaded = uploaded + excluded.uploaded, \
-             downloaded = downloaded + excluded.downloaded, \
-             snatches = snatches + excluded.snatches, \
-             seeding_secs = seeding_secs + excluded.seeding_secs, \
-             seeded_until = max(seeded_until, excluded.seeded_until)",
+            CREDIT_UPSERT,
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for credit in chunk {

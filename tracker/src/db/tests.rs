@@ -4,12 +4,13 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rill_common::tracker::AnnounceEvent;
 use rill_common::{InfoHash, PeerId};
+use sqlx::AssertSqlSafe;
 use tempfile::TempDir;
 
 use super::*;
 use crate::private::{
-    Credit, Delta, PeerChange, PeerKey, PeerRecord, PrivateAnnounce, PrivateConfig,
-    PrivateTracker, Session, TorrentId, UserId,
+    Credit, Delta, PeerChange, PeerKey, PeerRecord, PrivateAnnounce, PrivateConfig, PrivateTracker,
+    Session, TorrentId, UserId,
 };
 
 const T0: u64 = 1_700_000_000;
@@ -39,7 +40,13 @@ fn config() -> PrivateConfig {
     }
 }
 
-fn announce(info_hash: InfoHash, peer_id: PeerId, up: u64, down: u64, left: u64) -> PrivateAnnounce {
+fn announce(
+    info_hash: InfoHash,
+    peer_id: PeerId,
+    up: u64,
+    down: u64,
+    left: u64,
+) -> PrivateAnnounce {
     PrivateAnnounce {
         info_hash,
         peer_id,
@@ -59,14 +66,18 @@ async fn count(db: &Db, table: &str) -> i64 {
     n
 }
 
-use sqlx::AssertSqlSafe;
-
 #[tokio::test]
 async fn migrations_run_on_a_fresh_file_and_reopening_is_idempotent() {
     let dir = TempDir::new().unwrap();
     let db = Db::open(&url(&dir)).await.unwrap();
     assert!(dir.path().join("tracker.db").exists());
-    for table in ["users", "torrents", "user_torrent", "peers", "allowed_clients"] {
+    for table in [
+        "users",
+        "torrents",
+        "user_torrent",
+        "peers",
+        "allowed_clients",
+    ] {
         assert_eq!(count(&db, table).await, 0, "{table}");
     }
     assert_eq!(count(&db, "_sqlx_migrations").await, 1);
@@ -176,7 +187,10 @@ async fn torrent_admin_operations_round_trip() {
     let prefix = crate::private::ClientPrefix::parse("-qB").unwrap();
     db.allow_client(&prefix).await.unwrap();
     db.allow_client(&prefix).await.unwrap();
-    assert_eq!(db.load_registry().await.unwrap().allowed_clients(), &[prefix]);
+    assert_eq!(
+        db.load_registry().await.unwrap().allowed_clients(),
+        &[prefix]
+    );
 }
 
 /// Announces, flushes, "restarts" on the stored state, and checks the next announce is
@@ -261,6 +275,14 @@ async fn applying_one_batch_twice_credits_twice_so_the_caller_keeps_one_in_fligh
             seeding_secs: 60
         }
     );
+    // Sums saturate at i64::MAX rather than overflow (u64 deltas are clamped to it too).
+    let mut huge = batch.clone();
+    huge.credits[0].delta.uploaded = u64::MAX;
+    db.apply(&huge).await.unwrap();
+    db.apply(&huge).await.unwrap();
+    let stats = db.user_stats("alice").await.unwrap();
+    assert_eq!(stats.uploaded, i64::MAX as u64);
+    assert_eq!(stats.downloaded, 80);
     // seeded_until is max(stored, new), and 0 changes nothing.
     let mut older = batch.clone();
     older.credits[0].seeded_until = 0;
@@ -399,7 +421,10 @@ async fn sql_metacharacters_are_stored_verbatim_and_change_nothing_else() {
     assert_eq!(users[1].name, evil);
     assert_eq!(users[1].id, mallory.id);
     assert_eq!(db.list_torrents().await.unwrap().len(), 1);
-    assert_eq!(db.user(evil).await.unwrap().disabled.as_deref(), Some(quoted));
+    assert_eq!(
+        db.user(evil).await.unwrap().disabled.as_deref(),
+        Some(quoted)
+    );
     // A name that only looks like a match selects nothing.
     let err = db.user("' OR '1'='1").await.unwrap_err();
     assert!(matches!(err, DbError::UnknownUser(_)), "{err}");

@@ -103,7 +103,8 @@ pub struct Db {
 
 impl Db {
     /// Opens (creating the file if missing) and migrates the database at `url`:
-    /// `sqlite://PATH` (WAL journal). `postgres://` is refused as not supported yet.
+    /// `sqlite://PATH` (WAL journal; `sqlite://tracker.db` is relative, `sqlite:///var/lib/x.db`
+    /// absolute). `postgres://` is refused as not supported yet.
     pub async fn open(url: &str) -> Result<Db, DbError> {
         if let Some(path) = url.strip_prefix("sqlite://") {
             let pool = sqlite::open(path).await?;

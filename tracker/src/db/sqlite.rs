@@ -406,20 +406,23 @@ pub(super) async fn remove_torrent(
 
 pub(super) async fn user_stats(pool: &SqlitePool, name: &str) -> Result<UserStats, DbError> {
     let user = user(pool, name).await?;
-    let (uploaded, downloaded, snatches, seeding_secs): (i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT COALESCE(SUM(uploaded), 0), COALESCE(SUM(downloaded), 0), \
-         COALESCE(SUM(snatches), 0), COALESCE(SUM(seeding_secs), 0) \
-         FROM user_torrent WHERE user_id = ?",
+    // Summed in Rust with saturation: SQL's SUM fails on overflow.
+    let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT uploaded, downloaded, snatches, seeding_secs FROM user_torrent WHERE user_id = ?",
     )
     .bind(to_sql(user.id.0))
-    .fetch_one(pool)
+    .fetch_all(pool)
     .await?;
-    Ok(UserStats {
-        uploaded: from_sql(uploaded),
-        downloaded: from_sql(downloaded),
-        snatches: from_sql(snatches),
-        seeding_secs: from_sql(seeding_secs),
-    })
+    Ok(rows
+        .into_iter()
+        .fold(UserStats::default(), |total, (up, down, snatches, secs)| {
+            UserStats {
+                uploaded: total.uploaded.saturating_add(from_sql(up)),
+                downloaded: total.downloaded.saturating_add(from_sql(down)),
+                snatches: total.snatches.saturating_add(from_sql(snatches)),
+                seeding_secs: total.seeding_secs.saturating_add(from_sql(secs)),
+            }
+        }))
 }
 
 pub(super) async fn allow_client(pool: &SqlitePool, prefix: &ClientPrefix) -> Result<(), DbError> {

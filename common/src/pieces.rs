@@ -157,7 +157,9 @@ impl BlockRef {
 
     /// The index of this block among [`BLOCK_SIZE`] blocks, if `begin` is aligned.
     pub fn block_number(&self) -> Option<u32> {
-        (self.begin % BLOCK_SIZE == 0).then_some(self.begin / BLOCK_SIZE)
+        self.begin
+            .is_multiple_of(BLOCK_SIZE)
+            .then_some(self.begin / BLOCK_SIZE)
     }
 
     fn check_length(&self, max: u32) -> Result<(), BlockError> {

@@ -122,7 +122,7 @@ fn bench_announce(c: &mut Criterion) {
                 i = i.wrapping_add(1);
                 let t = i.wrapping_mul(7919) % torrents;
                 let p = t * peers + i % peers;
-                let left = if p % 10 == 0 { 0 } else { 1000 };
+                let left = if p.is_multiple_of(10) { 0 } else { 1000 };
                 let reply = store.announce(&announce(t, p, left), now, &mut rng);
                 black_box(reply)
             })

@@ -279,10 +279,10 @@ fn components(list: &[Value<'_>], field: &'static str) -> Result<Vec<String>, Me
 
 /// The `path.utf-8` list when present and all valid UTF-8, else `path`.
 fn file_path(dict: &Dict<'_>) -> Result<Vec<String>, MetainfoError> {
-    if let Some(list) = dict.get_list(b"path.utf-8") {
-        if list.iter().all(|item| item.as_str().is_some()) {
-            return components(list, "path.utf-8").and_then(sanitised);
-        }
+    if let Some(list) = dict.get_list(b"path.utf-8")
+        && list.iter().all(|item| item.as_str().is_some())
+    {
+        return components(list, "path.utf-8").and_then(sanitised);
     }
     let list = dict
         .get(b"path")

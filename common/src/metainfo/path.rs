@@ -27,10 +27,10 @@ pub fn component_problem(component: &str) -> Option<&'static str> {
         return Some("path separator inside a component");
     }
     let bytes = component.as_bytes();
-    if let [letter, b':', ..] = bytes {
-        if letter.is_ascii_alphabetic() {
-            return Some("Windows drive prefix");
-        }
+    if let [letter, b':', ..] = bytes
+        && letter.is_ascii_alphabetic()
+    {
+        return Some("Windows drive prefix");
     }
     None
 }

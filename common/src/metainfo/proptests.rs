@@ -128,10 +128,8 @@ fn spec() -> impl Strategy<Value = Spec> {
                     date,
                 };
                 // At least one byte of content, or the torrent is rightly refused.
-                if let Some(files) = &mut spec.files {
-                    if let Some(first) = files.first_mut() {
-                        first.1 += 1;
-                    }
+                if let Some(first) = spec.files.as_mut().and_then(|files| files.first_mut()) {
+                    first.1 += 1;
                 }
                 spec
             },

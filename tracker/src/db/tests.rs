@@ -357,8 +357,8 @@ async fn large_batches_are_chunked_under_the_bind_limit() {
         uploaded: user,
         downloaded: 2 * user,
         last_seen: T0,
-        seeder: n % 2 == 0,
-        snatched: n % 3 == 0,
+        seeder: n.is_multiple_of(2),
+        snatched: n.is_multiple_of(3),
         carry: 42,
     };
     let credits: Vec<Credit> = (1..=1000)

@@ -66,11 +66,11 @@ impl Picker {
             if out.len() >= want {
                 break;
             }
-            if *state == BlockState::Free {
-                if let Some(block) = BlockRef::nth(piece, piece_len, n) {
-                    *state = BlockState::Requested(vec![peer]);
-                    out.push(block);
-                }
+            if *state == BlockState::Free
+                && let Some(block) = BlockRef::nth(piece, piece_len, n)
+            {
+                *state = BlockState::Requested(vec![peer]);
+                out.push(block);
             }
         }
     }
@@ -139,10 +139,11 @@ impl Picker {
                 continue;
             }
             for (n, state) in partial.blocks.iter().enumerate() {
-                if let BlockState::Requested(peers) = state {
-                    if !peers.contains(&peer) && peers.len() < END_GAME_MAX_REQUESTERS {
-                        candidates.push((peers.len(), index, n));
-                    }
+                if let BlockState::Requested(peers) = state
+                    && !peers.contains(&peer)
+                    && peers.len() < END_GAME_MAX_REQUESTERS
+                {
+                    candidates.push((peers.len(), index, n));
                 }
             }
         }

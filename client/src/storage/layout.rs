@@ -273,4 +273,4 @@ impl Iterator for Spans<'_> {
 
 #[cfg(test)]
 #[path = "layout/tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -3,8 +3,7 @@
 //! - `fixtures`: rill-common against the torrents real tools made (`fixtures/`).
 //! - `cli`: the `rill` command: `rill info` against transmission-show and libtorrent, errors.
 //! - `interop_create`: torrents made by `rill create`, read and verified by real tools.
-//! - `tracker`: rill-tracker in process on port 0, over HTTP and UDP.
-//! - `tracker_metrics`: rill-tracker's `/metrics` (Prometheus text format).
+//! - `tracker`: rill-tracker in process on port 0, over HTTP and UDP, and its `/metrics`.
 //! - `interop_tracker`: libtorrent and Transmission announce to rill-tracker and transfer.
 
 mod cli;
@@ -13,4 +12,3 @@ mod interop_create;
 mod interop_tracker;
 mod support;
 mod tracker;
-mod tracker_metrics;

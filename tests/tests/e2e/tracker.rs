@@ -5,6 +5,7 @@
 //! - `command`: the `rill-tracker` binary (flags, errors, SIGTERM).
 
 mod command;
+mod metrics;
 mod udp;
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};

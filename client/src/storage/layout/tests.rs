@@ -5,7 +5,7 @@ use rill_common::pieces::PieceIndex;
 use super::{Layout, Span};
 
 /// An `Info` with files `(length, pad)` named f0, f1, ...; multi-file unless one file.
-fn info(piece_length: u32, files: &[(u64, bool)]) -> Info {
+pub(crate) fn info(piece_length: u32, files: &[(u64, bool)]) -> Info {
     let mut offset = 0;
     let entries: Vec<FileEntry> = files
         .iter()

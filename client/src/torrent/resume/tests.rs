@@ -1,7 +1,6 @@
 use proptest::prelude::*;
 use rill_common::bitfield::{Bitfield, BitfieldError};
 use rill_common::info_hash::InfoHash;
-use rill_common::metainfo::{FileAttr, FileEntry, Info};
 use rill_common::pieces::PieceIndex;
 
 use super::{
@@ -13,33 +12,7 @@ const HASH: InfoHash = InfoHash::from_bytes([7; 20]);
 
 /// A layout with files `(length, pad)`.
 fn layout(piece_length: u32, files: &[(u64, bool)]) -> Layout {
-    let mut offset = 0;
-    let entries: Vec<FileEntry> = files
-        .iter()
-        .enumerate()
-        .map(|(i, &(length, pad))| {
-            let entry = FileEntry {
-                path: vec![format!("f{i}")],
-                length,
-                offset,
-                attr: FileAttr {
-                    pad,
-                    ..FileAttr::default()
-                },
-                symlink_path: None,
-            };
-            offset += length;
-            entry
-        })
-        .collect();
-    Layout::new(&Info {
-        name: "t".to_owned(),
-        piece_length,
-        pieces: vec![[0; 20]; offset.div_ceil(u64::from(piece_length)) as usize],
-        files: entries,
-        private: false,
-        multi_file: true,
-    })
+    Layout::new(&crate::storage::layout::tests::info(piece_length, files))
 }
 
 fn bitfield(count: u32, pieces: &[u32]) -> Bitfield {

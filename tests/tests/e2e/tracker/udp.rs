@@ -10,7 +10,7 @@ use rill_tracker::Config;
 
 use super::{addrs, hash, ok_announce, peer_id, request, sa};
 
-fn udp_announce(
+pub(super) fn udp_announce(
     connection_id: u64,
     transaction_id: u32,
     info_hash: InfoHash,

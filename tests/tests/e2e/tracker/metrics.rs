@@ -2,33 +2,18 @@
 //! HTTP and UDP, good and bad, then the exact counters and gauges.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use rill_common::tracker::http::{AnnounceRequest, AnnounceResponse, percent_encode_bytes};
-use rill_common::tracker::udp::{self, Request, Response};
-use rill_common::{InfoHash, PeerId};
+use rill_common::InfoHash;
+use rill_common::tracker::http::percent_encode_bytes;
+use rill_common::tracker::udp::{Request, Response};
 use rill_tests::{TestTracker, UdpClient};
 use rill_tracker::Config;
 
-fn hash(n: u8) -> InfoHash {
-    InfoHash::from_bytes([n; 20])
-}
-
-fn peer_id(n: u8) -> PeerId {
-    let mut id = *b"-RL0100-metrics00000";
-    id[19] = b'a' + n;
-    PeerId::from_bytes(id)
-}
+use super::{hash, ok_announce, request, udp};
 
 fn http_announce(tracker: &TestTracker, info_hash: InfoHash, peer: u8, port: u16, left: u64) {
-    let mut request = AnnounceRequest::new(info_hash, peer_id(peer), port);
-    request.left = left;
-    let reply = tracker.get(&format!("/announce?{}", request.to_query()));
-    match AnnounceResponse::from_bytes(&reply.body) {
-        Ok(AnnounceResponse::Success(_)) => {}
-        other => panic!("announce failed: {other:?}: {}", reply.text()),
-    }
+    ok_announce(tracker, &request(info_hash, peer, port, left));
 }
 
 fn udp_announce(
@@ -39,21 +24,8 @@ fn udp_announce(
     port: u16,
     left: u64,
 ) -> Response {
-    client.request(&Request::Announce(udp::AnnounceRequest {
-        connection_id,
-        transaction_id: u32::from(peer),
-        info_hash,
-        peer_id: peer_id(peer),
-        downloaded: 0,
-        left,
-        uploaded: 0,
-        event: None,
-        ip: Ipv4Addr::UNSPECIFIED,
-        key: 1,
-        num_want: -1,
-        port,
-        url_data: Vec::new(),
-    }))
+    let announce = udp::udp_announce(connection_id, u32::from(peer), info_hash, peer, port, left);
+    client.request(&Request::Announce(announce))
 }
 
 /// Parses the text exposition format line by line: `# HELP name text`, `# TYPE name

@@ -1,5 +1,7 @@
 //! rill: the BitTorrent client behind the `rill` command.
 //!
+//! - [`announce`]: trackers: the announce schedule and the HTTP and UDP clients.
+//! - [`peer`]: peer connections and the listener.
 //! - [`cli`]: the command line (clap types only).
 //! - [`summary`]: what `rill info` shows of a torrent or magnet link, as text or JSON.
 //! - [`create`]: `rill create`, writing a new .torrent file safely.
@@ -7,8 +9,10 @@
 //! - [`torrent`]: a torrent's pure state machines: piece picker, choker, transfer rates.
 //! - [`storage`]: where a torrent's data lives on disk (piece to file layout).
 
+pub mod announce;
 pub mod cli;
 pub mod create;
+pub mod peer;
 pub mod progress;
 pub mod storage;
 pub mod summary;

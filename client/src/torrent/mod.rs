@@ -4,12 +4,14 @@
 //! - [`picker`]: which blocks to request from which peer (rarest first, end game, BEP 3).
 //! - [`choker`]: which peers we upload to (tit-for-tat, optimistic unchoke, anti-snubbing).
 //! - [`rate`]: transfer rates as decaying averages, and the request queue depth they imply.
+//! - [`state`]: one torrent's protocol logic: events in, actions out (the shell's contract).
 //! - [`resume`]: the resume file (verified pieces, file stamps) and which pieces it lets us trust.
 
 pub mod choker;
 pub mod picker;
 pub mod rate;
 pub mod resume;
+pub mod state;
 
 /// A small copyable id for a connected peer, chosen by the caller (unique among live peers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,0 +1,451 @@
+//! One TCP connection to a peer (BEP 3): the handshake, then a read loop and a write loop.
+//!
+//! Invariants:
+//! - Every wait is bounded: dialling by [`Timeouts::connect`], the handshake by
+//!   [`Timeouts::handshake`], and a connection that receives nothing (not even a keep-alive)
+//!   for [`Timeouts::idle`] is closed. The writer sends a keep-alive after
+//!   [`Timeouts::keep_alive`] of silence.
+//! - The handshake's info hash is checked before anything else is read; bytes the peer sent
+//!   right after its handshake stay in the buffer handed to the read loop.
+//! - The read loop decodes with [`codec::decode`] capped by the torrent's
+//!   [`codec::max_len_for`], so a peer cannot make it allocate more than one capped frame; a
+//!   block's payload is a slice of the receive buffer, never a copy.
+//! - The write loop sends a `piece` as its 13-byte header and the block's own `Bytes`, in one
+//!   vectored write with whatever else is queued: the block is never copied.
+//! - Each connection reports on the torrent's bounded channel: its messages in order, then
+//!   exactly one [`PeerEvent::Closed`] (from whichever loop stops first; later ones are
+//!   dropped by the torrent, which knows the key is gone).
+
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use rill_common::InfoHash;
+use rill_common::wire::handshake::{HANDSHAKE_LEN, HandshakePrefix, PREFIX_LEN};
+use rill_common::wire::{Handshake, HandshakeError, Message, Reserved, WireError, codec};
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::timeout;
+
+use super::throttle::Throttle;
+use crate::torrent::PeerKey;
+
+/// How long each step of a connection may take.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// Dialling a peer.
+    pub connect: Duration,
+    /// Receiving the peer's handshake.
+    pub handshake: Duration,
+    /// Receiving nothing at all before the connection is closed.
+    pub idle: Duration,
+    /// Sending nothing before a keep-alive goes out.
+    pub keep_alive: Duration,
+}
+
+impl Default for Timeouts {
+    /// 10 s to connect, 20 s to handshake, closed after 3 min of silence, keep-alives every 90 s
+    /// (BEP 3 suggests two minutes; peers usually drop a connection after two to three).
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            handshake: Duration::from_secs(20),
+            idle: Duration::from_secs(180),
+            keep_alive: Duration::from_secs(90),
+        }
+    }
+}
+
+/// Why a connection could not be set up.
+#[derive(Debug, Error)]
+pub enum ConnectionError {
+    /// The socket failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// A step took too long.
+    #[error("timed out {0}")]
+    Timeout(&'static str),
+    /// The peer did not speak BitTorrent.
+    #[error("{0}")]
+    Handshake(#[from] HandshakeError),
+    /// The peer's handshake named another torrent.
+    #[error("peer answered for torrent {0}")]
+    WrongTorrent(InfoHash),
+    /// The peer closed the connection during the handshake.
+    #[error("closed during the handshake")]
+    Closed,
+    /// No torrent of ours has this info hash (incoming connections).
+    #[error("unknown torrent {0}")]
+    UnknownTorrent(InfoHash),
+}
+
+/// The reserved bits we send: BEP 6 fast extension and BEP 10 extension protocol.
+pub fn our_reserved() -> Reserved {
+    Reserved::NONE.with_fast(true).with_extension_protocol(true)
+}
+
+/// A connection whose handshakes are done, ready for [`spawn`].
+#[derive(Debug)]
+pub struct Established {
+    /// The socket.
+    pub stream: TcpStream,
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// The peer's handshake.
+    pub handshake: Handshake,
+    /// Bytes received after the handshake (the start of the message stream).
+    pub buffered: BytesMut,
+    /// We dialled it.
+    pub outgoing: bool,
+}
+
+/// Reads from `stream` into `buf` until it holds at least `want` bytes, or `check` fails.
+async fn fill(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    want: usize,
+    mut check: impl FnMut(&[u8]) -> Result<(), ConnectionError>,
+) -> Result<(), ConnectionError> {
+    while buf.len() < want {
+        buf.reserve(want - buf.len());
+        if stream.read_buf(buf).await? == 0 {
+            return Err(ConnectionError::Closed);
+        }
+        check(buf)?;
+    }
+    Ok(())
+}
+
+fn check_prefix(buf: &[u8]) -> Result<(), ConnectionError> {
+    HandshakePrefix::peek(buf)?;
+    Ok(())
+}
+
+/// Dials `addr`, sends `ours` and reads the peer's handshake, which must be for the same
+/// torrent.
+pub async fn connect(
+    addr: SocketAddr,
+    ours: Handshake,
+    timeouts: Timeouts,
+) -> Result<Established, ConnectionError> {
+    let mut stream = timeout(timeouts.connect, TcpStream::connect(addr))
+        .await
+        .map_err(|_| ConnectionError::Timeout("connecting"))??;
+    stream.set_nodelay(true)?;
+    let exchange = async {
+        stream.write_all(&ours.to_bytes()).await?;
+        let mut buf = BytesMut::with_capacity(4096);
+        fill(&mut stream, &mut buf, HANDSHAKE_LEN, check_prefix).await?;
+        let theirs = Handshake::decode(&mut buf)?.ok_or(ConnectionError::Closed)?;
+        Ok::<_, ConnectionError>((theirs, buf))
+    };
+    let (handshake, buffered) = timeout(timeouts.handshake, exchange)
+        .await
+        .map_err(|_| ConnectionError::Timeout("waiting for the handshake"))??;
+    if handshake.info_hash != ours.info_hash {
+        return Err(ConnectionError::WrongTorrent(handshake.info_hash));
+    }
+    Ok(Established {
+        stream,
+        addr,
+        handshake,
+        buffered,
+        outgoing: true,
+    })
+}
+
+/// Answers an incoming connection: reads the first 48 bytes of its handshake, asks `route`
+/// which torrent has that info hash (it returns our handshake for it and what the caller
+/// needs to hand the connection over), sends our handshake, then reads the peer id.
+pub async fn accept<T>(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    timeouts: Timeouts,
+    route: impl FnOnce(InfoHash) -> Option<(Handshake, T)>,
+) -> Result<(Established, T), ConnectionError> {
+    stream.set_nodelay(true)?;
+    let exchange = async {
+        let mut buf = BytesMut::with_capacity(4096);
+        fill(&mut stream, &mut buf, PREFIX_LEN, check_prefix).await?;
+        let prefix = HandshakePrefix::peek(&buf)?.ok_or(ConnectionError::Closed)?;
+        let (ours, target) =
+            route(prefix.info_hash).ok_or(ConnectionError::UnknownTorrent(prefix.info_hash))?;
+        stream.write_all(&ours.to_bytes()).await?;
+        fill(&mut stream, &mut buf, HANDSHAKE_LEN, |_| Ok(())).await?;
+        let theirs = Handshake::decode(&mut buf)?.ok_or(ConnectionError::Closed)?;
+        Ok::<_, ConnectionError>((theirs, buf, target))
+    };
+    let (handshake, buffered, target) = timeout(timeouts.handshake, exchange)
+        .await
+        .map_err(|_| ConnectionError::Timeout("waiting for the handshake"))??;
+    Ok((
+        Established {
+            stream,
+            addr,
+            handshake,
+            buffered,
+            outgoing: false,
+        },
+        target,
+    ))
+}
+
+/// What a connection tells its torrent.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// A message arrived.
+    Message(PeerKey, Message),
+    /// The connection ended; the text says why, for logs.
+    Closed(PeerKey, String),
+}
+
+/// The byte-rate limits every connection shares.
+#[derive(Debug)]
+pub struct Throttles {
+    /// Block payload received.
+    pub down: Throttle,
+    /// Block payload sent.
+    pub up: Throttle,
+}
+
+impl Throttles {
+    /// No limits.
+    pub fn unlimited() -> Self {
+        Throttles {
+            down: Throttle::unlimited(),
+            up: Throttle::unlimited(),
+        }
+    }
+}
+
+/// A running connection as its torrent holds it. Dropping it stops the read loop at once and
+/// lets the write loop send what is queued, then close the socket.
+#[derive(Debug)]
+pub struct Link {
+    /// The peer's address.
+    pub addr: SocketAddr,
+    writer: mpsc::UnboundedSender<Message>,
+    reader: AbortHandle,
+}
+
+impl Link {
+    /// Queues a message; `false` if the connection is already gone.
+    pub fn send(&self, message: Message) -> bool {
+        self.writer.send(message).is_ok()
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// Starts the read and write loops of an established connection. Messages arrive on `events`
+/// tagged with `key`; `max_len` caps a message's declared length
+/// ([`codec::max_len_for`] the torrent's piece count).
+pub fn spawn(
+    key: PeerKey,
+    established: Established,
+    max_len: u32,
+    timeouts: Timeouts,
+    events: mpsc::Sender<PeerEvent>,
+    throttles: Arc<Throttles>,
+) -> Link {
+    let Established {
+        stream,
+        addr,
+        buffered,
+        ..
+    } = established;
+    let (read_half, write_half) = stream.into_split();
+    let (writer, queue) = mpsc::unbounded_channel();
+    let reader = tokio::spawn(read_loop(
+        key,
+        read_half,
+        buffered,
+        max_len,
+        timeouts.idle,
+        events.clone(),
+        Arc::clone(&throttles),
+    ))
+    .abort_handle();
+    tokio::spawn(write_loop(
+        key,
+        write_half,
+        queue,
+        timeouts.keep_alive,
+        events,
+        throttles,
+    ));
+    Link {
+        addr,
+        writer,
+        reader,
+    }
+}
+
+/// How much free room the receive buffer keeps before each read.
+const READ_ROOM: usize = 64 * 1024;
+
+async fn read_loop(
+    key: PeerKey,
+    mut socket: OwnedReadHalf,
+    mut buf: BytesMut,
+    max_len: u32,
+    idle: Duration,
+    events: mpsc::Sender<PeerEvent>,
+    throttles: Arc<Throttles>,
+) {
+    let why = loop {
+        match decode_all(key, &mut buf, max_len, &events, &throttles).await {
+            Ok(true) => {}
+            Ok(false) => return, // the torrent is gone
+            Err(err) => break err.to_string(),
+        }
+        if buf.capacity() - buf.len() < READ_ROOM / 4 {
+            buf.reserve(READ_ROOM);
+        }
+        match timeout(idle, socket.read_buf(&mut buf)).await {
+            Err(_) => break "nothing received for too long".to_owned(),
+            Ok(Ok(0)) => break "closed by the peer".to_owned(),
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => break err.to_string(),
+        }
+    };
+    let _ = events.send(PeerEvent::Closed(key, why)).await;
+}
+
+/// Sends every whole message in `buf` to the torrent; `Ok(false)` if the torrent is gone.
+async fn decode_all(
+    key: PeerKey,
+    buf: &mut BytesMut,
+    max_len: u32,
+    events: &mpsc::Sender<PeerEvent>,
+    throttles: &Throttles,
+) -> Result<bool, WireError> {
+    while let Some(message) = codec::decode(buf, max_len)? {
+        if let Message::Piece { data, .. } = &message {
+            throttles.down.consume(data.len()).await;
+        }
+        if events.send(PeerEvent::Message(key, message)).await.is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Queued bytes above which the writer stops gathering more messages into one write.
+const GATHER_LIMIT: usize = 256 * 1024;
+
+async fn write_loop(
+    key: PeerKey,
+    mut socket: OwnedWriteHalf,
+    mut queue: mpsc::UnboundedReceiver<Message>,
+    keep_alive: Duration,
+    events: mpsc::Sender<PeerEvent>,
+    throttles: Arc<Throttles>,
+) {
+    let mut batch = Batch::default();
+    loop {
+        let first = match timeout(keep_alive, queue.recv()).await {
+            Err(_) => Message::KeepAlive,
+            Ok(None) => break,
+            Ok(Some(message)) => message,
+        };
+        let mut payload = batch.push(&first);
+        while batch.len < GATHER_LIMIT {
+            match queue.try_recv() {
+                Ok(message) => payload += batch.push(&message),
+                Err(_) => break,
+            }
+        }
+        throttles.up.consume(payload).await;
+        if let Err(err) = batch.write_to(&mut socket).await {
+            let _ = events.send(PeerEvent::Closed(key, err.to_string())).await;
+            return;
+        }
+    }
+    let _ = socket.shutdown().await;
+}
+
+/// Messages gathered for one vectored write: small messages encoded together, blocks as a
+/// header and their own `Bytes`.
+#[derive(Default)]
+struct Batch {
+    segments: Vec<Bytes>,
+    control: BytesMut,
+    len: usize,
+}
+
+impl Batch {
+    /// Adds a message; returns its block payload length (0 for other messages).
+    fn push(&mut self, message: &Message) -> usize {
+        match message {
+            Message::Piece { index, begin, data } => {
+                let Ok(header) = codec::piece_header(*index, *begin, data.len()) else {
+                    return 0;
+                };
+                self.flush_control();
+                self.segments.push(Bytes::copy_from_slice(&header));
+                self.segments.push(data.clone());
+                self.len += header.len() + data.len();
+                data.len()
+            }
+            other => {
+                let before = self.control.len();
+                if codec::encode(other, &mut self.control).is_ok() {
+                    self.len += self.control.len() - before;
+                }
+                0
+            }
+        }
+    }
+
+    fn flush_control(&mut self) {
+        if !self.control.is_empty() {
+            self.segments.push(self.control.split().freeze());
+        }
+    }
+
+    /// Writes everything gathered, vectored, and empties the batch.
+    async fn write_to(&mut self, socket: &mut OwnedWriteHalf) -> io::Result<()> {
+        self.flush_control();
+        let mut first = 0;
+        while first < self.segments.len() {
+            let slices: Vec<IoSlice<'_>> = self.segments[first..]
+                .iter()
+                .take(64)
+                .map(|segment| IoSlice::new(segment))
+                .collect();
+            let mut written = socket.write_vectored(&slices).await?;
+            if written == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            while written > 0 {
+                let segment = &mut self.segments[first];
+                let step = written.min(segment.len());
+                segment.advance(step);
+                written -= step;
+                if segment.is_empty() {
+                    first += 1;
+                }
+            }
+            while self.segments.get(first).is_some_and(Bytes::is_empty) {
+                first += 1;
+            }
+        }
+        self.segments.clear();
+        self.len = 0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -5,6 +5,7 @@
 //! - [`choker`]: which peers we upload to (tit-for-tat, optimistic unchoke, anti-snubbing).
 //! - [`rate`]: transfer rates as decaying averages, and the request queue depth they imply.
 //! - [`state`]: one torrent's protocol logic: events in, actions out (the shell's contract).
+//! - [`task`]: the shell around [`state`]: the one part of a torrent that awaits.
 //! - [`resume`]: the resume file (verified pieces, file stamps) and which pieces it lets us trust.
 
 pub mod choker;
@@ -12,6 +13,7 @@ pub mod picker;
 pub mod rate;
 pub mod resume;
 pub mod state;
+pub mod task;
 
 /// A small copyable id for a connected peer, chosen by the caller (unique among live peers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

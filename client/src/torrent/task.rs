@@ -1,0 +1,580 @@
+//! The shell of one torrent: the one place a torrent awaits.
+//!
+//! It owns the [`TorrentState`], reads the clock, and turns the world into [`Event`]s and the
+//! state's [`Action`]s into I/O: connections ([`crate::peer::connection`]), disk work on
+//! blocking threads ([`BlockStore`]), announces ([`Trackers`]).
+//!
+//! Invariants:
+//! - [`PeerKey`]s are never reused within a task, so a late event of a closed connection
+//!   cannot be taken for a new one; events of keys no longer live are dropped.
+//! - Every connection the state knows of gets exactly one [`Event::Disconnected`]: when its
+//!   link closes by itself, or right after the task carries out [`Action::Disconnect`].
+//! - Every [`Action::Write`], [`Action::Verify`] and [`Action::Read`] is answered by exactly
+//!   one event, unless the task is stopping; the task stops only after all disk work in
+//!   flight has come back, then syncs the data and saves the resume file (so the resume file
+//!   never names a piece whose data is not on disk).
+//! - Progress goes out on a `watch` at most every [`PUBLISH_EVERY`] and once at the end.
+
+mod store;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rill_common::bitfield::Bitfield;
+use rill_common::wire::{Handshake, codec};
+use thiserror::Error;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+pub use store::{BlockStore, NoTrackers, StoreError, Trackers};
+
+use super::PeerKey;
+use super::state::{Action, Event, Stats, TorrentState};
+use crate::peer::connection::{self, Established, Link, PeerEvent, Throttles, Timeouts};
+
+/// Progress is published at most this often.
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+/// The resume file is saved this often while the torrent runs (and when it stops).
+pub const RESUME_EVERY: Duration = Duration::from_secs(30);
+/// Ticks come at least this often, whatever the state's deadline.
+const MAX_TICK: Duration = Duration::from_secs(1);
+/// Connection events queued before connections wait for the task.
+const EVENT_QUEUE: usize = 1024;
+/// Incoming connections queued for the task.
+const INCOMING_QUEUE: usize = 32;
+
+/// When a torrent stops by itself.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Finish {
+    /// As soon as every wanted piece is verified.
+    WhenComplete,
+    /// Seed after completing until one limit is reached (none: until told to stop).
+    Seed {
+        /// Stop once uploaded / total size reaches this.
+        ratio: Option<f64>,
+        /// Stop this long after completing (or after starting, when complete at start).
+        time: Option<Duration>,
+    },
+}
+
+/// Where a torrent is in its life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Fetching pieces.
+    Downloading,
+    /// Complete, serving others.
+    Seeding,
+    /// Stopping: announcing `stopped`, flushing, saving resume data.
+    Stopping,
+    /// Stopped.
+    Done,
+    /// Stopped on an error (the message is for the user).
+    Failed(String),
+}
+
+/// What the display and the trackers see of a torrent.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// Counters and rates.
+    pub stats: Stats,
+    /// Verified pieces.
+    pub have: Bitfield,
+    /// Where the torrent is.
+    pub phase: Phase,
+    /// Pieces that passed their hash check in this run.
+    pub verified_this_run: u32,
+    /// Pieces that failed their hash check in this run.
+    pub failed_this_run: u32,
+}
+
+/// Why a torrent stopped early.
+#[derive(Debug, Error)]
+pub enum TaskError {
+    /// The state machine gave up (storage failed).
+    #[error("{0}")]
+    Fatal(String),
+    /// The task panicked or was cancelled.
+    #[error("torrent task ended abnormally: {0}")]
+    Aborted(String),
+}
+
+/// Everything a torrent task needs.
+pub struct Setup {
+    /// The state machine, with the pieces already verified.
+    pub state: TorrentState,
+    /// Our handshake for this torrent (info hash, peer id, reserved bits).
+    pub ours: Handshake,
+    /// Where the data lives.
+    pub store: Arc<dyn BlockStore>,
+    /// The trackers (or [`NoTrackers`]).
+    pub trackers: Box<dyn Trackers>,
+    /// Peers found by the trackers (or anyone else).
+    pub found: mpsc::Receiver<Vec<SocketAddr>>,
+    /// Peers to connect to at start (`--peer`).
+    pub initial_peers: Vec<SocketAddr>,
+    /// Connection timeouts.
+    pub timeouts: Timeouts,
+    /// Rate limits shared with other torrents.
+    pub throttles: Arc<Throttles>,
+    /// When to stop by itself.
+    pub finish: Finish,
+    /// Total bytes of the torrent (for the seed ratio).
+    pub total_len: u64,
+    /// Bytes uploaded and downloaded in earlier runs (from the resume file).
+    pub earlier: (u64, u64),
+}
+
+/// A running torrent task.
+#[derive(Debug)]
+pub struct Handle {
+    /// Its progress.
+    pub progress: watch::Receiver<Progress>,
+    /// Where the listener hands over incoming connections.
+    pub incoming: mpsc::Sender<Established>,
+    stop: watch::Sender<bool>,
+    join: JoinHandle<Result<(), TaskError>>,
+}
+
+impl Handle {
+    /// Asks the torrent to stop cleanly (idempotent).
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Waits for the task to end.
+    pub async fn join(self) -> Result<(), TaskError> {
+        match self.join.await {
+            Ok(result) => result,
+            Err(err) => Err(TaskError::Aborted(err.to_string())),
+        }
+    }
+}
+
+/// Starts the torrent task.
+pub fn spawn(setup: Setup) -> Handle {
+    let progress = Progress {
+        stats: Stats::default(),
+        have: setup.state.have().clone(),
+        phase: if setup.state.is_complete() {
+            Phase::Seeding
+        } else {
+            Phase::Downloading
+        },
+        verified_this_run: 0,
+        failed_this_run: 0,
+    };
+    let (publish, progress) = watch::channel(progress);
+    let (stop, stop_rx) = watch::channel(false);
+    let (incoming, incoming_rx) = mpsc::channel(INCOMING_QUEUE);
+    let join = tokio::spawn(Task::new(setup, publish).run(stop_rx, incoming_rx));
+    Handle {
+        progress,
+        incoming,
+        stop,
+        join,
+    }
+}
+
+/// A connection attempt's outcome.
+type Dialled = (SocketAddr, Result<Established, connection::ConnectionError>);
+
+struct Task {
+    state: TorrentState,
+    ours: Handshake,
+    max_len: u32,
+    store: Arc<dyn BlockStore>,
+    trackers: Option<Box<dyn Trackers>>,
+    found: mpsc::Receiver<Vec<SocketAddr>>,
+    initial_peers: Vec<SocketAddr>,
+    timeouts: Timeouts,
+    throttles: Arc<Throttles>,
+    finish: Finish,
+    total_len: u64,
+    earlier: (u64, u64),
+    publish: watch::Sender<Progress>,
+
+    links: HashMap<PeerKey, Link>,
+    next_key: u32,
+    peer_events: (mpsc::Sender<PeerEvent>, mpsc::Receiver<PeerEvent>),
+    dials: (mpsc::Sender<Dialled>, mpsc::Receiver<Dialled>),
+    disk: (mpsc::Sender<Event>, mpsc::Receiver<Event>),
+    disk_in_flight: usize,
+    queue: VecDeque<Event>,
+    actions: Vec<Action>,
+    completed_at: Option<Instant>,
+    stopping: bool,
+    fatal: Option<String>,
+    verified_this_run: u32,
+    failed_this_run: u32,
+    last_publish: Option<Instant>,
+    last_resume: Instant,
+    have_at_last_resume: u32,
+}
+
+impl Task {
+    fn new(setup: Setup, publish: watch::Sender<Progress>) -> Self {
+        let piece_count = setup.state.have().piece_count();
+        let now = Instant::now();
+        let complete = setup.state.is_complete();
+        let have_count = setup.state.have().count();
+        Task {
+            state: setup.state,
+            ours: setup.ours,
+            max_len: codec::max_len_for(piece_count),
+            store: setup.store,
+            trackers: Some(setup.trackers),
+            found: setup.found,
+            initial_peers: setup.initial_peers,
+            timeouts: setup.timeouts,
+            throttles: setup.throttles,
+            finish: setup.finish,
+            total_len: setup.total_len,
+            earlier: setup.earlier,
+            publish,
+            links: HashMap::new(),
+            next_key: 0,
+            peer_events: mpsc::channel(EVENT_QUEUE),
+            dials: mpsc::channel(64),
+            disk: mpsc::channel(EVENT_QUEUE),
+            disk_in_flight: 0,
+            queue: VecDeque::new(),
+            actions: Vec::new(),
+            completed_at: complete.then_some(now),
+            stopping: false,
+            fatal: None,
+            verified_this_run: 0,
+            failed_this_run: 0,
+            last_publish: None,
+            last_resume: now,
+            have_at_last_resume: have_count,
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut stop: watch::Receiver<bool>,
+        mut incoming: mpsc::Receiver<Established>,
+    ) -> Result<(), TaskError> {
+        self.feed(Event::Start);
+        if !self.initial_peers.is_empty() {
+            let peers = std::mem::take(&mut self.initial_peers);
+            self.feed(Event::PeersFound(peers));
+        }
+        self.check_finish(Instant::now());
+        while !self.stopping {
+            let deadline = self.deadline();
+            tokio::select! {
+                biased;
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        self.begin_stop();
+                    }
+                }
+                Some(event) = self.disk.1.recv() => {
+                    self.disk_in_flight = self.disk_in_flight.saturating_sub(1);
+                    self.note_disk_event(&event);
+                    self.feed(event);
+                }
+                Some(event) = self.peer_events.1.recv() => self.on_peer_event(event),
+                Some((addr, dialled)) = self.dials.1.recv() => self.on_dialled(addr, dialled),
+                Some(established) = incoming.recv() => self.on_connected(established),
+                Some(peers) = self.found.recv() => self.feed(Event::PeersFound(peers)),
+                () = tokio::time::sleep_until(deadline) => self.feed(Event::Tick),
+            }
+            let now = Instant::now();
+            self.check_finish(now);
+            self.maybe_save_resume(now).await;
+            self.maybe_publish(now, false);
+        }
+        self.finish_stop().await
+    }
+
+    /// When the next tick is due: the state's deadline, but at least every [`MAX_TICK`]
+    /// and never in the past (a state asking for "now" again and again must not spin).
+    fn deadline(&self) -> Instant {
+        let now = Instant::now();
+        let wanted = Instant::from_std(self.state.next_deadline());
+        wanted.clamp(now + Duration::from_millis(5), now + MAX_TICK)
+    }
+
+    /// Feeds an event and carries out what follows, including events the actions cause.
+    fn feed(&mut self, event: Event) {
+        self.queue.push_back(event);
+        self.drain_queue();
+    }
+
+    fn drain_queue(&mut self) {
+        while let Some(event) = self.queue.pop_front() {
+            let mut actions = std::mem::take(&mut self.actions);
+            self.state
+                .handle(event, Instant::now().into_std(), &mut actions);
+            for action in actions.drain(..) {
+                self.carry_out(action);
+            }
+            self.actions = actions;
+        }
+    }
+
+    fn carry_out(&mut self, action: Action) {
+        match action {
+            Action::Connect(addr) => self.dial(addr),
+            Action::Send(peer, message) => {
+                if let Some(link) = self.links.get(&peer) {
+                    link.send(message);
+                }
+            }
+            Action::Disconnect(peer, reason) => {
+                if let Some(link) = self.links.remove(&peer) {
+                    debug!(addr = %link.addr, ?reason, "disconnecting");
+                    self.queue.push_back(Event::Disconnected(peer));
+                }
+            }
+            Action::Write(block, data) => self.on_disk(move |store| match store.write(block, &data) {
+                Ok(()) => Event::BlockWritten(block),
+                Err(err) => Event::StorageFailed(err.to_string()),
+            }),
+            Action::Verify(piece) => self.on_disk(move |store| match store.verify(piece) {
+                Ok(good) => Event::PieceVerified(piece, good),
+                Err(err) => Event::StorageFailed(err.to_string()),
+            }),
+            Action::Read(peer, block) => self.on_disk(move |store| match store.read(block) {
+                Ok(data) => Event::BlockRead(peer, block, data),
+                Err(err) => Event::StorageFailed(err.to_string()),
+            }),
+            Action::Announce(event) => {
+                if let Some(trackers) = &mut self.trackers {
+                    trackers.announce(event);
+                }
+            }
+            Action::Completed => {
+                if self.completed_at.is_none() {
+                    info!("download complete");
+                    self.completed_at = Some(Instant::now());
+                }
+            }
+            Action::Fatal(message) => {
+                warn!("torrent stops: {message}");
+                self.fatal.get_or_insert(message);
+                self.begin_stop();
+            }
+        }
+    }
+
+    /// Runs blocking storage work off the async threads; its event comes back on `disk`.
+    fn on_disk(
+        &mut self,
+        work: impl FnOnce(&dyn BlockStore) -> Event + Send + 'static,
+    ) {
+        self.disk_in_flight += 1;
+        let store = Arc::clone(&self.store);
+        let done = self.disk.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = done.blocking_send(work(store.as_ref()));
+        });
+    }
+
+    fn note_disk_event(&mut self, event: &Event) {
+        match event {
+            Event::PieceVerified(_, true) => self.verified_this_run += 1,
+            Event::PieceVerified(_, false) => self.failed_this_run += 1,
+            _ => {}
+        }
+    }
+
+    fn dial(&mut self, addr: SocketAddr) {
+        let ours = self.ours;
+        let timeouts = self.timeouts;
+        let done = self.dials.0.clone();
+        tokio::spawn(async move {
+            let result = connection::connect(addr, ours, timeouts).await;
+            let _ = done.send((addr, result)).await;
+        });
+    }
+
+    fn on_dialled(&mut self, addr: SocketAddr, dialled: Result<Established, connection::ConnectionError>) {
+        match dialled {
+            Ok(established) => self.on_connected(established),
+            Err(err) => {
+                debug!(%addr, "connect failed: {err}");
+                self.feed(Event::ConnectFailed(addr));
+            }
+        }
+    }
+
+    fn on_connected(&mut self, established: Established) {
+        let peer = PeerKey(self.next_key);
+        self.next_key = self.next_key.wrapping_add(1);
+        let addr = established.addr;
+        let handshake = established.handshake;
+        let outgoing = established.outgoing;
+        debug!(%addr, outgoing, peer_id = %handshake.peer_id, "connected");
+        let link = connection::spawn(
+            peer,
+            established,
+            self.max_len,
+            self.timeouts,
+            self.peer_events.0.clone(),
+            Arc::clone(&self.throttles),
+        );
+        self.links.insert(peer, link);
+        self.feed(Event::Connected {
+            peer,
+            addr,
+            handshake,
+            outgoing,
+        });
+    }
+
+    fn on_peer_event(&mut self, event: PeerEvent) {
+        match event {
+            PeerEvent::Message(peer, message) => {
+                if self.links.contains_key(&peer) {
+                    self.feed(Event::Received(peer, message));
+                }
+            }
+            PeerEvent::Closed(peer, why) => {
+                if let Some(link) = self.links.remove(&peer) {
+                    debug!(addr = %link.addr, "connection closed: {why}");
+                    self.feed(Event::Disconnected(peer));
+                }
+            }
+        }
+    }
+
+    /// Stops by itself when [`Finish`] says so.
+    fn check_finish(&mut self, now: Instant) {
+        if self.stopping || !self.state.is_complete() {
+            return;
+        }
+        let completed_at = *self.completed_at.get_or_insert(now);
+        let done = match self.finish {
+            Finish::WhenComplete => true,
+            Finish::Seed { ratio, time } => {
+                let uploaded = self.earlier.0 + self.state.stats(now.into_std()).uploaded;
+                let ratio_met = ratio.is_some_and(|ratio| {
+                    self.total_len > 0 && uploaded as f64 / self.total_len as f64 >= ratio
+                });
+                let time_met = time.is_some_and(|time| now >= completed_at + time);
+                ratio_met || time_met
+            }
+        };
+        if done {
+            self.begin_stop();
+        }
+    }
+
+    fn begin_stop(&mut self) {
+        if !self.stopping {
+            self.stopping = true;
+            self.feed(Event::Stop);
+        }
+    }
+
+    /// The end: close every connection, wait for disk work in flight, sync, save resume,
+    /// announce `stopped`.
+    async fn finish_stop(mut self) -> Result<(), TaskError> {
+        self.maybe_publish(Instant::now(), true);
+        let keys: Vec<PeerKey> = self.links.keys().copied().collect();
+        for peer in keys {
+            self.links.remove(&peer);
+            self.queue.push_back(Event::Disconnected(peer));
+        }
+        self.drain_queue();
+        let trackers = self.trackers.take();
+        let announce = async move {
+            if let Some(trackers) = trackers {
+                trackers.stop().await;
+            }
+        };
+        let flush = async {
+            while self.disk_in_flight > 0 {
+                let Some(event) = self.disk.1.recv().await else {
+                    break;
+                };
+                self.disk_in_flight -= 1;
+                self.note_disk_event(&event);
+                // Completions still update the state (a verified piece joins `have`).
+                let mut ignored = Vec::new();
+                self.state
+                    .handle(event, Instant::now().into_std(), &mut ignored);
+            }
+            self.save_resume().await;
+        };
+        tokio::join!(announce, flush);
+        self.maybe_publish(Instant::now(), true);
+        let phase = match &self.fatal {
+            Some(message) => Phase::Failed(message.clone()),
+            None => Phase::Done,
+        };
+        self.publish.send_modify(|progress| progress.phase = phase);
+        match self.fatal {
+            Some(message) => Err(TaskError::Fatal(message)),
+            None => Ok(()),
+        }
+    }
+
+    async fn maybe_save_resume(&mut self, now: Instant) {
+        let have = self.state.have().count();
+        if now.duration_since(self.last_resume) >= RESUME_EVERY && have != self.have_at_last_resume
+        {
+            self.save_resume().await;
+        }
+    }
+
+    /// Syncs the data, then saves the resume file, on a blocking thread.
+    async fn save_resume(&mut self) {
+        let now = Instant::now();
+        self.last_resume = now;
+        let have = self.state.have().clone();
+        self.have_at_last_resume = have.count();
+        let stats = self.state.stats(now.into_std());
+        let uploaded = self.earlier.0 + stats.uploaded;
+        let downloaded = self.earlier.1 + stats.downloaded;
+        let store = Arc::clone(&self.store);
+        let saved = tokio::task::spawn_blocking(move || {
+            store.sync()?;
+            store.save_resume(&have, uploaded, downloaded)
+        })
+        .await;
+        match saved {
+            Ok(Ok(())) => debug!("resume data saved"),
+            Ok(Err(err)) => warn!("saving resume data: {err}"),
+            Err(err) => warn!("saving resume data: {err}"),
+        }
+    }
+
+    fn maybe_publish(&mut self, now: Instant, force: bool) {
+        if !force
+            && self
+                .last_publish
+                .is_some_and(|last| now.duration_since(last) < PUBLISH_EVERY)
+        {
+            return;
+        }
+        self.last_publish = Some(now);
+        let phase = if self.stopping {
+            Phase::Stopping
+        } else if self.state.is_complete() {
+            Phase::Seeding
+        } else {
+            Phase::Downloading
+        };
+        let mut stats = self.state.stats(now.into_std());
+        stats.uploaded += self.earlier.0;
+        stats.downloaded += self.earlier.1;
+        self.publish.send_replace(Progress {
+            stats,
+            have: self.state.have().clone(),
+            phase,
+            verified_this_run: self.verified_this_run,
+            failed_this_run: self.failed_this_run,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

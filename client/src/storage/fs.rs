@@ -436,4 +436,4 @@ impl Storage {
 
 #[cfg(test)]
 #[path = "fs/tests.rs"]
-mod tests;
+pub(crate) mod tests;

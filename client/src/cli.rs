@@ -20,6 +20,85 @@ pub enum Command {
     Info(InfoArgs),
     /// Make a .torrent file from a file or folder.
     Create(CreateArgs),
+    /// Download torrents (.torrent files or http(s) URLs of them).
+    Download(DownloadArgs),
+    /// Check data that is already complete and seed it.
+    Seed(SeedArgs),
+}
+
+/// `rill download`.
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// .torrent files, http(s) URLs of .torrent files, or magnet links.
+    #[arg(required = true, value_name = "TORRENT")]
+    pub sources: Vec<String>,
+    /// The folder to download into (each torrent's file or folder is created inside).
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Keep seeding once complete (until --seed-ratio or --seed-time, or Ctrl-C).
+    #[arg(long)]
+    pub seed: bool,
+    /// Download only these files: indexes as `rill info` lists them, from 0 (e.g. 0,2-4).
+    #[arg(long, value_name = "LIST", value_parser = crate::config::parse_file_list)]
+    pub only_files: Option<Vec<usize>>,
+    /// Download pieces in order (for playing media while it downloads).
+    #[arg(long)]
+    pub sequential: bool,
+    /// Settings shared with `rill seed`.
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+/// `rill seed`.
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// The .torrent file (or an http(s) URL of one).
+    #[arg(value_name = "TORRENT")]
+    pub source: String,
+    /// The folder holding the data (or the torrent's own folder or file).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Settings shared with `rill download`.
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+/// Settings of `rill download` and `rill seed`.
+#[derive(Debug, Args)]
+pub struct SessionArgs {
+    /// Stop seeding once uploaded / size reaches this ratio (implies --seed).
+    #[arg(long, value_name = "R")]
+    pub seed_ratio: Option<f64>,
+    /// Stop seeding after this long, e.g. 30m or 2h (implies --seed).
+    #[arg(long, value_name = "D", value_parser = crate::config::parse_duration)]
+    pub seed_time: Option<std::time::Duration>,
+    /// The TCP port to listen on (default: 6881 or the next free one; 0: any).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Connections per torrent at most.
+    #[arg(long, value_name = "N")]
+    pub max_peers: Option<usize>,
+    /// Download limit in bytes per second (K, M suffixes: 500K, 2M).
+    #[arg(long, value_name = "RATE", value_parser = crate::config::parse_rate)]
+    pub max_down: Option<u64>,
+    /// Upload limit in bytes per second (K, M suffixes: 500K, 2M).
+    #[arg(long, value_name = "RATE", value_parser = crate::config::parse_rate)]
+    pub max_up: Option<u64>,
+    /// Connect to this peer directly (IP:PORT); may be repeated.
+    #[arg(long = "peer", value_name = "ADDR")]
+    pub peers: Vec<std::net::SocketAddr>,
+    /// A TOML config file (default: $RILL_CONFIG if set); flags win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// No progress display.
+    #[arg(short, long, conflicts_with = "json")]
+    pub quiet: bool,
+    /// One JSON progress line per torrent per second on stdout, for scripts.
+    #[arg(long)]
+    pub json: bool,
+    /// One progress bar per file.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// `rill info`.
@@ -99,6 +178,40 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn download_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "rill",
+            "download",
+            "a.torrent",
+            "b.torrent",
+            "-o",
+            "out",
+            "--seed-ratio",
+            "1.5",
+            "--peer",
+            "127.0.0.1:7000",
+            "--peer",
+            "[::1]:7001",
+            "--max-down",
+            "2M",
+            "--only-files",
+            "0,2-3",
+            "--json",
+        ])
+        .unwrap();
+        let Command::Download(args) = cli.command else {
+            panic!("not a download");
+        };
+        assert_eq!(args.sources, ["a.torrent", "b.torrent"]);
+        assert_eq!(args.session.peers.len(), 2);
+        assert_eq!(args.session.max_down, Some(2 << 20));
+        assert_eq!(args.only_files, Some(vec![0, 2, 3]));
+        assert!(args.session.json);
+        assert!(Cli::try_parse_from(["rill", "download"]).is_err());
+        assert!(Cli::try_parse_from(["rill", "seed", "a.torrent"]).is_err());
     }
 
     #[test]

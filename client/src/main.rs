@@ -1,10 +1,14 @@
 //! The `rill` command: parse the arguments, run the command, turn the outcome into an exit code.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use anyhow::Context;
 use clap::Parser;
 use clap::error::ErrorKind;
-use rill::cli::{Cli, Command};
+use rill::cli::{Cli, Command, DownloadArgs, SeedArgs, SessionArgs};
+use rill::config::{Display, FileConfig, SessionConfig};
+use rill::session::Mode;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -29,8 +33,11 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Info(args) => rill::summary::run(&args),
         Command::Create(args) => rill::create::run(&args),
+        Command::Download(args) => download(args),
+        Command::Seed(args) => seed(args),
     };
     match outcome {
+        Ok(()) if INTERRUPTED.load(Ordering::Relaxed) => ExitCode::from(130),
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // One line: the error and its causes, outermost first.
@@ -49,4 +56,114 @@ fn usage_error_line(rendered: &str) -> String {
         .map(str::trim)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Set once Ctrl-C (or SIGTERM) asked the session to stop.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn download(args: DownloadArgs) -> anyhow::Result<()> {
+    let mut config = session_config(&args.session)?;
+    if let Some(output) = args.output {
+        config.output = output;
+    }
+    if let Some(files) = args.only_files {
+        config.only_files = files;
+    }
+    config.sequential |= args.sequential;
+    config.seed.seed |= args.seed;
+    run_session(config, &args.sources, Mode::Download)
+}
+
+fn seed(args: SeedArgs) -> anyhow::Result<()> {
+    let mut config = session_config(&args.session)?;
+    config.seed.seed = true;
+    run_session(config, &[args.source], Mode::Seed { data: args.data })
+}
+
+/// Defaults, then the config file, then the flags.
+fn session_config(args: &SessionArgs) -> anyhow::Result<SessionConfig> {
+    let mut config = SessionConfig::default();
+    let file = args
+        .config
+        .clone()
+        .or_else(|| std::env::var_os("RILL_CONFIG").map(Into::into));
+    if let Some(path) = file {
+        FileConfig::load(&path)?
+            .apply(&mut config)
+            .map_err(|message| anyhow::anyhow!("config file {}: {message}", path.display()))?;
+    }
+    if args.port.is_some() {
+        config.port = args.port;
+    }
+    if let Some(max_peers) = args.max_peers {
+        config.max_peers = max_peers;
+    }
+    if args.max_down.is_some() {
+        config.max_down = args.max_down;
+    }
+    if args.max_up.is_some() {
+        config.max_up = args.max_up;
+    }
+    if args.seed_ratio.is_some() {
+        config.seed.ratio = args.seed_ratio;
+    }
+    if args.seed_time.is_some() {
+        config.seed.time = args.seed_time;
+    }
+    config.seed.seed |= config.seed.ratio.is_some() || config.seed.time.is_some();
+    config.peers.clone_from(&args.peers);
+    config.display = if args.quiet {
+        Display::Quiet
+    } else if args.json {
+        Display::Json
+    } else if args.verbose {
+        Display::Verbose
+    } else {
+        Display::Bars
+    };
+    Ok(config)
+}
+
+fn run_session(config: SessionConfig, sources: &[String], mode: Mode) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(rill::progress::LogWriter)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        tokio::spawn(watch_signals(stop_tx));
+        let mut progress = rill::progress::Progress::new(config.display);
+        rill::session::run(config, sources, mode, stop, &mut progress).await
+    })?;
+    // Connections and announces still winding down must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    Ok(())
+}
+
+/// First Ctrl-C or SIGTERM: stop cleanly. Second Ctrl-C: quit at once.
+async fn watch_signals(stop: tokio::sync::watch::Sender<bool>) {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let first = async {
+        #[cfg(unix)]
+        if let Some(term) = term.as_mut() {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    first.await;
+    INTERRUPTED.store(true, Ordering::Relaxed);
+    eprintln!("rill: stopping (press Ctrl-C again to quit at once)");
+    stop.send_replace(true);
+    if tokio::signal::ctrl_c().await.is_ok() {
+        std::process::exit(130);
+    }
 }

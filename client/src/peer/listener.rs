@@ -73,6 +73,8 @@ pub async fn run(listener: TcpListener, routes: Routes, timeouts: Timeouts) {
                 continue;
             }
         };
+        // A dual-stack socket reports IPv4 peers as `::ffff:a.b.c.d`.
+        let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
         let routes = routes.clone();
         tokio::spawn(async move {
             let _permit = permit;

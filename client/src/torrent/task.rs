@@ -145,6 +145,11 @@ impl Handle {
         self.stop.send_replace(true);
     }
 
+    /// Whether the task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.join.is_finished()
+    }
+
     /// Waits for the task to end.
     pub async fn join(self) -> Result<(), TaskError> {
         match self.join.await {
@@ -333,10 +338,12 @@ impl Task {
                     self.queue.push_back(Event::Disconnected(peer));
                 }
             }
-            Action::Write(block, data) => self.on_disk(move |store| match store.write(block, &data) {
-                Ok(()) => Event::BlockWritten(block),
-                Err(err) => Event::StorageFailed(err.to_string()),
-            }),
+            Action::Write(block, data) => {
+                self.on_disk(move |store| match store.write(block, &data) {
+                    Ok(()) => Event::BlockWritten(block),
+                    Err(err) => Event::StorageFailed(err.to_string()),
+                })
+            }
             Action::Verify(piece) => self.on_disk(move |store| match store.verify(piece) {
                 Ok(good) => Event::PieceVerified(piece, good),
                 Err(err) => Event::StorageFailed(err.to_string()),
@@ -365,10 +372,7 @@ impl Task {
     }
 
     /// Runs blocking storage work off the async threads; its event comes back on `disk`.
-    fn on_disk(
-        &mut self,
-        work: impl FnOnce(&dyn BlockStore) -> Event + Send + 'static,
-    ) {
+    fn on_disk(&mut self, work: impl FnOnce(&dyn BlockStore) -> Event + Send + 'static) {
         self.disk_in_flight += 1;
         let store = Arc::clone(&self.store);
         let done = self.disk.0.clone();
@@ -395,7 +399,11 @@ impl Task {
         });
     }
 
-    fn on_dialled(&mut self, addr: SocketAddr, dialled: Result<Established, connection::ConnectionError>) {
+    fn on_dialled(
+        &mut self,
+        addr: SocketAddr,
+        dialled: Result<Established, connection::ConnectionError>,
+    ) {
         match dialled {
             Ok(established) => self.on_connected(established),
             Err(err) => {

@@ -61,7 +61,9 @@ async fn outgoing_and_incoming_handshakes_meet() {
 #[tokio::test]
 async fn unknown_torrent_is_closed_without_a_reply() {
     let (addr, _queue, _routes) = listening().await;
-    let err = connect(addr, handshake(2, 0xaa), quick()).await.unwrap_err();
+    let err = connect(addr, handshake(2, 0xaa), quick())
+        .await
+        .unwrap_err();
     assert!(matches!(err, ConnectionError::Closed), "{err}");
 }
 
@@ -80,7 +82,9 @@ async fn a_peer_answering_for_another_torrent_is_refused() {
         // Hold the socket until the other side hangs up.
         let _ = stream.read(&mut theirs).await;
     });
-    let err = connect(addr, handshake(1, 0xaa), quick()).await.unwrap_err();
+    let err = connect(addr, handshake(1, 0xaa), quick())
+        .await
+        .unwrap_err();
     assert!(matches!(err, ConnectionError::WrongTorrent(_)), "{err}");
 }
 
@@ -94,7 +98,9 @@ async fn not_bittorrent_fails_at_the_first_wrong_byte() {
         let mut sink = [0u8; 128];
         let _ = stream.read(&mut sink).await;
     });
-    let err = connect(addr, handshake(1, 0xaa), quick()).await.unwrap_err();
+    let err = connect(addr, handshake(1, 0xaa), quick())
+        .await
+        .unwrap_err();
     assert!(matches!(err, ConnectionError::Handshake(_)), "{err}");
 }
 
@@ -112,13 +118,17 @@ async fn a_silent_peer_times_out_the_handshake() {
         handshake: Duration::from_millis(50),
         ..quick()
     };
-    let err = connect(addr, handshake(1, 0xaa), timeouts).await.unwrap_err();
+    let err = connect(addr, handshake(1, 0xaa), timeouts)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ConnectionError::Timeout(_)), "{err}");
     holder.abort();
 }
 
 /// Two established connections to each other, each with its own event queue.
-async fn pair(timeouts: Timeouts) -> (
+async fn pair(
+    timeouts: Timeouts,
+) -> (
     (Link, mpsc::Receiver<PeerEvent>),
     (Link, mpsc::Receiver<PeerEvent>),
 ) {
@@ -136,7 +146,14 @@ async fn pair(timeouts: Timeouts) -> (
         tx_a,
         Arc::clone(&throttles),
     );
-    let b = spawn(PeerKey(2), accepted, DEFAULT_MAX_LEN, timeouts, tx_b, throttles);
+    let b = spawn(
+        PeerKey(2),
+        accepted,
+        DEFAULT_MAX_LEN,
+        timeouts,
+        tx_b,
+        throttles,
+    );
     ((a, rx_a), (b, rx_b))
 }
 

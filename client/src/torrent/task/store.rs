@@ -23,8 +23,12 @@ pub trait BlockStore: Send + Sync + 'static {
     fn sync(&self) -> Result<(), StoreError>;
     /// Saves the resume file for these verified pieces (after [`BlockStore::sync`]);
     /// `uploaded`/`downloaded` are the torrent's totals.
-    fn save_resume(&self, have: &Bitfield, uploaded: u64, downloaded: u64)
-    -> Result<(), StoreError>;
+    fn save_resume(
+        &self,
+        have: &Bitfield,
+        uploaded: u64,
+        downloaded: u64,
+    ) -> Result<(), StoreError>;
 }
 
 /// The trackers of a torrent, as the task drives them.

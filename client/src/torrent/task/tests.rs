@@ -92,7 +92,11 @@ async fn stop_saves_resume_data_and_ends_done() {
 #[tokio::test]
 async fn a_complete_torrent_stops_by_itself_unless_seeding() {
     let store = Arc::new(MemoryStore::default());
-    let handle = spawn(setup(Bitfield::full(4), Finish::WhenComplete, Arc::clone(&store)));
+    let handle = spawn(setup(
+        Bitfield::full(4),
+        Finish::WhenComplete,
+        Arc::clone(&store),
+    ));
     handle.join().await.unwrap();
     assert_eq!(store.saves.lock().unwrap().len(), 1);
 

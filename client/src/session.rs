@@ -1,0 +1,513 @@
+//! A session: several torrents in one process, one listen port for all of them.
+//!
+//! [`run`] loads every torrent, checks the data already on disk, binds the listen socket
+//! (IPv6 dual-stack, which takes IPv4 too, or IPv4 alone where IPv6 is missing), starts one
+//! torrent task and one announcer per torrent, and routes incoming handshakes by info hash.
+//! It returns when every torrent has stopped: by itself (complete, seed limit reached), on
+//! an error, or when `stop` turns true (Ctrl-C), in which case each torrent announces
+//! `stopped`, syncs its data and saves its resume file first.
+
+mod open;
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rill_common::PeerId;
+use rill_common::bitfield::Bitfield;
+use rill_common::metainfo::Metainfo;
+use rill_common::pieces::PieceIndex;
+use rill_common::wire::Handshake;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+pub use open::{MAGNET_UNSUPPORTED, load_source, seed_root};
+
+use crate::announce::{self, AnnounceConfig, TrackerStatus};
+use crate::config::{DEFAULT_PORT, SessionConfig};
+use crate::peer::connection::{Throttles, Timeouts, our_reserved};
+use crate::peer::listener::{self, Route, Routes};
+use crate::peer::throttle::Throttle;
+use crate::storage::layout::Layout;
+use crate::storage::{Storage, StorageError, resume_file};
+use crate::torrent::choker::ChokerConfig;
+use crate::torrent::state::{Config, TorrentState};
+use crate::torrent::task::{self, Finish, Handle, NoTrackers, Phase, Setup};
+
+/// Why a session could not run, or a torrent failed.
+#[derive(Debug, Error)]
+pub enum SessionError {
+    /// A torrent could not be loaded.
+    #[error("{source_name}: {message}")]
+    Source {
+        /// What the user gave.
+        source_name: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The listen socket could not be bound.
+    #[error("cannot listen on port {port}: {source}")]
+    Listen {
+        /// The port.
+        port: u16,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Storage could not be opened or checked.
+    #[error("{name}: {source}")]
+    Storage {
+        /// The torrent.
+        name: String,
+        /// The cause.
+        source: StorageError,
+    },
+    /// `rill seed` found the data incomplete.
+    #[error("{name}: the data in {dir} is incomplete: {have} of {total} pieces match")]
+    Incomplete {
+        /// The torrent.
+        name: String,
+        /// Where it looked.
+        dir: String,
+        /// Pieces that match.
+        have: u32,
+        /// Pieces in the torrent.
+        total: u32,
+    },
+    /// A setting does not fit the torrent.
+    #[error("{0}")]
+    Invalid(String),
+    /// A torrent stopped on an error.
+    #[error("{name}: {message}")]
+    Torrent {
+        /// The torrent.
+        name: String,
+        /// The error.
+        message: String,
+    },
+}
+
+/// What a session does with its torrents.
+#[derive(Clone, Debug)]
+pub enum Mode {
+    /// Download into [`SessionConfig::output`].
+    Download,
+    /// Seed data that is already complete in this folder.
+    Seed {
+        /// The folder holding the data (or the torrent's own folder or file).
+        data: PathBuf,
+    },
+}
+
+/// One file of a torrent, for per-file progress.
+#[derive(Clone, Debug)]
+pub struct FileView {
+    /// The path inside the torrent.
+    pub path: String,
+    /// Length in bytes.
+    pub length: u64,
+    /// First and last piece holding its bytes (`None` for an empty file).
+    pub pieces: Option<(u32, u32)>,
+    /// Wanted (not left out by `--only-files`).
+    pub wanted: bool,
+}
+
+/// What the display sees of one torrent.
+#[derive(Clone, Debug)]
+pub struct TorrentView {
+    /// The torrent's name.
+    pub name: String,
+    /// Its info hash, hex.
+    pub info_hash: String,
+    /// Bytes in the torrent.
+    pub total_len: u64,
+    /// Bytes wanted (all files, or those of `--only-files`).
+    pub wanted_len: u64,
+    /// Its files.
+    pub files: Vec<FileView>,
+    /// Pieces verified at start (resume file or check).
+    pub have_at_start: u32,
+    /// The task's progress.
+    pub progress: watch::Receiver<task::Progress>,
+    /// The trackers' state, if it has any.
+    pub trackers: Option<watch::Receiver<TrackerStatus>>,
+}
+
+/// What the session reports while it runs.
+pub trait Reporter {
+    /// A torrent's data is being checked: `done` of `total` bytes hashed.
+    fn checking(&mut self, name: &str, done: u64, total: u64);
+    /// Every torrent runs; called about four times a second until the end, and once after.
+    fn update(&mut self, torrents: &[TorrentView], finished: bool);
+}
+
+/// How often the reporter is called.
+const REPORT_EVERY: Duration = Duration::from_millis(250);
+
+/// Runs a session until every torrent stopped. `stop` turning true stops them cleanly.
+pub async fn run(
+    config: SessionConfig,
+    sources: &[String],
+    mode: Mode,
+    mut stop: watch::Receiver<bool>,
+    reporter: &mut dyn Reporter,
+) -> Result<(), SessionError> {
+    let mut metainfos = Vec::new();
+    for source in sources {
+        metainfos.push(load_source(source).await?);
+    }
+    if !config.only_files.is_empty() && metainfos.len() > 1 {
+        return Err(SessionError::Invalid(
+            "--only-files needs exactly one torrent".to_owned(),
+        ));
+    }
+    let (listener, port) = bind(config.port).await?;
+    let routes = Routes::default();
+    let timeouts = Timeouts::default();
+    let listen_task = tokio::spawn(listener::run(listener, routes.clone(), timeouts));
+    let peer_id = PeerId::generate(&mut rand::rng());
+    let throttles = Arc::new(Throttles {
+        down: Throttle::new(config.max_down),
+        up: Throttle::new(config.max_up),
+    });
+    let mut running = Vec::new();
+    for metainfo in metainfos {
+        if *stop.borrow() {
+            break;
+        }
+        let started = start_torrent(
+            &config, &mode, metainfo, peer_id, port, &throttles, timeouts, reporter,
+        )
+        .await;
+        let (handle, view) = match started {
+            Ok(started) => started,
+            Err(err) => {
+                stop_all(&running);
+                join_all(running, reporter).await?;
+                return Err(err);
+            }
+        };
+        routes.insert(
+            handle.info_hash,
+            Route {
+                ours: handle.ours,
+                incoming: handle.task.incoming.clone(),
+            },
+        );
+        running.push((handle, view));
+    }
+    let mut ticker = tokio::time::interval(REPORT_EVERY);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    stop_all(&running);
+                }
+            }
+        }
+        let views: Vec<TorrentView> = running.iter().map(|(_, view)| view.clone()).collect();
+        reporter.update(&views, false);
+        let all_ended = views
+            .iter()
+            .all(|view| matches!(view.progress.borrow().phase, Phase::Done | Phase::Failed(_)));
+        if all_ended || running.iter().all(|(handle, _)| handle.task.is_finished()) {
+            break;
+        }
+    }
+    listen_task.abort();
+    join_all(running, reporter).await
+}
+
+/// A started torrent.
+struct Running {
+    info_hash: rill_common::InfoHash,
+    ours: Handshake,
+    task: Handle,
+}
+
+fn stop_all(running: &[(Running, TorrentView)]) {
+    for (handle, _) in running {
+        handle.task.stop();
+    }
+}
+
+async fn join_all(
+    running: Vec<(Running, TorrentView)>,
+    reporter: &mut dyn Reporter,
+) -> Result<(), SessionError> {
+    let views: Vec<TorrentView> = running.iter().map(|(_, view)| view.clone()).collect();
+    let mut first_error = None;
+    for (handle, view) in running {
+        if let Err(err) = handle.task.join().await {
+            first_error.get_or_insert(SessionError::Torrent {
+                name: view.name.clone(),
+                message: err.to_string(),
+            });
+        }
+    }
+    reporter.update(&views, true);
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Binds the listen socket: `[::]:port` (dual-stack), else `0.0.0.0:port`. Without a port,
+/// 6881 to 6889 are tried, then any free port.
+async fn bind(port: Option<u16>) -> Result<(TcpListener, u16), SessionError> {
+    let candidates: Vec<u16> = match port {
+        Some(port) => vec![port],
+        None => (DEFAULT_PORT..DEFAULT_PORT + 9).chain([0]).collect(),
+    };
+    let mut last_error = None;
+    for port in &candidates {
+        for ip in [
+            std::net::IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        ] {
+            match TcpListener::bind(SocketAddr::new(ip, *port)).await {
+                Ok(listener) => {
+                    let bound = listener
+                        .local_addr()
+                        .map_err(|source| SessionError::Listen {
+                            port: *port,
+                            source,
+                        })?
+                        .port();
+                    return Ok((listener, bound));
+                }
+                Err(err) => last_error = Some((*port, err)),
+            }
+        }
+    }
+    let (port, source) = last_error.unwrap_or((0, std::io::ErrorKind::AddrInUse.into()));
+    Err(SessionError::Listen { port, source })
+}
+
+/// Opens, checks and starts one torrent.
+#[allow(clippy::too_many_arguments)]
+async fn start_torrent(
+    config: &SessionConfig,
+    mode: &Mode,
+    metainfo: Metainfo,
+    peer_id: PeerId,
+    port: u16,
+    throttles: &Arc<Throttles>,
+    timeouts: Timeouts,
+    reporter: &mut dyn Reporter,
+) -> Result<(Running, TorrentView), SessionError> {
+    let info = &metainfo.info;
+    let name = info.name.clone();
+    let info_hash = metainfo.info_hash;
+    let layout = Layout::new(info);
+    let root = match mode {
+        Mode::Download => config.output.clone(),
+        Mode::Seed { data } => seed_root(data, &name),
+    };
+    let storage_error = |source| SessionError::Storage {
+        name: name.clone(),
+        source,
+    };
+    let storage =
+        Arc::new(Storage::open(&root, layout.clone(), info.pieces.clone()).map_err(storage_error)?);
+    let file_priorities = file_priorities(&layout, &config.only_files)?;
+    let piece_priorities = if config.only_files.is_empty() {
+        Vec::new()
+    } else {
+        layout.piece_priorities(&file_priorities)
+    };
+    let resume_path = resume_file::resume_path(&root, &info_hash);
+    let (have, resume) = check(&storage, &resume_path, &info_hash, &name, reporter)
+        .await
+        .map_err(storage_error)?;
+    let piece_count = layout.piece_count();
+    if matches!(mode, Mode::Seed { .. }) && have.count() < piece_count {
+        return Err(SessionError::Incomplete {
+            name,
+            dir: root.display().to_string(),
+            have: have.count(),
+            total: piece_count,
+        });
+    }
+    let state_config = Config {
+        info_hash,
+        peer_id,
+        client: format!("Rill {}", env!("CARGO_PKG_VERSION")),
+        listen_port: Some(port),
+        max_peers: config.max_peers,
+        choker: ChokerConfig::default(),
+        sequential: config.sequential,
+        piece_priorities: piece_priorities.clone(),
+        private: info.private,
+    };
+    let left = wanted_left(&layout, &have, &piece_priorities);
+    let wanted_len = wanted_left(&layout, &Bitfield::new(piece_count), &piece_priorities);
+    let have_at_start = have.count();
+    let state = TorrentState::new(
+        state_config,
+        layout.total_length(),
+        layout.piece_length(),
+        have,
+        Instant::now(),
+        rand::random(),
+    )
+    .map_err(|err| SessionError::Invalid(format!("{name}: {err}")))?;
+    let earlier = resume
+        .as_ref()
+        .map_or((0, 0), |resume| (resume.uploaded, resume.downloaded));
+    let (found_tx, found) = mpsc::channel(16);
+    let tiers = metainfo.trackers();
+    let (counters_tx, counters) = watch::channel(announce::Progress {
+        uploaded: 0,
+        downloaded: 0,
+        left,
+    });
+    let (trackers, tracker_status): (Box<dyn task::Trackers>, _) = if tiers.is_empty() {
+        (Box::new(NoTrackers), None)
+    } else {
+        let announce_config = AnnounceConfig::new(info_hash, peer_id, port, tiers);
+        let (link, status) = open::TrackerLink::spawn(announce_config, counters, found_tx);
+        (Box::new(link), Some(status))
+    };
+    let finish = match mode {
+        Mode::Seed { .. } => Finish::Seed {
+            ratio: config.seed.ratio,
+            time: config.seed.time,
+        },
+        Mode::Download if config.seed.seed => Finish::Seed {
+            ratio: config.seed.ratio,
+            time: config.seed.time,
+        },
+        Mode::Download => Finish::WhenComplete,
+    };
+    let ours = Handshake::new(our_reserved(), info_hash, peer_id);
+    let store = open::DiskStore::new(storage, resume_path, info_hash, file_priorities.clone());
+    let handle = task::spawn(Setup {
+        state,
+        ours,
+        store: Arc::new(store),
+        trackers,
+        found,
+        initial_peers: config.peers.clone(),
+        timeouts,
+        throttles: Arc::clone(throttles),
+        finish,
+        total_len: layout.total_length(),
+        earlier,
+    });
+    open::forward_counters(handle.progress.clone(), counters_tx, earlier);
+    let view = TorrentView {
+        name,
+        info_hash: info_hash.to_hex(),
+        total_len: layout.total_length(),
+        wanted_len,
+        files: file_views(&layout, &file_priorities),
+        have_at_start,
+        progress: handle.progress.clone(),
+        trackers: tracker_status,
+    };
+    Ok((
+        Running {
+            info_hash,
+            ours,
+            task: handle,
+        },
+        view,
+    ))
+}
+
+/// Checks the data already on disk on blocking threads, reporting progress.
+async fn check(
+    storage: &Arc<Storage>,
+    resume_path: &std::path::Path,
+    info_hash: &rill_common::InfoHash,
+    name: &str,
+    reporter: &mut dyn Reporter,
+) -> Result<(Bitfield, Option<crate::torrent::resume::ResumeData>), StorageError> {
+    let total = open::bytes_to_check(storage, resume_path, info_hash);
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let work = {
+        let storage = Arc::clone(storage);
+        let resume_path = resume_path.to_path_buf();
+        let info_hash = *info_hash;
+        let done = Arc::clone(&done);
+        tokio::task::spawn_blocking(move || {
+            let progress = move |bytes: u64| {
+                done.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+            };
+            open::startup(&storage, &resume_path, &info_hash, &progress)
+        })
+    };
+    tokio::pin!(work);
+    let mut ticker = tokio::time::interval(REPORT_EVERY);
+    loop {
+        tokio::select! {
+            result = &mut work => {
+                if total > 0 {
+                    reporter.checking(name, total, total);
+                }
+                return result.unwrap_or_else(|err| {
+                    Err(StorageError::from_io(
+                        "check",
+                        storage.root(),
+                        std::io::Error::other(err.to_string()),
+                    ))
+                });
+            }
+            _ = ticker.tick() => {
+                if total > 0 {
+                    reporter.checking(name, done.load(std::sync::atomic::Ordering::Relaxed), total);
+                }
+            }
+        }
+    }
+}
+
+/// One priority per file from `--only-files` (all 1 when empty).
+fn file_priorities(layout: &Layout, only: &[usize]) -> Result<Vec<u8>, SessionError> {
+    let count = layout.file_count();
+    if only.is_empty() {
+        return Ok(vec![1; count]);
+    }
+    let mut priorities = vec![0; count];
+    for &file in only {
+        let slot = priorities.get_mut(file).ok_or_else(|| {
+            SessionError::Invalid(format!(
+                "--only-files: no file {file}; the torrent has files 0 to {}",
+                count.saturating_sub(1)
+            ))
+        })?;
+        *slot = 1;
+    }
+    Ok(priorities)
+}
+
+/// Bytes of wanted pieces not in `have`.
+fn wanted_left(layout: &Layout, have: &Bitfield, piece_priorities: &[u8]) -> u64 {
+    (0..layout.piece_count())
+        .map(PieceIndex)
+        .filter(|piece| !have.get(*piece))
+        .filter(|piece| {
+            piece_priorities
+                .get(piece.as_usize())
+                .is_none_or(|&p| p > 0)
+        })
+        .map(|piece| u64::from(layout.piece_size(piece)))
+        .sum()
+}
+
+fn file_views(layout: &Layout, priorities: &[u8]) -> Vec<FileView> {
+    (0..layout.file_count())
+        .filter(|&file| !layout.is_pad(file))
+        .map(|file| FileView {
+            path: layout
+                .relative_path(file)
+                .map(|path| path.display().to_string())
+                .unwrap_or_default(),
+            length: layout.file_length(file).unwrap_or(0),
+            pieces: layout
+                .pieces_of_file(file)
+                .map(|range| (range.start().get(), range.end().get())),
+            wanted: priorities.get(file).is_none_or(|&p| p > 0),
+        })
+        .collect()
+}

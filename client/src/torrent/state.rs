@@ -270,6 +270,8 @@ pub struct TorrentState {
     up_rate: Rate,
     complete_at_start: bool,
     completed: bool,
+    /// [`Event::Start`] came: dialling may begin.
+    started: bool,
     stopped: bool,
     failed: bool,
     next_housekeeping: Instant,
@@ -348,6 +350,7 @@ impl TorrentState {
             up_rate: Rate::default(),
             complete_at_start: missing == 0,
             completed: missing == 0,
+            started: false,
             stopped: false,
             failed: false,
             next_housekeeping: now,

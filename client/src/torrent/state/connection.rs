@@ -35,12 +35,13 @@ impl TorrentState {
         if self.complete_at_start {
             out.push(Action::Completed);
         }
+        self.started = true;
         self.dial(now, out);
     }
 
     /// Dials as many known addresses as the limits allow.
     pub(super) fn dial(&mut self, now: Instant, out: &mut Vec<Action>) {
-        if self.stopped {
+        if self.stopped || !self.started {
             return;
         }
         let dialling = self.book.dialling();

@@ -51,6 +51,9 @@ impl TorrentState {
             let stalled = !peer.requests_out.is_empty()
                 && now.saturating_duration_since(peer.request_progress) >= REQUEST_TIMEOUT;
             if stalled || (snubbed && peer.requests_out.len() > 1) {
+                // Ask these pieces of others: not of this peer until it unchokes us anew.
+                let pieces: Vec<_> = peer.requests_out.iter().map(|b| b.piece).collect();
+                peer.rejected.extend(pieces);
                 self.give_up_requests(id, true, now, out);
             }
         }

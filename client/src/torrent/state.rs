@@ -255,7 +255,7 @@ pub struct TorrentState {
     gone: VecDeque<(PeerKey, Identity)>,
     book: AddressBook,
     banned: HashSet<BanKey>,
-    /// Hash-failure points per peer (see `download.rs`).
+    /// Pieces that failed their hash with this peer as the only sender.
     strikes: HashMap<BanKey, u32>,
     /// Writes not yet come back, per piece.
     writes: HashMap<PieceIndex, u32>,

@@ -6,10 +6,11 @@
 //!   a peer past [`MAX_UNREQUESTED`] of them is dropped (BEP 6 asks to close at once; a
 //!   little slack costs nothing).
 //! - `Verify` is emitted once per complete piece, after every write of it came back.
-//! - Blame: a failed piece costs each peer that sent blocks of it [`SOLE_FAILURE`] points
-//!   if it sent the whole piece, else [`SHARED_FAILURE`]; a passed piece forgives one point
-//!   to each sender; at [`BAN_POINTS`] the peer is banned (two whole bad pieces, or a
-//!   steady share in bad pieces and none in good ones).
+//! - Blame: a failed piece sent wholly by one peer is a strike against it, and
+//!   [`BAN_STRIKES`] strikes ban it. A failed piece with several senders blames nobody
+//!   (an honest peer must not pay for a liar's blocks): it goes on parole
+//!   ([`crate::torrent::picker::Picker::set_parole`]), so its next download comes from one
+//!   peer alone and a second failure has a single culprit.
 
 use std::time::{Duration, Instant};
 
@@ -26,12 +27,8 @@ use crate::torrent::picker::{BlockState, PeerSpeed};
 
 /// Unrequested blocks tolerated from a peer before it is dropped.
 pub const MAX_UNREQUESTED: u32 = 16;
-/// Points for a failed piece sent wholly by one peer.
-pub const SOLE_FAILURE: u32 = 2;
-/// Points for a failed piece sent by several peers, to each.
-pub const SHARED_FAILURE: u32 = 1;
-/// Points at which a peer is banned.
-pub const BAN_POINTS: u32 = 4;
+/// Failed pieces sent wholly by one peer after which it is banned.
+pub const BAN_STRIKES: u32 = 2;
 /// Requests outstanding this long without a block are given up and asked elsewhere.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -239,22 +236,12 @@ impl TorrentState {
         let wanted = wants(&self.priorities, self.picker.have(), piece);
         let senders = self.picker.piece_verified(piece, ok);
         if !ok {
-            let points = match senders.len() {
-                1 => SOLE_FAILURE,
-                _ => SHARED_FAILURE,
-            };
-            for sender in senders {
-                self.blame(sender, points, now, out);
+            match senders[..] {
+                [sender] => self.strike(sender, now, out),
+                _ => self.picker.set_parole(piece),
             }
             self.refill = true;
             return;
-        }
-        for sender in senders {
-            if let Some(who) = self.identity(sender)
-                && let Some(points) = self.strikes.get_mut(&who.ban_key())
-            {
-                *points = points.saturating_sub(1);
-            }
         }
         let len = u64::from(self.picker.piece_len(piece));
         self.verified += len;
@@ -283,14 +270,15 @@ impl TorrentState {
         }
     }
 
-    /// Adds hash-failure points to a peer, banning it at [`BAN_POINTS`].
-    fn blame(&mut self, sender: PeerKey, points: u32, now: Instant, out: &mut Vec<Action>) {
+    /// Counts a strike against the peer that alone sent a bad piece; bans it at
+    /// [`BAN_STRIKES`].
+    fn strike(&mut self, sender: PeerKey, now: Instant, out: &mut Vec<Action>) {
         let Some(who) = self.identity(sender) else {
             return;
         };
-        let total = self.strikes.entry(who.ban_key()).or_default();
-        *total += points;
-        if *total >= BAN_POINTS {
+        let strikes = self.strikes.entry(who.ban_key()).or_default();
+        *strikes += 1;
+        if *strikes >= BAN_STRIKES {
             self.ban(who, now, out);
         }
     }

@@ -1,0 +1,616 @@
+//! Unit tests of [`TorrentState`], one behaviour each, on a fake clock.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rill_common::pieces::{BlockRef, PieceIndex};
+use rill_common::tracker::AnnounceEvent;
+use rill_common::wire::Message;
+use rill_common::wire::extension::ExtendedHandshake;
+
+use super::harness::*;
+use super::{Action, Event, RESERVED, Reason};
+use crate::torrent::PeerKey;
+
+fn block(piece: u32, n: u32) -> BlockRef {
+    let len = if piece == 3 { 20000 } else { 32768 };
+    BlockRef::nth(PieceIndex(piece), len, n).unwrap()
+}
+
+/// Connects peer 1 (fast, extended) with every piece and lets it unchoke us.
+fn leecher_with_seed_peer() -> (Harness, Vec<Action>) {
+    let mut h = Harness::leecher();
+    h.connect(1, 1, true, true);
+    let mut out = h.recv(1, Message::HaveAll);
+    out.extend(h.recv(1, Message::Unchoke));
+    (h, out)
+}
+
+#[test]
+fn start_announces_and_dials_within_the_half_open_cap() {
+    let mut h = Harness::leecher();
+    let addrs: Vec<_> = (1..=20)
+        .map(|i| addr(&format!("10.0.1.{i}:6881")))
+        .collect();
+    // Nothing is dialled before Start.
+    assert!(h.handle(Event::PeersFound(addrs.clone())).is_empty());
+    let out = h.handle(Event::Start);
+    assert!(matches!(out[0], Action::Announce(AnnounceEvent::Started)));
+    let dials = |out: &[Action]| {
+        out.iter()
+            .filter(|a| matches!(a, Action::Connect(_)))
+            .count()
+    };
+    assert_eq!(dials(&out), 8, "at most 8 half-open dials");
+    assert_eq!(dials(&h.handle(Event::PeersFound(addrs.clone()))), 0);
+    let out = h.handle(Event::ConnectFailed(addrs[0]));
+    assert_eq!(dials(&out), 1, "a failed dial frees a half-open slot");
+}
+
+#[test]
+fn first_messages_have_none_and_extended_handshake() {
+    let mut h = Harness::leecher();
+    let out = h.connect(1, 1, true, true);
+    let msgs = sent(&out, 1);
+    assert_eq!(msgs[0], Message::HaveNone);
+    let Message::Extended { id: 0, payload } = &msgs[1] else {
+        panic!("no extended handshake: {msgs:?}");
+    };
+    let ext = ExtendedHandshake::decode(payload).unwrap();
+    assert_eq!(ext.client.as_deref(), Some("Rill test"));
+    assert_eq!(ext.request_queue, Some(250));
+    assert_eq!(ext.port, Some(6881));
+    assert_eq!(ext.your_ip, Some("10.0.0.1".parse().unwrap()));
+    // No fast, no extension, nothing to announce: silence.
+    assert!(sent(&h.connect(2, 2, false, false), 2).is_empty());
+    assert!(RESERVED.fast() && RESERVED.extension_protocol());
+}
+
+#[test]
+fn seed_sends_have_all_to_fast_peers_bitfield_to_others_and_allowed_fast() {
+    let mut h = Harness::seed();
+    let msgs = sent(&h.connect(1, 1, true, false), 1);
+    assert_eq!(msgs[0], Message::HaveAll);
+    let fast: Vec<_> = msgs[1..]
+        .iter()
+        .filter(|m| matches!(m, Message::AllowedFast(_)))
+        .collect();
+    assert_eq!(
+        fast.len(),
+        4,
+        "the whole (4-piece) torrent is the allowed fast set"
+    );
+    let msgs = sent(&h.connect(2, 2, false, false), 2);
+    assert_eq!(msgs, [Message::Bitfield(Bytes::from_static(&[0xf0]))]);
+}
+
+#[test]
+fn self_connection_is_refused_and_never_redialled() {
+    let mut h = Harness::leecher();
+    let me = addr("10.0.9.9:6881");
+    h.handle(Event::PeersFound(vec![me]));
+    let out = h.handle(Event::Start);
+    assert!(
+        out.iter()
+            .any(|a| matches!(a, Action::Connect(a) if *a == me))
+    );
+    let out = h.handle(Event::Connected {
+        peer: PeerKey(5),
+        addr: me,
+        handshake: handshake(OURS, true, true),
+        outgoing: true,
+    });
+    assert_eq!(disconnected(&out, 5), Some(Reason::Ourselves));
+    h.handle(Event::PeersFound(vec![me]));
+    let out = h.advance(Duration::from_secs(3600));
+    assert!(!out.iter().any(|a| matches!(a, Action::Connect(_))));
+}
+
+#[test]
+fn duplicate_peer_id_and_too_many_peers_are_refused() {
+    let mut cfg = config(peer_id(OURS));
+    cfg.max_peers = 2;
+    let mut h = Harness::with_config(cfg, 100_000, 32768, |_| false);
+    assert_eq!(disconnected(&h.connect(1, 1, true, true), 1), None);
+    let out = h.handle(Event::Connected {
+        peer: PeerKey(2),
+        addr: addr("10.0.5.5:1234"),
+        handshake: handshake(1, true, true),
+        outgoing: false,
+    });
+    assert_eq!(disconnected(&out, 2), Some(Reason::Duplicate));
+    assert_eq!(disconnected(&h.connect(3, 3, true, true), 3), None);
+    assert_eq!(
+        disconnected(&h.connect(4, 4, true, true), 4),
+        Some(Reason::TooManyPeers)
+    );
+    assert_eq!(h.state.stats(h.now).peers, 2);
+}
+
+#[test]
+fn have_bursts_instead_of_a_bitfield_work() {
+    let mut h = Harness::leecher();
+    h.connect(1, 1, false, false);
+    let out = h.recv(1, Message::Have(PieceIndex(2)));
+    assert_eq!(sent(&out, 1), [Message::Interested]);
+    h.recv(1, Message::Have(PieceIndex(3)));
+    let out = h.recv(1, Message::Unchoke);
+    let mut pieces: Vec<u32> = requests(&out, 1).iter().map(|b| b.piece.get()).collect();
+    pieces.sort();
+    pieces.dedup();
+    assert!(!pieces.is_empty() && pieces.iter().all(|p| *p == 2 || *p == 3));
+}
+
+#[test]
+fn lazy_bitfield_then_haves_work() {
+    let mut h = Harness::leecher();
+    h.connect(1, 1, false, true);
+    // Claims only piece 0, then reveals piece 1 with a have.
+    let out = h.recv(1, Message::Bitfield(Bytes::from_static(&[0b1000_0000])));
+    assert_eq!(sent(&out, 1), [Message::Interested]);
+    h.recv(1, Message::Have(PieceIndex(1)));
+    let out = h.recv(1, Message::Unchoke);
+    let reqs = requests(&out, 1);
+    assert!(reqs.iter().all(|b| b.piece.get() <= 1));
+    assert!(reqs.len() >= 2);
+    // A bitfield after haves is merged rather than refused...
+    h.connect(2, 2, false, false);
+    h.recv(2, Message::Have(PieceIndex(3)));
+    assert_eq!(
+        disconnected(
+            &h.recv(2, Message::Bitfield(Bytes::from_static(&[0x80]))),
+            2
+        ),
+        None
+    );
+    // ...but a second bitfield is a violation.
+    let out = h.recv(2, Message::Bitfield(Bytes::from_static(&[0x80])));
+    assert!(matches!(disconnected(&out, 2), Some(Reason::Protocol(_))));
+}
+
+#[test]
+fn malformed_bitfields_and_fast_messages_without_fast_are_violations() {
+    let mut h = Harness::leecher();
+    h.connect(1, 1, false, false);
+    let out = h.recv(1, Message::Bitfield(Bytes::from_static(&[0xff])));
+    assert!(
+        matches!(disconnected(&out, 1), Some(Reason::Protocol(_))),
+        "spare bits"
+    );
+    h.connect(2, 2, false, false);
+    let out = h.recv(2, Message::Bitfield(Bytes::from_static(&[0xf0, 0])));
+    assert!(
+        matches!(disconnected(&out, 2), Some(Reason::Protocol(_))),
+        "length"
+    );
+    h.connect(3, 3, false, false);
+    let out = h.recv(3, Message::HaveAll);
+    assert!(
+        matches!(disconnected(&out, 3), Some(Reason::Protocol(_))),
+        "have all"
+    );
+    h.connect(4, 4, true, false);
+    let out = h.recv(4, Message::Have(PieceIndex(4)));
+    assert!(
+        matches!(disconnected(&out, 4), Some(Reason::Protocol(_))),
+        "range"
+    );
+}
+
+#[test]
+fn have_all_makes_us_interested_and_requests_follow_unchoke() {
+    let (h, out) = leecher_with_seed_peer();
+    let msgs = sent(&out, 1);
+    assert_eq!(msgs[0], Message::Interested);
+    let reqs = requests(&out, 1);
+    assert!(!reqs.is_empty());
+    assert_eq!(h.state.stats(h.now).seeds, 1);
+}
+
+#[test]
+fn full_download_writes_verifies_once_and_completes() {
+    let (mut h, out) = leecher_with_seed_peer();
+    h.connect(2, 2, true, false);
+    let mut pending = requests(&out, 1);
+    let mut verifies = Vec::new();
+    let mut all = Vec::new();
+    while let Some(b) = pending.pop() {
+        let out = h.recv(1, piece(b, 1));
+        pending.extend(requests(&out, 1));
+        for a in out.iter().chain(all.iter()) {
+            assert!(
+                !matches!(a, Action::Verify(_)),
+                "verify before writes came back"
+            );
+        }
+        let writes: Vec<BlockRef> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::Write(w, _) => Some(*w),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(writes, [b]);
+        let out = h.handle(Event::BlockWritten(b));
+        for a in &out {
+            if let Action::Verify(p) = a {
+                verifies.push(*p);
+                all.extend(h.handle(Event::PieceVerified(*p, true)));
+            }
+        }
+    }
+    verifies.sort();
+    assert_eq!(verifies, (0..4).map(PieceIndex).collect::<Vec<_>>());
+    assert!(h.state.is_complete());
+    let completed = all
+        .iter()
+        .filter(|a| matches!(a, Action::Completed))
+        .count();
+    assert_eq!(completed, 1);
+    assert!(
+        all.iter()
+            .any(|a| matches!(a, Action::Announce(AnnounceEvent::Completed)))
+    );
+    assert_eq!(
+        sent(&all, 2)
+            .iter()
+            .filter(|m| matches!(m, Message::Have(_)))
+            .count(),
+        4,
+        "peer 2 learns every piece"
+    );
+    assert!(sent(&all, 1).contains(&Message::NotInterested));
+    let stats = h.state.stats(h.now);
+    assert_eq!((stats.left, stats.verified), (0, 3 * 32768 + 20000));
+    assert_eq!(stats.downloaded, 3 * 32768 + 20000);
+}
+
+#[test]
+fn starting_complete_announces_no_completed() {
+    let mut h = Harness::seed();
+    let out = h.handle(Event::Start);
+    assert!(out.iter().any(|a| matches!(a, Action::Completed)));
+    assert!(
+        !out.iter()
+            .any(|a| matches!(a, Action::Announce(AnnounceEvent::Completed)))
+    );
+}
+
+#[test]
+fn unrequested_blocks_are_counted_and_the_peer_dropped_past_the_limit() {
+    let (mut h, out) = leecher_with_seed_peer();
+    let asked = requests(&out, 1);
+    let stray = (0..4)
+        .flat_map(|p| {
+            (0..2).filter_map(move |n| {
+                BlockRef::nth(PieceIndex(p), if p == 3 { 20000 } else { 32768 }, n)
+            })
+        })
+        .find(|b| !asked.contains(b))
+        .unwrap();
+    for _ in 0..super::download::MAX_UNREQUESTED {
+        let out = h.recv(1, piece(stray, 9));
+        assert!(!out.iter().any(|a| matches!(a, Action::Write(..))));
+        assert_eq!(disconnected(&out, 1), None);
+    }
+    let out = h.recv(1, piece(stray, 9));
+    assert!(matches!(disconnected(&out, 1), Some(Reason::Protocol(_))));
+}
+
+#[test]
+fn late_block_after_a_choke_is_welcome() {
+    let mut h = Harness::leecher();
+    h.connect(1, 1, false, false);
+    h.recv(1, Message::Bitfield(Bytes::from_static(&[0xf0])));
+    let out = h.recv(1, Message::Unchoke);
+    let b = requests(&out, 1)[0];
+    // Without fast, a choke drops our requests; the block may still come.
+    h.recv(1, Message::Choke);
+    let out = h.recv(1, piece(b, 1));
+    assert!(
+        out.iter()
+            .any(|a| matches!(a, Action::Write(w, _) if *w == b))
+    );
+    assert_eq!(disconnected(&out, 1), None);
+}
+
+#[test]
+fn hash_failures_ban_the_sender_who_is_never_redialled() {
+    let mut h = Harness::leecher();
+    let liar = addr("10.0.3.3:6881");
+    h.handle(Event::PeersFound(vec![liar]));
+    h.handle(Event::Start);
+    let hs = handshake(3, true, false);
+    let mut out = h.handle(Event::Connected {
+        peer: PeerKey(3),
+        addr: liar,
+        handshake: hs,
+        outgoing: true,
+    });
+    out.extend(h.recv(3, Message::HaveAll));
+    out.extend(h.recv(3, Message::Unchoke));
+    let mut pending = requests(&out, 3);
+    let mut failures = 0;
+    let mut banned = None;
+    while let Some(b) = pending.pop() {
+        let out = h.recv(3, piece(b, 0xee));
+        pending.extend(requests(&out, 3));
+        for a in h.handle(Event::BlockWritten(b)) {
+            if let Action::Verify(p) = a {
+                failures += 1;
+                let out = h.handle(Event::PieceVerified(p, false));
+                if let Some(r) = disconnected(&out, 3) {
+                    banned = Some(r);
+                }
+                pending.extend(requests(&out, 3));
+            }
+        }
+        if banned.is_some() {
+            break;
+        }
+    }
+    assert_eq!(banned, Some(Reason::Banned));
+    assert_eq!(failures, 2, "two whole bad pieces from one peer");
+    h.handle(Event::Disconnected(PeerKey(3)));
+    h.handle(Event::PeersFound(vec![liar]));
+    let out = h.advance(Duration::from_secs(7200));
+    assert!(!out.iter().any(|a| matches!(a, Action::Connect(_))));
+    let out = h.handle(Event::Connected {
+        peer: PeerKey(4),
+        addr: addr("10.0.3.3:50000"),
+        handshake: handshake(3, true, false),
+        outgoing: false,
+    });
+    assert_eq!(disconnected(&out, 4), Some(Reason::Banned));
+    assert!(!h.state.have().get(PieceIndex(0)));
+}
+
+/// A seed with peer 1 (fast as given) connected, interested and unchoked.
+fn seed_with_unchoked_peer(fast: bool) -> Harness {
+    let mut h = Harness::seed();
+    h.connect(1, 1, fast, false);
+    let out = h.recv(1, Message::Interested);
+    assert_eq!(sent(&out, 1), [Message::Unchoke]);
+    h
+}
+
+#[test]
+fn requests_are_read_and_served_while_they_stand() {
+    let mut h = seed_with_unchoked_peer(true);
+    let b = block(1, 1);
+    let out = h.recv(1, Message::Request(b));
+    assert!(matches!(out[..], [Action::Read(PeerKey(1), r)] if r == b));
+    let out = h.handle(Event::BlockRead(PeerKey(1), b, data(b, 5)));
+    assert_eq!(sent(&out, 1), [piece(b, 5)]);
+    assert_eq!(h.state.stats(h.now).uploaded, u64::from(b.length));
+}
+
+#[test]
+fn cancel_of_a_pending_upload_sends_no_block() {
+    for fast in [true, false] {
+        let mut h = seed_with_unchoked_peer(fast);
+        let b = block(0, 0);
+        h.recv(1, Message::Request(b));
+        let out = h.recv(1, Message::Cancel(b));
+        let expected = if fast {
+            vec![Message::RejectRequest(b)]
+        } else {
+            vec![]
+        };
+        assert_eq!(sent(&out, 1), expected);
+        let out = h.handle(Event::BlockRead(PeerKey(1), b, data(b, 5)));
+        assert!(sent(&out, 1).is_empty());
+    }
+}
+
+#[test]
+fn oversized_requests_are_rejected_with_fast_and_dropped_without() {
+    let mut h = seed_with_unchoked_peer(true);
+    let big = BlockRef {
+        piece: PieceIndex(0),
+        begin: 0,
+        length: 32768,
+    };
+    assert_eq!(
+        sent(&h.recv(1, Message::Request(big)), 1),
+        [Message::RejectRequest(big)]
+    );
+    let mut h = seed_with_unchoked_peer(false);
+    let out = h.recv(1, Message::Request(big));
+    assert!(out.is_empty());
+    // Past the end of the piece is a violation.
+    let bad = BlockRef {
+        piece: PieceIndex(3),
+        begin: 16384,
+        length: 16384,
+    };
+    assert!(matches!(
+        disconnected(&h.recv(1, Message::Request(bad)), 1),
+        Some(Reason::Protocol(_))
+    ));
+}
+
+#[test]
+fn requests_for_pieces_we_lack_are_rejected_or_ignored() {
+    let mut h = Harness::with(4 * 32768, 32768, |i| i == 0);
+    h.connect(1, 1, true, false);
+    h.recv(1, Message::Interested);
+    let b = block(2, 0);
+    assert_eq!(
+        sent(&h.recv(1, Message::Request(b)), 1),
+        [Message::RejectRequest(b)]
+    );
+    h.connect(2, 2, false, false);
+    h.recv(2, Message::Interested);
+    assert!(h.recv(2, Message::Request(b)).is_empty());
+}
+
+#[test]
+fn requests_while_choked_are_rejected_except_allowed_fast() {
+    let mut h = Harness::seed();
+    let out = h.connect(1, 1, true, false);
+    let allowed: Vec<PieceIndex> = sent(&out, 1)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::AllowedFast(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert!(!allowed.is_empty());
+    // Peer 1 is choked (not interested yet): an allowed fast piece is served anyway.
+    let b = BlockRef::nth(
+        allowed[0],
+        if allowed[0].get() == 3 { 20000 } else { 32768 },
+        0,
+    )
+    .unwrap();
+    let out = h.recv(1, Message::Request(b));
+    assert!(matches!(out[..], [Action::Read(..)]));
+    // A choked non-fast peer's request is dropped silently.
+    h.connect(2, 2, false, false);
+    assert!(h.recv(2, Message::Request(block(0, 0))).is_empty());
+}
+
+#[test]
+fn choking_a_fast_peer_rejects_its_queued_requests() {
+    let mut h = Harness::seed();
+    let cfg_slots_one = |h: &mut Harness, key: u32| {
+        h.connect(key, key as u8, true, false);
+        h.recv(key, Message::Interested)
+    };
+    cfg_slots_one(&mut h, 1);
+    let reqs: Vec<BlockRef> = (0..3)
+        .flat_map(|p| (0..2).map(move |n| block(p, n)))
+        .collect();
+    for b in &reqs {
+        h.recv(1, Message::Request(*b));
+    }
+    // Losing interest makes the choker choke it at once.
+    let out = h.recv(1, Message::NotInterested);
+    let msgs = sent(&out, 1);
+    assert_eq!(msgs[0], Message::Choke);
+    let allowed_fast =
+        super::fast::allowed_fast_set(std::net::Ipv4Addr::new(10, 0, 0, 1), &info_hash(), 4, 10);
+    let expected: Vec<BlockRef> = reqs
+        .iter()
+        .copied()
+        .filter(|b| !allowed_fast.contains(&b.piece))
+        .collect();
+    let rejected: Vec<BlockRef> = msgs[1..]
+        .iter()
+        .filter_map(|m| match m {
+            Message::RejectRequest(b) => Some(*b),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rejected.len(), expected.len());
+}
+
+#[test]
+fn choke_from_a_fast_peer_keeps_requests_until_rejected() {
+    let (mut h, out) = leecher_with_seed_peer();
+    let reqs = requests(&out, 1);
+    h.recv(1, Message::Choke);
+    // Requests stand: a block still arrives as requested.
+    let out = h.recv(1, piece(reqs[0], 1));
+    assert!(out.iter().any(|a| matches!(a, Action::Write(..))));
+    // A reject frees the block; a reject of something never asked is ignored.
+    assert!(
+        h.recv(1, Message::RejectRequest(reqs[1]))
+            .iter()
+            .all(|a| !matches!(a, Action::Disconnect(..)))
+    );
+    let out = h.recv(1, Message::Unchoke);
+    assert!(
+        requests(&out, 1).contains(&reqs[1]),
+        "rejected block asked again after unchoke"
+    );
+}
+
+#[test]
+fn keep_alives_timeouts_and_deadlines() {
+    let mut h = Harness::leecher();
+    h.connect(1, 1, true, false);
+    h.recv(1, Message::HaveNone);
+    let start = h.now;
+    assert!(h.state.next_deadline() <= start + Duration::from_secs(1));
+    let mut saw_keepalive = false;
+    let mut timed_out = None;
+    for _ in 0..130 {
+        let out = h.advance(Duration::from_secs(1));
+        saw_keepalive |= sent(&out, 1).contains(&Message::KeepAlive);
+        if let Some(r) = disconnected(&out, 1) {
+            timed_out = Some((r, h.now - start));
+            break;
+        }
+        assert!(h.state.next_deadline() <= h.now + Duration::from_secs(1));
+    }
+    assert!(saw_keepalive);
+    let (reason, after) = timed_out.expect("idle peer closed");
+    assert_eq!(reason, Reason::Timeout);
+    assert!(after >= Duration::from_secs(120));
+}
+
+#[test]
+fn stalled_requests_are_cancelled_and_asked_elsewhere() {
+    let (mut h, out) = leecher_with_seed_peer();
+    let first = requests(&out, 1);
+    h.connect(2, 2, true, false);
+    h.recv(2, Message::HaveAll);
+    h.recv(2, Message::Unchoke);
+    // Peer 2 keeps sending keep-alives; peer 1 sends keep-alives but no block.
+    let mut moved = Vec::new();
+    for _ in 0..61 {
+        h.recv(1, Message::KeepAlive);
+        h.recv(2, Message::KeepAlive);
+        let out = h.advance(Duration::from_secs(1));
+        moved.extend(requests(&out, 2));
+        if sent(&out, 1)
+            .iter()
+            .any(|m| matches!(m, Message::Cancel(_)))
+        {
+            break;
+        }
+    }
+    assert!(
+        first.iter().any(|b| moved.contains(b)),
+        "requests moved to peer 2"
+    );
+}
+
+#[test]
+fn seeds_drop_seeds() {
+    let mut h = Harness::seed();
+    h.connect(1, 1, true, false);
+    h.recv(1, Message::HaveAll);
+    let out = h.advance(Duration::from_secs(1));
+    assert_eq!(disconnected(&out, 1), Some(Reason::NotUseful));
+}
+
+#[test]
+fn stop_announces_and_closes_everything() {
+    let (mut h, _) = leecher_with_seed_peer();
+    h.connect(2, 2, false, false);
+    let out = h.handle(Event::Stop);
+    assert!(matches!(out[0], Action::Announce(AnnounceEvent::Stopped)));
+    assert_eq!(disconnected(&out, 1), Some(Reason::Shutdown));
+    assert_eq!(disconnected(&out, 2), Some(Reason::Shutdown));
+    assert_eq!(
+        disconnected(&h.connect(3, 3, false, false), 3),
+        Some(Reason::Shutdown)
+    );
+}
+
+#[test]
+fn storage_failure_is_fatal_and_stops_requests() {
+    let (mut h, out) = leecher_with_seed_peer();
+    let b = requests(&out, 1)[0];
+    let out = h.handle(Event::StorageFailed("disk full".into()));
+    assert!(
+        out.iter()
+            .any(|a| matches!(a, Action::Fatal(m) if m == "disk full"))
+    );
+    assert!(sent(&out, 1).contains(&Message::NotInterested));
+    let out = h.recv(1, piece(b, 1));
+    assert!(requests(&out, 1).is_empty());
+}

@@ -162,7 +162,7 @@ impl Handle {
 /// Starts the torrent task.
 pub fn spawn(setup: Setup) -> Handle {
     let progress = Progress {
-        stats: Stats::default(),
+        stats: setup.state.stats(std::time::Instant::now()),
         have: setup.state.have().clone(),
         phase: if setup.state.is_complete() {
             Phase::Seeding

@@ -39,14 +39,22 @@ pub struct DownloadArgs {
     #[arg(long)]
     pub seed: bool,
     /// Download only these files: indexes as `rill info` lists them, from 0 (e.g. 0,2-4).
-    #[arg(long, value_name = "LIST", value_parser = crate::config::parse_file_list)]
-    pub only_files: Option<Vec<usize>>,
+    #[arg(long, value_name = "LIST", value_parser = parse_file_list)]
+    pub only_files: Option<FileList>,
     /// Download pieces in order (for playing media while it downloads).
     #[arg(long)]
     pub sequential: bool,
     /// Settings shared with `rill seed`.
     #[command(flatten)]
     pub session: SessionArgs,
+}
+
+/// File indexes given to `--only-files`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileList(pub Vec<usize>);
+
+fn parse_file_list(text: &str) -> Result<FileList, String> {
+    crate::config::parse_file_list(text).map(FileList)
 }
 
 /// `rill seed`.
@@ -208,7 +216,7 @@ mod tests {
         assert_eq!(args.sources, ["a.torrent", "b.torrent"]);
         assert_eq!(args.session.peers.len(), 2);
         assert_eq!(args.session.max_down, Some(2 << 20));
-        assert_eq!(args.only_files, Some(vec![0, 2, 3]));
+        assert_eq!(args.only_files, Some(FileList(vec![0, 2, 3])));
         assert!(args.session.json);
         assert!(Cli::try_parse_from(["rill", "download"]).is_err());
         assert!(Cli::try_parse_from(["rill", "seed", "a.torrent"]).is_err());

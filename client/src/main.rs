@@ -67,7 +67,7 @@ fn download(args: DownloadArgs) -> anyhow::Result<()> {
         config.output = output;
     }
     if let Some(files) = args.only_files {
-        config.only_files = files;
+        config.only_files = files.0;
     }
     config.sequential |= args.sequential;
     config.seed.seed |= args.seed;

@@ -203,6 +203,7 @@ impl Progress {
                 "upload_rate": stats.upload_rate.round() as u64,
                 "peers": stats.peers,
                 "seeds": stats.seeds,
+                "listen_port": view.listen_port,
                 "final": finished,
             });
             let _ = writeln!(out, "{line}");

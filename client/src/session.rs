@@ -128,6 +128,8 @@ pub struct TorrentView {
     pub files: Vec<FileView>,
     /// Pieces verified at start (resume file or check).
     pub have_at_start: u32,
+    /// The session's listen port.
+    pub listen_port: u16,
     /// The task's progress.
     pub progress: watch::Receiver<task::Progress>,
     /// The trackers' state, if it has any.
@@ -402,6 +404,7 @@ async fn start_torrent(
         wanted_len,
         files: file_views(&layout, &file_priorities),
         have_at_start,
+        listen_port: port,
         progress: handle.progress.clone(),
         trackers: tracker_status,
     };

@@ -29,8 +29,8 @@ pub use create::{mktorrent, transmission_create};
 pub use fixtures::{fixtures_dir, malformed_fixtures, valid_fixtures};
 pub use libtorrent::{libtorrent_check, libtorrent_create, libtorrent_view};
 pub use peers::{
-    LibtorrentOptions, LibtorrentPeer, TransmissionOptions, TransmissionPeer, free_port, http_get,
-    http_scrape, loopback_address, torrent_info_hash,
+    LibtorrentOptions, LibtorrentPeer, RillOptions, RillPeer, TransmissionOptions,
+    TransmissionPeer, free_port, http_get, http_scrape, loopback_address, torrent_info_hash,
 };
 pub use rill::{rill_bin, rill_command, run_rill};
 pub use tools::{require_tool, tool_available};

@@ -126,6 +126,10 @@ impl BlockStore for DiskStore {
         Ok(self.storage.verify_piece(piece)?)
     }
 
+    fn complete(&self) -> Result<(), StoreError> {
+        Ok(self.storage.create_empty_files()?)
+    }
+
     fn sync(&self) -> Result<(), StoreError> {
         Ok(self.storage.sync()?)
     }

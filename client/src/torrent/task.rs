@@ -218,6 +218,7 @@ struct Task {
     last_publish: Option<Instant>,
     last_resume: Instant,
     have_at_last_resume: u32,
+    store_completed: bool,
 }
 
 impl Task {
@@ -256,6 +257,7 @@ impl Task {
             last_publish: None,
             last_resume: now,
             have_at_last_resume: have_count,
+            store_completed: false,
         }
     }
 
@@ -527,7 +529,10 @@ impl Task {
 
     async fn maybe_save_resume(&mut self, now: Instant) {
         let have = self.state.have().count();
-        if now.duration_since(self.last_resume) >= RESUME_EVERY && have != self.have_at_last_resume
+        let just_completed = self.state.is_complete() && !self.store_completed;
+        if just_completed
+            || (now.duration_since(self.last_resume) >= RESUME_EVERY
+                && have != self.have_at_last_resume)
         {
             self.save_resume().await;
         }
@@ -543,7 +548,12 @@ impl Task {
         let uploaded = self.earlier.0 + stats.uploaded;
         let downloaded = self.earlier.1 + stats.downloaded;
         let store = Arc::clone(&self.store);
+        let complete = self.state.is_complete() && !self.store_completed;
+        self.store_completed |= complete;
         let saved = tokio::task::spawn_blocking(move || {
+            if complete {
+                store.complete()?;
+            }
             store.sync()?;
             store.save_resume(&have, uploaded, downloaded)
         })

@@ -1,7 +1,8 @@
 //! Real BitTorrent peers for interop tests: libtorrent ([`LibtorrentPeer`], through
 //! `tests/drivers/lt_peer.py`) and Transmission ([`TransmissionPeer`], through
 //! `transmission-cli`), each on its own loopback address, plus a tracker scrape client
-//! ([`http_scrape`]) to check what a tracker recorded.
+//! ([`http_scrape`]) to check what a tracker recorded. [`RillPeer`] drives the `rill` binary
+//! itself the same way, through its `--json` progress lines.
 //!
 //! Invariants:
 //! - Every process is started by this module and ended by its owner's `Drop` (by its PID, never
@@ -23,6 +24,7 @@
 
 mod libtorrent;
 mod process;
+mod rill;
 mod scrape;
 mod transmission;
 
@@ -35,6 +37,7 @@ use rill_common::InfoHash;
 use rill_common::metainfo::Metainfo;
 
 pub use libtorrent::{LibtorrentOptions, LibtorrentPeer};
+pub use rill::{RillOptions, RillPeer};
 pub use scrape::{http_get, http_scrape};
 pub use transmission::{TransmissionOptions, TransmissionPeer};
 

@@ -19,6 +19,10 @@ pub trait BlockStore: Send + Sync + 'static {
     fn read(&self, block: BlockRef) -> Result<Bytes, StoreError>;
     /// Hashes a piece whose blocks are all written: whether it matches.
     fn verify(&self, piece: PieceIndex) -> Result<bool, StoreError>;
+    /// Every wanted piece is verified: create what no block write creates (empty files).
+    fn complete(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Flushes written data to disk (before the resume file names it verified).
     fn sync(&self) -> Result<(), StoreError>;
     /// Saves the resume file for these verified pieces (after [`BlockStore::sync`]);

@@ -1,0 +1,201 @@
+//! The `rill` client end to end on loopback: `rill seed` and several `rill download`s, with
+//! rill-tracker in process ([`TestTracker`]) or with `--peer` and no tracker, on a multi-file
+//! torrent made by `rill create`, every file compared byte for byte. Also the one-line errors
+//! of `rill download` and `rill seed`.
+//!
+//! Every wait is bounded ([`DOWNLOAD`]); nothing sleeps.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rill_tests::{RillOptions, RillPeer, TestTracker, run_rill};
+use rill_tracker::Config;
+
+use crate::support::{assert_one_line_error, write_data};
+
+/// Bound on one download of the test payload between rill peers.
+pub const DOWNLOAD: Duration = Duration::from_secs(120);
+
+/// The files of the test torrent, sizes off piece boundaries, one empty.
+pub const FILES: [(&str, usize); 5] = [
+    ("a.bin", 1_500_000),
+    ("sub/b.bin", 700_001),
+    ("sub/deeper/c.bin", 1_048_576),
+    ("empty.txt", 0),
+    ("z.txt", 17),
+];
+
+/// A torrent and its data: `seed_dir` holds the folder `payload/` the torrent describes.
+pub struct Payload {
+    /// The .torrent file.
+    pub torrent: PathBuf,
+    /// The folder holding `payload/`.
+    pub seed_dir: PathBuf,
+}
+
+impl Payload {
+    /// Writes the data under `root/seed/payload` and `rill create`s `root/payload.torrent`
+    /// with 64 KiB pieces, announcing to `tracker` if given.
+    pub fn new(root: &Path, tracker: Option<&str>) -> Self {
+        Self::with_files(root, tracker, &FILES)
+    }
+
+    /// Like [`Payload::new`] with other files.
+    pub fn with_files(root: &Path, tracker: Option<&str>, files: &[(&str, usize)]) -> Self {
+        let seed_dir = root.join("seed");
+        let folder = seed_dir.join("payload");
+        for (seed, (name, len)) in (1u64..).zip(files) {
+            write_data(&folder.join(name), *len, seed);
+        }
+        let torrent = root.join("payload.torrent");
+        let mut args: Vec<String> = vec![
+            "create".into(),
+            folder.display().to_string(),
+            "-o".into(),
+            torrent.display().to_string(),
+            "--piece-size".into(),
+            "64K".into(),
+            "--quiet".into(),
+        ];
+        if let Some(url) = tracker {
+            args.extend(["--tracker".into(), url.into()]);
+        }
+        let output = run_rill(&args);
+        assert!(
+            output.status.success(),
+            "rill create failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Payload { torrent, seed_dir }
+    }
+
+    /// Asserts that `dir/payload` holds exactly the seed's files, byte for byte.
+    pub fn assert_copied(&self, dir: &Path, files: &[(&str, usize)]) {
+        for (name, len) in files {
+            let ours = fs::read(self.seed_dir.join("payload").join(name)).unwrap();
+            let theirs = fs::read(dir.join("payload").join(name))
+                .unwrap_or_else(|err| panic!("{name} in {}: {err}", dir.display()));
+            assert_eq!(theirs.len(), *len, "{name}: length");
+            assert!(theirs == ours, "{name}: contents differ");
+        }
+    }
+}
+
+#[test]
+fn one_rill_seed_and_three_rill_leechers_through_rill_tracker() {
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = TestTracker::start(Config::default());
+    let payload = Payload::new(dir.path(), Some(&tracker.announce_url()));
+    let seed = RillPeer::seed(&payload.torrent, &payload.seed_dir, RillOptions::default()).unwrap();
+    let mut leechers: Vec<(RillPeer, PathBuf)> = (0..3)
+        .map(|n| {
+            let out = dir.path().join(format!("leech{n}"));
+            let peer =
+                RillPeer::download(&[&payload.torrent], &out, RillOptions::default()).unwrap();
+            (peer, out)
+        })
+        .collect();
+    for (peer, out) in &mut leechers {
+        let last = peer.wait_final(DOWNLOAD).unwrap();
+        assert_eq!(last["have"], last["pieces"], "{last}");
+        payload.assert_copied(out, &FILES);
+    }
+    for (peer, _) in leechers {
+        let status = peer.stop().unwrap();
+        assert!(status.success(), "a finished download exits 0: {status}");
+    }
+    drop(seed);
+}
+
+#[test]
+fn download_from_a_peer_given_by_address_without_a_tracker() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::new(dir.path(), None);
+    let seed = RillPeer::seed(&payload.torrent, &payload.seed_dir, RillOptions::default()).unwrap();
+    let out = dir.path().join("leech");
+    let options = RillOptions::default().peer(seed.addr());
+    let mut leech = RillPeer::download(&[&payload.torrent], &out, options).unwrap();
+    let last = leech.wait_final(DOWNLOAD).unwrap();
+    assert_eq!(last["verified_this_run"], last["pieces"], "{last}");
+    payload.assert_copied(&out, &FILES);
+    assert!(leech.stop().unwrap().success());
+}
+
+#[test]
+fn only_files_downloads_just_those_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::new(dir.path(), None);
+    let seed = RillPeer::seed(&payload.torrent, &payload.seed_dir, RillOptions::default()).unwrap();
+    let out = dir.path().join("leech");
+    // Files in torrent order: a.bin, empty.txt, sub/b.bin, sub/deeper/c.bin, z.txt.
+    let info = run_rill([
+        "info".as_ref(),
+        "--json".as_ref(),
+        payload.torrent.as_os_str(),
+    ]);
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let index = info["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|file| file["path"].as_str().is_some_and(|p| p.ends_with("c.bin")))
+        .expect("c.bin is listed");
+    let options = RillOptions::default()
+        .peer(seed.addr())
+        .args(["--only-files".to_owned(), index.to_string()]);
+    let mut leech = RillPeer::download(&[&payload.torrent], &out, options).unwrap();
+    let last = leech.wait_final(DOWNLOAD).unwrap();
+    assert_eq!(last["left"], 0, "{last}");
+    assert!(last["have"].as_u64() < last["pieces"].as_u64(), "{last}");
+    payload.assert_copied(&out, &[("sub/deeper/c.bin", 1_048_576)]);
+}
+
+#[test]
+fn seed_refuses_incomplete_data_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::new(dir.path(), None);
+    write_data(&payload.seed_dir.join("payload/sub/b.bin"), 700_001, 99);
+    let output = run_rill([
+        "seed".as_ref(),
+        payload.torrent.as_os_str(),
+        "--data".as_ref(),
+        payload.seed_dir.as_os_str(),
+        "--port".as_ref(),
+        "0".as_ref(),
+        "--quiet".as_ref(),
+    ]);
+    assert_one_line_error(&output, "rill seed with damaged data");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("incomplete"),
+        "{output:?}"
+    );
+}
+
+#[test]
+fn magnet_links_are_refused_in_one_line() {
+    let output = run_rill([
+        "download",
+        "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567",
+        "--quiet",
+        "--port",
+        "0",
+    ]);
+    assert_one_line_error(&output, "rill download MAGNET");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("not supported yet"),
+        "{output:?}"
+    );
+}
+
+#[test]
+fn a_missing_torrent_file_is_one_line() {
+    let output = run_rill([
+        "download",
+        "/nonexistent/x.torrent",
+        "--quiet",
+        "--port",
+        "0",
+    ]);
+    assert_one_line_error(&output, "rill download of a missing file");
+}

@@ -3,12 +3,16 @@
 //! - `fixtures`: rill-common against the torrents real tools made (`fixtures/`).
 //! - `cli`: the `rill` command: `rill info` against transmission-show and libtorrent, errors.
 //! - `client`: `rill seed` and `rill download` on loopback, with rill-tracker or `--peer`.
+//! - `client_interop`: rill with libtorrent and Transmission, each way, and a mixed swarm.
+//! - `client_resume`: downloads stopped by Ctrl-C and `kill -9` resume without refetching.
 //! - `interop_create`: torrents made by `rill create`, read and verified by real tools.
 //! - `tracker`: rill-tracker in process on port 0, over HTTP and UDP, and its `/metrics`.
 //! - `interop_tracker`: libtorrent and Transmission announce to rill-tracker and transfer.
 
 mod cli;
 mod client;
+mod client_interop;
+mod client_resume;
 mod fixtures;
 mod interop_create;
 mod interop_tracker;

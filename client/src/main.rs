@@ -132,7 +132,13 @@ fn run_session(config: SessionConfig, sources: &[String], mode: Mode) -> anyhow:
         )
         .with_writer(rill::progress::LogWriter)
         .init();
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    // Disk work runs on blocking threads; a bounded pool queues it instead of spawning a
+    // thread per block when a fast peer outruns the disk.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(16)
+        .build()
+        .context("starting the async runtime")?;
     runtime.block_on(async {
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
         tokio::spawn(watch_signals(stop_tx));

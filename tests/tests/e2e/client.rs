@@ -26,12 +26,14 @@ pub const FILES: [(&str, usize); 5] = [
     ("z.txt", 17),
 ];
 
-/// A torrent and its data: `seed_dir` holds the folder `payload/` the torrent describes.
+/// A torrent and its data: `seed_dir` holds the folder `NAME/` the torrent describes.
 pub struct Payload {
     /// The .torrent file.
     pub torrent: PathBuf,
-    /// The folder holding `payload/`.
+    /// The folder holding `NAME/`.
     pub seed_dir: PathBuf,
+    /// The torrent's name (its folder).
+    pub name: String,
 }
 
 impl Payload {
@@ -43,12 +45,17 @@ impl Payload {
 
     /// Like [`Payload::new`] with other files.
     pub fn with_files(root: &Path, tracker: Option<&str>, files: &[(&str, usize)]) -> Self {
+        Self::named(root, tracker, "payload", files)
+    }
+
+    /// Like [`Payload::with_files`], the torrent named `name`.
+    pub fn named(root: &Path, tracker: Option<&str>, name: &str, files: &[(&str, usize)]) -> Self {
         let seed_dir = root.join("seed");
-        let folder = seed_dir.join("payload");
+        let folder = seed_dir.join(name);
         for (seed, (name, len)) in (1u64..).zip(files) {
             write_data(&folder.join(name), *len, seed);
         }
-        let torrent = root.join("payload.torrent");
+        let torrent = root.join(format!("{name}.torrent"));
         let mut args: Vec<String> = vec![
             "create".into(),
             folder.display().to_string(),
@@ -67,14 +74,18 @@ impl Payload {
             "rill create failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        Payload { torrent, seed_dir }
+        Payload {
+            torrent,
+            seed_dir,
+            name: name.to_owned(),
+        }
     }
 
-    /// Asserts that `dir/payload` holds exactly the seed's files, byte for byte.
+    /// Asserts that `dir/NAME` holds exactly the seed's files, byte for byte.
     pub fn assert_copied(&self, dir: &Path, files: &[(&str, usize)]) {
         for (name, len) in files {
-            let ours = fs::read(self.seed_dir.join("payload").join(name)).unwrap();
-            let theirs = fs::read(dir.join("payload").join(name))
+            let ours = fs::read(self.seed_dir.join(&self.name).join(name)).unwrap();
+            let theirs = fs::read(dir.join(&self.name).join(name))
                 .unwrap_or_else(|err| panic!("{name} in {}: {err}", dir.display()));
             assert_eq!(theirs.len(), *len, "{name}: length");
             assert!(theirs == ours, "{name}: contents differ");
@@ -198,4 +209,94 @@ fn a_missing_torrent_file_is_one_line() {
         "0",
     ]);
     assert_one_line_error(&output, "rill download of a missing file");
+}
+
+/// Serves `body` once over HTTP on 127.0.0.1 and returns the URL.
+fn serve_once(body: Vec<u8>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut byte = [0u8; 1];
+        while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+            request.push(byte[0]);
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/x-bittorrent\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(&body);
+    });
+    format!("http://{addr}/payload.torrent")
+}
+
+#[test]
+fn download_a_torrent_given_by_http_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::new(dir.path(), None);
+    let seed = RillPeer::seed(&payload.torrent, &payload.seed_dir, RillOptions::default()).unwrap();
+    let url = serve_once(fs::read(&payload.torrent).unwrap());
+    let out = dir.path().join("leech");
+    let options = RillOptions::default().peer(seed.addr());
+    let mut leech = RillPeer::download(&[Path::new(&url)], &out, options).unwrap();
+    leech.wait_final(DOWNLOAD).unwrap();
+    payload.assert_copied(&out, &FILES);
+}
+
+#[test]
+fn download_from_a_peer_over_ipv6() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::new(dir.path(), None);
+    let seed = RillPeer::seed(&payload.torrent, &payload.seed_dir, RillOptions::default()).unwrap();
+    let out = dir.path().join("leech");
+    let v6 = std::net::SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), seed.port());
+    let mut leech =
+        RillPeer::download(&[&payload.torrent], &out, RillOptions::default().peer(v6)).unwrap();
+    leech.wait_final(DOWNLOAD).unwrap();
+    payload.assert_copied(&out, &FILES);
+}
+
+#[test]
+fn two_torrents_download_in_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Payload::named(&dir.path().join("one"), None, "first", &FILES);
+    let second = Payload::named(&dir.path().join("two"), None, "second", &FILES[..2]);
+    let seed_one = RillPeer::seed(&first.torrent, &first.seed_dir, RillOptions::default()).unwrap();
+    let seed_two =
+        RillPeer::seed(&second.torrent, &second.seed_dir, RillOptions::default()).unwrap();
+    let out = dir.path().join("leech");
+    let options = RillOptions::default()
+        .peer(seed_one.addr())
+        .peer(seed_two.addr());
+    let mut leech = RillPeer::download(&[&first.torrent, &second.torrent], &out, options).unwrap();
+    let mut done = std::collections::BTreeSet::new();
+    while done.len() < 2 {
+        let last = leech.wait_final(DOWNLOAD).unwrap();
+        assert_eq!(last["have"], last["pieces"], "{last}");
+        done.insert(last["name"].as_str().unwrap().to_owned());
+    }
+    first.assert_copied(&out, &FILES);
+    second.assert_copied(&out, &FILES[..2]);
+    assert!(leech.stop().unwrap().success());
+}
+
+#[test]
+fn a_seed_with_a_ratio_stops_by_itself_once_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::new(dir.path(), None);
+    let options = RillOptions::default().args(["--seed-ratio", "1"]);
+    let mut seed = RillPeer::seed(&payload.torrent, &payload.seed_dir, options).unwrap();
+    let out = dir.path().join("leech");
+    let options = RillOptions::default().peer(seed.addr());
+    let mut leech = RillPeer::download(&[&payload.torrent], &out, options).unwrap();
+    leech.wait_final(DOWNLOAD).unwrap();
+    let last = seed.wait_final(DOWNLOAD).unwrap();
+    assert!(
+        last["uploaded"].as_u64() >= last["total_bytes"].as_u64(),
+        "{last}"
+    );
+    assert!(seed.stop().unwrap().success());
 }

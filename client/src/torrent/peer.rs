@@ -86,8 +86,8 @@ pub struct Peer {
     pub allowed_fast_out: Vec<PieceIndex>,
     /// Pieces the peer suggested (BEP 6 `suggest piece`; a hint only, most recent last).
     pub suggested: VecDeque<PieceIndex>,
-    /// The peer's standing requests not yet read.
-    pub uploads: VecDeque<BlockRef>,
+    /// The peer's standing requests not yet read (served in piece and offset order).
+    pub uploads: BTreeSet<BlockRef>,
     /// The peer's standing requests being read.
     pub reading: BTreeSet<BlockRef>,
     /// Blocks that arrived without a request.
@@ -141,7 +141,7 @@ impl Peer {
             allowed_fast_in: BTreeSet::new(),
             allowed_fast_out: Vec::new(),
             suggested: VecDeque::new(),
-            uploads: VecDeque::new(),
+            uploads: BTreeSet::new(),
             reading: BTreeSet::new(),
             unrequested: 0,
             bad_requests: 0,

@@ -147,14 +147,18 @@ impl TorrentState {
     }
 
     /// A `reject request` (BEP 6): the block is free again; a piece rejected while the
-    /// peer unchokes us is not asked from it again until it unchokes us anew.
+    /// peer unchokes us is not asked from it again until it unchokes us anew, and one
+    /// rejected while it chokes us leaves our allowed fast set, so there is no ping-pong.
     pub(super) fn request_rejected(&mut self, id: PeerKey, block: BlockRef) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
         if peer.requests_out.remove(&block) {
             self.picker.request_rejected(id, block);
-            if !peer.peer_choking {
+            if peer.peer_choking {
+                // It will not honour its allowed fast set after all (BEP 6 lets it).
+                peer.allowed_fast_in.remove(&block.piece);
+            } else {
                 peer.rejected.insert(block.piece);
             }
             self.refill = true;

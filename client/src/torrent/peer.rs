@@ -11,7 +11,7 @@
 //! - `uploads` queues the peer's standing requests not yet read; `reading` those handed
 //!   to the shell with an `Action::Read`; a block is sent only if still in `reading`.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -72,8 +72,8 @@ pub struct Peer {
     pub upload_only: bool,
     /// BEP 5 `port`: the peer's DHT port.
     pub dht_port: Option<u16>,
-    /// Blocks we requested and still wait for.
-    pub requests_out: BTreeSet<BlockRef>,
+    /// Blocks we requested and still wait for, with when we asked.
+    pub requests_out: BTreeMap<BlockRef, Instant>,
     /// Requests we gave up, newest last, so their late blocks are accepted.
     pub given_up: VecDeque<BlockRef>,
     /// Last time a block arrived, or requests began after none were outstanding.
@@ -134,7 +134,7 @@ impl Peer {
             extensions: Vec::new(),
             upload_only: false,
             dht_port: None,
-            requests_out: BTreeSet::new(),
+            requests_out: BTreeMap::new(),
             given_up: VecDeque::new(),
             request_progress: now,
             rejected: BTreeSet::new(),

@@ -1,12 +1,12 @@
 //! Timers, run on [`super::Event::Tick`]: rechoke when due, and once a second the
 //! housekeeping: idle connections closed, keep-alives sent, stalled or snubbed requests
-//! asked elsewhere, seed-to-seed connections closed, backed-off dials retried.
+//! asked elsewhere, single blocks skipped by a peer asked again, seed-to-seed connections closed, backed-off dials retried.
 
 use std::time::{Duration, Instant};
 
 use rill_common::wire::Message;
 
-use super::download::REQUEST_TIMEOUT;
+use super::download::{BLOCK_TIMEOUT, REQUEST_TIMEOUT};
 use super::{Action, Reason, TorrentState};
 use crate::torrent::PeerKey;
 
@@ -52,9 +52,26 @@ impl TorrentState {
                 && now.saturating_duration_since(peer.request_progress) >= REQUEST_TIMEOUT;
             if stalled || (snubbed && peer.requests_out.len() > 1) {
                 // Ask these pieces of others: not of this peer until it unchokes us anew.
-                let pieces: Vec<_> = peer.requests_out.iter().map(|b| b.piece).collect();
+                let pieces: Vec<_> = peer.requests_out.keys().map(|b| b.piece).collect();
                 peer.rejected.extend(pieces);
                 self.give_up_requests(id, true, now, out);
+                continue;
+            }
+            // Blocks skipped while later ones came (a peer may drop requests silently).
+            let overdue: Vec<_> = peer
+                .requests_out
+                .iter()
+                .filter(|(_, at)| {
+                    now.saturating_duration_since(**at) >= BLOCK_TIMEOUT
+                        && peer.request_progress > **at
+                })
+                .map(|(block, _)| *block)
+                .collect();
+            for block in overdue {
+                peer.requests_out.remove(&block);
+                self.picker.request_rejected(id, block);
+                peer.give_up(block);
+                peer.send(Message::Cancel(block), now, out);
             }
         }
         self.refill = true;

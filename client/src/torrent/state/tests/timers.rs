@@ -88,3 +88,29 @@ fn storage_failure_is_fatal_and_stops_requests() {
     let out = h.recv(1, piece(b, 1));
     assert!(requests(&out, 1).is_empty());
 }
+
+#[test]
+fn a_block_the_peer_skipped_is_asked_again() {
+    let (mut h, out) = leecher_with_seed_peer();
+    let reqs = requests(&out, 1);
+    let (skipped, served) = (reqs[0], reqs[1]);
+    h.now += Duration::from_secs(10);
+    let out = h.recv(1, piece(served, 1));
+    let mut later = requests(&out, 1);
+    // The peer keeps serving the later requests, never the skipped one.
+    let mut cancelled = false;
+    for _ in 0..40 {
+        let out = h.advance(Duration::from_secs(1));
+        let out2 = later
+            .pop()
+            .map(|b| h.recv(1, piece(b, 1)))
+            .unwrap_or_default();
+        later.extend(requests(&out2, 1));
+        later.extend(requests(&out, 1));
+        if sent(&out, 1).contains(&Message::Cancel(skipped)) {
+            cancelled = true;
+            break;
+        }
+    }
+    assert!(cancelled, "skipped block given up");
+}

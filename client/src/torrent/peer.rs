@@ -94,6 +94,8 @@ pub struct Peer {
     pub unrequested: u32,
     /// Requests we could not serve (too long, a piece we lack) from a peer without fast.
     pub bad_requests: u32,
+    /// Since when neither side is interested (checked once a second).
+    pub useless_since: Option<Instant>,
     /// Last time anything arrived from the peer.
     pub last_received: Instant,
     /// Last time we sent it anything.
@@ -145,6 +147,7 @@ impl Peer {
             reading: BTreeSet::new(),
             unrequested: 0,
             bad_requests: 0,
+            useless_since: None,
             last_received: now,
             last_sent: now,
         }

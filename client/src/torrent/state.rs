@@ -392,7 +392,7 @@ impl TorrentState {
         match event {
             Event::Start => self.start(now, out),
             Event::PeersFound(addrs) => {
-                self.book.add(addrs);
+                self.book.add(addrs, now);
                 self.dial(now, out);
             }
             Event::Connected {

@@ -380,10 +380,10 @@ fn check(h: &Harness, m: &mut Model, out: &[Action]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_events_keep_invariants(ops in prop::collection::vec(op(), 1..300)) {
+    fn random_events_keep_invariants(ops in prop::collection::vec(op(), 1..250)) {
         run(ops);
     }
 }

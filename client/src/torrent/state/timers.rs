@@ -1,6 +1,7 @@
 //! Timers, run on [`super::Event::Tick`]: rechoke when due, and once a second the
 //! housekeeping: idle connections closed, keep-alives sent, stalled or snubbed requests
-//! asked elsewhere, single blocks skipped by a peer asked again, seed-to-seed connections closed, backed-off dials retried.
+//! asked elsewhere, single blocks skipped by a peer asked again, useless peers closed at
+//! the connection limit, seed-to-seed connections closed, backed-off dials retried.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,8 @@ use crate::torrent::PeerKey;
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 /// A peer that sent nothing (not even a keep-alive) for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// At the connection limit, a peer with no interest either way for this long is closed.
+pub const USELESS_TIMEOUT: Duration = Duration::from_secs(30);
 /// We send a keep-alive after this long without sending anything.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(90);
 
@@ -31,6 +34,7 @@ impl TorrentState {
 
     fn housekeeping(&mut self, now: Instant, out: &mut Vec<Action>) {
         let done = self.missing == 0;
+        let full = self.peers.len() >= self.config.max_peers;
         let ids: Vec<PeerKey> = self.peers.keys().copied().collect();
         for id in ids {
             let snubbed = self.choker.is_snubbed(id, now);
@@ -44,6 +48,17 @@ impl TorrentState {
             if done && (peer.is_seed() || peer.upload_only) {
                 self.drop_peer(id, Reason::NotUseful, now, out);
                 continue;
+            }
+            // At the connection limit, a peer neither side wants anything from makes room
+            // (else a group of empty leechers can hold each other's every slot).
+            if peer.am_interested || peer.peer_interested {
+                peer.useless_since = None;
+            } else {
+                let since = *peer.useless_since.get_or_insert(now);
+                if full && now.saturating_duration_since(since) >= USELESS_TIMEOUT {
+                    self.drop_peer(id, Reason::NotUseful, now, out);
+                    continue;
+                }
             }
             if now.saturating_duration_since(peer.last_sent) >= KEEPALIVE_INTERVAL {
                 peer.send(Message::KeepAlive, now, out);

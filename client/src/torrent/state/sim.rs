@@ -454,7 +454,7 @@ fn small_connection_limits_still_complete() {
 #[test]
 fn a_leecher_wanting_some_pieces_gets_exactly_those() {
     let count = TOTAL.div_ceil(PIECE_LEN as usize);
-    let wanted = |i: usize| i % 3 == 0;
+    let wanted = |i: usize| i.is_multiple_of(3);
     let mut swarm = Swarm::with(&roles(1, 0, 3), TOTAL, PIECE_LEN, 6, |node, cfg| {
         if node == 1 {
             cfg.piece_priorities = (0..count).map(|i| u8::from(wanted(i))).collect();

@@ -11,7 +11,7 @@
 //! - `uploads` queues the peer's standing requests not yet read; `reading` those handed
 //!   to the shell with an `Action::Read`; a block is sent only if still in `reading`.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -72,8 +72,8 @@ pub struct Peer {
     pub upload_only: bool,
     /// BEP 5 `port`: the peer's DHT port.
     pub dht_port: Option<u16>,
-    /// Blocks we requested and still wait for.
-    pub requests_out: BTreeSet<BlockRef>,
+    /// Blocks we requested and still wait for, with when we asked.
+    pub requests_out: BTreeMap<BlockRef, Instant>,
     /// Requests we gave up, newest last, so their late blocks are accepted.
     pub given_up: VecDeque<BlockRef>,
     /// Last time a block arrived, or requests began after none were outstanding.
@@ -86,14 +86,16 @@ pub struct Peer {
     pub allowed_fast_out: Vec<PieceIndex>,
     /// Pieces the peer suggested (BEP 6 `suggest piece`; a hint only, most recent last).
     pub suggested: VecDeque<PieceIndex>,
-    /// The peer's standing requests not yet read.
-    pub uploads: VecDeque<BlockRef>,
+    /// The peer's standing requests not yet read (served in piece and offset order).
+    pub uploads: BTreeSet<BlockRef>,
     /// The peer's standing requests being read.
     pub reading: BTreeSet<BlockRef>,
     /// Blocks that arrived without a request.
     pub unrequested: u32,
     /// Requests we could not serve (too long, a piece we lack) from a peer without fast.
     pub bad_requests: u32,
+    /// Since when neither side is interested (checked once a second).
+    pub useless_since: Option<Instant>,
     /// Last time anything arrived from the peer.
     pub last_received: Instant,
     /// Last time we sent it anything.
@@ -134,17 +136,18 @@ impl Peer {
             extensions: Vec::new(),
             upload_only: false,
             dht_port: None,
-            requests_out: BTreeSet::new(),
+            requests_out: BTreeMap::new(),
             given_up: VecDeque::new(),
             request_progress: now,
             rejected: BTreeSet::new(),
             allowed_fast_in: BTreeSet::new(),
             allowed_fast_out: Vec::new(),
             suggested: VecDeque::new(),
-            uploads: VecDeque::new(),
+            uploads: BTreeSet::new(),
             reading: BTreeSet::new(),
             unrequested: 0,
             bad_requests: 0,
+            useless_since: None,
             last_received: now,
             last_sent: now,
         }

@@ -2,18 +2,35 @@
 //!
 //! The shell (`torrent/task.rs`) owns a [`TorrentState`], reads the clock, feeds every
 //! [`Event`] to [`TorrentState::handle`] and carries out the [`Action`]s it returns, in order.
-//! Nothing here awaits, reads the clock, touches a socket or a file.
+//! Nothing here awaits, reads the clock, touches a socket or a file; randomness comes from
+//! an RNG seeded in [`TorrentState::new`], so a run is reproducible.
 //!
 //! Contract with the shell:
+//! - Handshakes carry [`RESERVED`] (BEP 6 fast, BEP 10 extensions): the state assumes both.
 //! - The shell assigns each connection a [`PeerKey`] unique among live connections and reports
 //!   it with [`Event::Connected`] once the handshake's info hash matched; every later event of
 //!   that connection carries the same key, and [`Event::Disconnected`] ends it (also after an
-//!   [`Action::Disconnect`]).
+//!   [`Action::Disconnect`]: the state forgets the peer when it asks for the disconnect and
+//!   ignores the key's events until then).
 //! - [`Action::Write`]s are answered with [`Event::BlockWritten`] (or [`Event::StorageFailed`]);
 //!   the state emits [`Action::Verify`] for a piece only after all its writes came back.
 //! - [`Action::Read`] is answered with [`Event::BlockRead`]; the state sends the block only if
 //!   the request still stands (not cancelled, peer still unchoked and connected).
 //! - [`Event::Tick`] is due at [`TorrentState::next_deadline`] (at least once a second is fine).
+//! - Nothing is dialled before [`Event::Start`]; a torrent complete at start emits
+//!   [`Action::Completed`] on `Start` (and never `Announce(Completed)`).
+//!
+//! The work is split by seam: `connection.rs` (dialling, admitting, first messages, bans,
+//! stop), `book.rs` (known addresses, backoff), `messages.rs` (validating each message),
+//! `download.rs` (pipelines, blocks, verification, blame), `upload.rs` (serving requests,
+//! choking), `timers.rs` (tick), `fast.rs` (BEP 6 allowed fast set). Tests: `tests.rs`
+//! (one behaviour each), `props.rs` (random events keep the invariants), `sim.rs` (a whole
+//! swarm in memory).
+//!
+//! Invariants: a request is only sent for a wanted piece we lack that the peer has, while it
+//! unchokes us or the piece is in its allowed fast set; at most `slots + 1` peers are
+//! unchoked; `Stats::left` and `Stats::verified` always match the have-bitfield; a
+//! malformed or out-of-range message closes the connection (never a panic).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -375,7 +392,7 @@ impl TorrentState {
         match event {
             Event::Start => self.start(now, out),
             Event::PeersFound(addrs) => {
-                self.book.add(addrs);
+                self.book.add(addrs, now);
                 self.dial(now, out);
             }
             Event::Connected {

@@ -14,6 +14,8 @@ pub const MAX_KNOWN: usize = 2000;
 pub const MAX_FAILURES: u32 = 5;
 /// The first retry delay; each further failure doubles it.
 pub const RETRY_BASE: Duration = Duration::from_secs(15);
+/// A given-up address found again (tracker, DHT) after this long gets another chance.
+pub const REVIVE_AFTER: Duration = Duration::from_secs(600);
 /// A connection that lasted this long resets the failure count.
 pub const GOOD_CONNECTION: Duration = Duration::from_secs(60);
 
@@ -32,8 +34,22 @@ struct Entry {
     status: Status,
     failures: u32,
     retry_at: Option<Instant>,
+    /// When it was given up.
+    given_up_at: Option<Instant>,
     /// The peer had every piece when we last saw it.
     seed: bool,
+}
+
+impl Entry {
+    fn new() -> Self {
+        Entry {
+            status: Status::Idle,
+            failures: 0,
+            retry_at: None,
+            given_up_at: None,
+            seed: false,
+        }
+    }
 }
 
 /// Known peer addresses; see the module docs.
@@ -64,21 +80,27 @@ impl AddressBook {
         self.banned_addrs.contains(&addr) || self.banned_ips.contains(&addr.ip())
     }
 
-    /// Learns addresses (duplicates, banned and port-0 addresses are skipped).
-    pub fn add(&mut self, addrs: impl IntoIterator<Item = SocketAddr>) {
+    /// Learns addresses (banned and port-0 addresses are skipped); one given up at least
+    /// [`REVIVE_AFTER`] ago gets one more try.
+    pub fn add(&mut self, addrs: impl IntoIterator<Item = SocketAddr>, now: Instant) {
         for addr in addrs {
-            if self.entries.len() >= MAX_KNOWN {
-                break;
-            }
             if addr.port() == 0 || addr.ip().is_unspecified() || self.is_banned(addr) {
                 continue;
             }
-            self.entries.entry(addr).or_insert(Entry {
-                status: Status::Idle,
-                failures: 0,
-                retry_at: None,
-                seed: false,
-            });
+            if let Some(e) = self.entries.get_mut(&addr) {
+                if e.status == Status::GivenUp
+                    && e.given_up_at
+                        .is_some_and(|at| now.saturating_duration_since(at) >= REVIVE_AFTER)
+                {
+                    e.status = Status::Idle;
+                    e.failures = MAX_FAILURES - 1;
+                    e.retry_at = None;
+                }
+                continue;
+            }
+            if self.entries.len() < MAX_KNOWN {
+                self.entries.insert(addr, Entry::new());
+            }
         }
     }
 
@@ -146,12 +168,7 @@ impl AddressBook {
             return;
         }
         if self.entries.len() < MAX_KNOWN || self.entries.contains_key(&addr) {
-            let e = self.entries.entry(addr).or_insert(Entry {
-                status: Status::Idle,
-                failures: 0,
-                retry_at: None,
-                seed: false,
-            });
+            let e = self.entries.entry(addr).or_insert_with(Entry::new);
             e.status = Status::Connected;
         }
     }
@@ -170,6 +187,7 @@ impl AddressBook {
             e.seed = seed;
             if !retry {
                 e.status = Status::GivenUp;
+                e.given_up_at = Some(now);
                 return;
             }
             e.failures = if lasted >= GOOD_CONNECTION {
@@ -195,6 +213,7 @@ fn back_off(e: &mut Entry, now: Instant) {
     if e.failures >= MAX_FAILURES {
         e.status = Status::GivenUp;
         e.retry_at = None;
+        e.given_up_at = Some(now);
         return;
     }
     e.status = Status::Idle;
@@ -215,7 +234,7 @@ mod tests {
         let t0 = Instant::now();
         let mut book = AddressBook::default();
         let a = addr("10.0.0.1:6881");
-        book.add([a, a, addr("10.0.0.2:0")]);
+        book.add([a, a, addr("10.0.0.2:0")], t0);
         assert_eq!(book.next_dials(8, false, t0), vec![a]);
         assert_eq!(book.next_dials(8, false, t0), vec![]);
         assert_eq!(book.dialling(), 1);
@@ -234,7 +253,7 @@ mod tests {
         let t0 = Instant::now();
         let mut book = AddressBook::default();
         let a = addr("10.0.0.1:6881");
-        book.add([a]);
+        book.add([a], t0);
         for _ in 0..MAX_FAILURES {
             let later = t0 + Duration::from_secs(100_000);
             assert_eq!(book.next_dials(1, false, later), vec![a]);
@@ -245,6 +264,13 @@ mod tests {
             vec![]
         );
         assert!(!book.knows(a));
+        // Found again soon: still given up; much later: one more try.
+        book.add([a], t0 + REVIVE_AFTER / 2);
+        assert!(!book.knows(a));
+        book.add([a], t0 + REVIVE_AFTER);
+        assert_eq!(book.next_dials(1, false, t0 + REVIVE_AFTER), vec![a]);
+        book.dial_failed(a, t0 + REVIVE_AFTER);
+        assert!(!book.knows(a));
     }
 
     #[test]
@@ -253,10 +279,10 @@ mod tests {
         let mut book = AddressBook::default();
         let remote = addr("10.0.0.1:6881");
         let local = addr("127.0.0.1:6881");
-        book.add([remote, local, addr("127.0.0.1:6882")]);
+        book.add([remote, local, addr("127.0.0.1:6882")], t0);
         book.ban(addr("10.0.0.1:9999"));
         book.ban(local);
-        book.add([remote, local, addr("10.0.0.1:7000")]);
+        book.add([remote, local, addr("10.0.0.1:7000")], t0);
         assert_eq!(book.next_dials(8, false, t0), vec![addr("127.0.0.1:6882")]);
         assert!(book.is_banned(remote) && book.is_banned(local));
     }
@@ -266,7 +292,7 @@ mod tests {
         let t0 = Instant::now();
         let mut book = AddressBook::default();
         let a = addr("10.0.0.1:6881");
-        book.add([a]);
+        book.add([a], t0);
         assert_eq!(book.next_dials(1, false, t0), vec![a]);
         book.connected(a);
         book.disconnected(a, GOOD_CONNECTION, true, true, t0);

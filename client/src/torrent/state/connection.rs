@@ -201,7 +201,8 @@ impl TorrentState {
         };
         out.push(Action::Disconnect(peer.key, reason.clone()));
         self.keys.remove(&peer.key);
-        self.remove_peer(id, reason == Reason::Timeout, now);
+        let retry = matches!(reason, Reason::Timeout | Reason::NotUseful);
+        self.remove_peer(id, retry, now);
     }
 
     /// Forgets a peer that left: its requests are freed, its pieces uncounted, its

@@ -31,6 +31,8 @@ pub const MAX_UNREQUESTED: u32 = 16;
 pub const BAN_STRIKES: u32 = 2;
 /// Requests outstanding this long without a block are given up and asked elsewhere.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// A request this old is given up if blocks asked after it have arrived since.
+pub const BLOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How fast a peer sends, for the picker: fast peers can fetch a whole piece in 4 s.
 fn speed_class(rate: f64, piece_len: u32) -> PeerSpeed {
@@ -92,7 +94,7 @@ impl TorrentState {
             peer.request_progress = now;
         }
         for block in blocks {
-            peer.requests_out.insert(block);
+            peer.requests_out.insert(block, now);
             peer.send(Message::Request(block), now, out);
         }
     }
@@ -120,7 +122,7 @@ impl TorrentState {
         let Some(peer) = self.peers.get_mut(&id) else {
             return Ok(());
         };
-        if peer.requests_out.remove(&block) {
+        if peer.requests_out.remove(&block).is_some() {
             peer.request_progress = now;
         } else if !peer.take_given_up(block) {
             peer.unrequested += 1;
@@ -135,7 +137,7 @@ impl TorrentState {
             *self.writes.entry(piece).or_default() += 1;
             for (other, block) in cancels {
                 if let Some(p) = self.peers.get_mut(&other)
-                    && p.requests_out.remove(&block)
+                    && p.requests_out.remove(&block).is_some()
                 {
                     p.give_up(block);
                     p.send(Message::Cancel(block), now, out);
@@ -147,14 +149,18 @@ impl TorrentState {
     }
 
     /// A `reject request` (BEP 6): the block is free again; a piece rejected while the
-    /// peer unchokes us is not asked from it again until it unchokes us anew.
+    /// peer unchokes us is not asked from it again until it unchokes us anew, and one
+    /// rejected while it chokes us leaves our allowed fast set, so there is no ping-pong.
     pub(super) fn request_rejected(&mut self, id: PeerKey, block: BlockRef) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        if peer.requests_out.remove(&block) {
+        if peer.requests_out.remove(&block).is_some() {
             self.picker.request_rejected(id, block);
-            if !peer.peer_choking {
+            if peer.peer_choking {
+                // It will not honour its allowed fast set after all (BEP 6 lets it).
+                peer.allowed_fast_in.remove(&block.piece);
+            } else {
                 peer.rejected.insert(block.piece);
             }
             self.refill = true;
@@ -190,7 +196,7 @@ impl TorrentState {
             return;
         };
         let blocks = std::mem::take(&mut peer.requests_out);
-        for block in &blocks {
+        for block in blocks.keys() {
             self.picker.request_rejected(id, *block);
             peer.give_up(*block);
             if cancel {

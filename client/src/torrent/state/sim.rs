@@ -22,7 +22,7 @@ use rill_common::wire::handshake::Handshake;
 use sha1::{Digest, Sha1};
 
 use super::harness::{config, info_hash};
-use super::{Action, Event, RESERVED, Reason, TorrentState};
+use super::{Action, Config, Event, RESERVED, Reason, TorrentState};
 use crate::torrent::PeerKey;
 
 /// How a node behaves.
@@ -78,6 +78,17 @@ struct Swarm {
 impl Swarm {
     /// A swarm over `total` bytes of random data in `piece_len` pieces.
     fn new(roles: &[Role], total: usize, piece_len: u32, seed: u64) -> Self {
+        Self::with(roles, total, piece_len, seed, |_, _| {})
+    }
+
+    /// Like [`Swarm::new`], with each node's config adjusted by `configure(index, config)`.
+    fn with(
+        roles: &[Role],
+        total: usize,
+        piece_len: u32,
+        seed: u64,
+        configure: impl Fn(usize, &mut Config),
+    ) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut data = vec![0u8; total];
         rng.fill_bytes(&mut data);
@@ -100,6 +111,7 @@ impl Swarm {
                 };
                 let mut cfg = config(peer_id);
                 cfg.listen_port = Some(6881);
+                configure(i, &mut cfg);
                 let state =
                     TorrentState::new(cfg, total as u64, piece_len, have, now, seed + i as u64)
                         .unwrap();
@@ -416,5 +428,50 @@ fn the_liar_is_banned_and_everyone_else_completes() {
         }
         let failures: u32 = swarm.nodes.iter().map(|n| n.hash_failures).sum();
         assert!(failures > 0, "the liar's data was caught by the hash check");
+    }
+}
+
+#[test]
+fn small_connection_limits_still_complete() {
+    let mut swarm = Swarm::with(&roles(1, 0, 8), TOTAL, PIECE_LEN, 5, |_, cfg| {
+        cfg.max_peers = 3;
+        cfg.choker.slots = 2;
+    });
+    swarm.start();
+    swarm.run(Duration::from_secs(900), Swarm::honest_complete);
+    let refused = swarm
+        .closed
+        .iter()
+        .filter(|(_, _, r)| *r == Reason::TooManyPeers)
+        .count();
+    assert!(refused > 0, "the limit was reached");
+    for node in &swarm.nodes {
+        assert_eq!(node.store, swarm.nodes[0].store);
+        assert!(node.links.len() <= 3);
+    }
+}
+
+#[test]
+fn a_leecher_wanting_some_pieces_gets_exactly_those() {
+    let count = TOTAL.div_ceil(PIECE_LEN as usize);
+    let wanted = |i: usize| i.is_multiple_of(3);
+    let mut swarm = Swarm::with(&roles(1, 0, 3), TOTAL, PIECE_LEN, 6, |node, cfg| {
+        if node == 1 {
+            cfg.piece_priorities = (0..count).map(|i| u8::from(wanted(i))).collect();
+        }
+    });
+    swarm.start();
+    swarm.run(Duration::from_secs(600), Swarm::honest_complete);
+    let picky = &swarm.nodes[1];
+    for i in 0..count as u32 {
+        assert_eq!(
+            picky.state.have().get(PieceIndex(i)),
+            wanted(i as usize),
+            "piece {i}"
+        );
+    }
+    assert_eq!(picky.state.stats(swarm.now).left, 0);
+    for node in &swarm.nodes[2..] {
+        assert_eq!(node.store, swarm.nodes[0].store);
     }
 }

@@ -12,6 +12,9 @@ use super::harness::*;
 use super::{Action, Event, RESERVED, Reason};
 use crate::torrent::PeerKey;
 
+mod timers;
+mod uploads;
+
 fn block(piece: u32, n: u32) -> BlockRef {
     let len = if piece == 3 { 20000 } else { 32768 };
     BlockRef::nth(PieceIndex(piece), len, n).unwrap()
@@ -366,251 +369,38 @@ fn hash_failures_ban_the_sender_who_is_never_redialled() {
 }
 
 /// A seed with peer 1 (fast as given) connected, interested and unchoked.
-fn seed_with_unchoked_peer(fast: bool) -> Harness {
-    let mut h = Harness::seed();
-    h.connect(1, 1, fast, false);
-    let out = h.recv(1, Message::Interested);
-    assert_eq!(sent(&out, 1), [Message::Unchoke]);
-    h
-}
-
 #[test]
-fn requests_are_read_and_served_while_they_stand() {
-    let mut h = seed_with_unchoked_peer(true);
-    let b = block(1, 1);
-    let out = h.recv(1, Message::Request(b));
-    assert!(matches!(out[..], [Action::Read(PeerKey(1), r)] if r == b));
-    let out = h.handle(Event::BlockRead(PeerKey(1), b, data(b, 5)));
-    assert_eq!(sent(&out, 1), [piece(b, 5)]);
-    assert_eq!(h.state.stats(h.now).uploaded, u64::from(b.length));
-}
-
-#[test]
-fn cancel_of_a_pending_upload_sends_no_block() {
-    for fast in [true, false] {
-        let mut h = seed_with_unchoked_peer(fast);
-        let b = block(0, 0);
-        h.recv(1, Message::Request(b));
-        let out = h.recv(1, Message::Cancel(b));
-        let expected = if fast {
-            vec![Message::RejectRequest(b)]
-        } else {
-            vec![]
-        };
-        assert_eq!(sent(&out, 1), expected);
-        let out = h.handle(Event::BlockRead(PeerKey(1), b, data(b, 5)));
-        assert!(sent(&out, 1).is_empty());
-    }
-}
-
-#[test]
-fn oversized_requests_are_rejected_with_fast_and_dropped_without() {
-    let mut h = seed_with_unchoked_peer(true);
-    let big = BlockRef {
-        piece: PieceIndex(0),
-        begin: 0,
-        length: 32768,
-    };
-    assert_eq!(
-        sent(&h.recv(1, Message::Request(big)), 1),
-        [Message::RejectRequest(big)]
-    );
-    let mut h = seed_with_unchoked_peer(false);
-    let out = h.recv(1, Message::Request(big));
-    assert!(out.is_empty());
-    // Past the end of the piece is a violation.
-    let bad = BlockRef {
-        piece: PieceIndex(3),
-        begin: 16384,
-        length: 16384,
-    };
-    assert!(matches!(
-        disconnected(&h.recv(1, Message::Request(bad)), 1),
-        Some(Reason::Protocol(_))
-    ));
-}
-
-#[test]
-fn requests_for_pieces_we_lack_are_rejected_or_ignored() {
-    let mut h = Harness::with(4 * 32768, 32768, |i| i == 0);
-    h.connect(1, 1, true, false);
-    h.recv(1, Message::Interested);
-    let b = block(2, 0);
-    assert_eq!(
-        sent(&h.recv(1, Message::Request(b)), 1),
-        [Message::RejectRequest(b)]
-    );
-    h.connect(2, 2, false, false);
-    h.recv(2, Message::Interested);
-    assert!(h.recv(2, Message::Request(b)).is_empty());
-}
-
-#[test]
-fn requests_while_choked_are_rejected_except_allowed_fast() {
-    let mut h = Harness::seed();
-    let out = h.connect(1, 1, true, false);
-    let allowed: Vec<PieceIndex> = sent(&out, 1)
-        .into_iter()
-        .filter_map(|m| match m {
-            Message::AllowedFast(p) => Some(p),
-            _ => None,
-        })
-        .collect();
-    assert!(!allowed.is_empty());
-    // Peer 1 is choked (not interested yet): an allowed fast piece is served anyway.
-    let b = BlockRef::nth(
-        allowed[0],
-        if allowed[0].get() == 3 { 20000 } else { 32768 },
-        0,
-    )
-    .unwrap();
-    let out = h.recv(1, Message::Request(b));
-    assert!(matches!(out[..], [Action::Read(..)]));
-    // A choked non-fast peer's request is dropped silently.
-    h.connect(2, 2, false, false);
-    assert!(h.recv(2, Message::Request(block(0, 0))).is_empty());
-}
-
-#[test]
-fn choking_a_fast_peer_rejects_its_queued_requests() {
-    let mut h = Harness::seed();
-    let cfg_slots_one = |h: &mut Harness, key: u32| {
+fn end_game_duplicates_are_cancelled() {
+    // Only the short last piece (2 blocks) is missing.
+    let mut h = Harness::with(3 * 32768 + 20000, 32768, |i| i < 3);
+    for key in [1, 2] {
         h.connect(key, key as u8, true, false);
-        h.recv(key, Message::Interested)
-    };
-    cfg_slots_one(&mut h, 1);
-    let reqs: Vec<BlockRef> = (0..3)
-        .flat_map(|p| (0..2).map(move |n| block(p, n)))
-        .collect();
-    for b in &reqs {
-        h.recv(1, Message::Request(*b));
+        h.recv(key, Message::HaveAll);
     }
-    // Losing interest makes the choker choke it at once.
-    let out = h.recv(1, Message::NotInterested);
-    let msgs = sent(&out, 1);
-    assert_eq!(msgs[0], Message::Choke);
-    let allowed_fast =
-        super::fast::allowed_fast_set(std::net::Ipv4Addr::new(10, 0, 0, 1), &info_hash(), 4, 10);
-    let expected: Vec<BlockRef> = reqs
-        .iter()
-        .copied()
-        .filter(|b| !allowed_fast.contains(&b.piece))
-        .collect();
-    let rejected: Vec<BlockRef> = msgs[1..]
-        .iter()
-        .filter_map(|m| match m {
-            Message::RejectRequest(b) => Some(*b),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(rejected.len(), expected.len());
+    let first = requests(&h.recv(1, Message::Unchoke), 1);
+    assert_eq!(first, [block(3, 0), block(3, 1)]);
+    let dup = requests(&h.recv(2, Message::Unchoke), 2);
+    assert_eq!(dup, first, "end game: the same blocks from peer 2");
+    let out = h.recv(1, piece(block(3, 0), 1));
+    assert_eq!(sent(&out, 2), [Message::Cancel(block(3, 0))]);
+    // Peer 2's copy arrives anyway: not an offence, not written twice.
+    let out = h.recv(2, piece(block(3, 0), 1));
+    assert!(!out.iter().any(|a| matches!(a, Action::Write(..))));
+    assert_eq!(disconnected(&out, 2), None);
 }
 
 #[test]
-fn choke_from_a_fast_peer_keeps_requests_until_rejected() {
-    let (mut h, out) = leecher_with_seed_peer();
-    let reqs = requests(&out, 1);
-    h.recv(1, Message::Choke);
-    // Requests stand: a block still arrives as requested.
-    let out = h.recv(1, piece(reqs[0], 1));
-    assert!(out.iter().any(|a| matches!(a, Action::Write(..))));
-    // A reject frees the block; a reject of something never asked is ignored.
-    assert!(
-        h.recv(1, Message::RejectRequest(reqs[1]))
-            .iter()
-            .all(|a| !matches!(a, Action::Disconnect(..)))
-    );
-    let out = h.recv(1, Message::Unchoke);
-    assert!(
-        requests(&out, 1).contains(&reqs[1]),
-        "rejected block asked again after unchoke"
-    );
-}
-
-#[test]
-fn keep_alives_timeouts_and_deadlines() {
+fn allowed_fast_pieces_are_requested_while_choked_until_rejected() {
     let mut h = Harness::leecher();
     h.connect(1, 1, true, false);
-    h.recv(1, Message::HaveNone);
-    let start = h.now;
-    assert!(h.state.next_deadline() <= start + Duration::from_secs(1));
-    let mut saw_keepalive = false;
-    let mut timed_out = None;
-    for _ in 0..130 {
-        let out = h.advance(Duration::from_secs(1));
-        saw_keepalive |= sent(&out, 1).contains(&Message::KeepAlive);
-        if let Some(r) = disconnected(&out, 1) {
-            timed_out = Some((r, h.now - start));
-            break;
-        }
-        assert!(h.state.next_deadline() <= h.now + Duration::from_secs(1));
-    }
-    assert!(saw_keepalive);
-    let (reason, after) = timed_out.expect("idle peer closed");
-    assert_eq!(reason, Reason::Timeout);
-    assert!(after >= Duration::from_secs(120));
-}
-
-#[test]
-fn stalled_requests_are_cancelled_and_asked_elsewhere() {
-    let (mut h, out) = leecher_with_seed_peer();
-    let first = requests(&out, 1);
-    h.connect(2, 2, true, false);
-    h.recv(2, Message::HaveAll);
-    h.recv(2, Message::Unchoke);
-    // Peer 2 keeps sending keep-alives; peer 1 sends keep-alives but no block.
-    let mut moved = Vec::new();
-    for _ in 0..61 {
-        h.recv(1, Message::KeepAlive);
-        h.recv(2, Message::KeepAlive);
-        let out = h.advance(Duration::from_secs(1));
-        moved.extend(requests(&out, 2));
-        if sent(&out, 1)
-            .iter()
-            .any(|m| matches!(m, Message::Cancel(_)))
-        {
-            break;
-        }
-    }
-    assert!(
-        first.iter().any(|b| moved.contains(b)),
-        "requests moved to peer 2"
-    );
-}
-
-#[test]
-fn seeds_drop_seeds() {
-    let mut h = Harness::seed();
-    h.connect(1, 1, true, false);
     h.recv(1, Message::HaveAll);
-    let out = h.advance(Duration::from_secs(1));
-    assert_eq!(disconnected(&out, 1), Some(Reason::NotUseful));
-}
-
-#[test]
-fn stop_announces_and_closes_everything() {
-    let (mut h, _) = leecher_with_seed_peer();
-    h.connect(2, 2, false, false);
-    let out = h.handle(Event::Stop);
-    assert!(matches!(out[0], Action::Announce(AnnounceEvent::Stopped)));
-    assert_eq!(disconnected(&out, 1), Some(Reason::Shutdown));
-    assert_eq!(disconnected(&out, 2), Some(Reason::Shutdown));
-    assert_eq!(
-        disconnected(&h.connect(3, 3, false, false), 3),
-        Some(Reason::Shutdown)
-    );
-}
-
-#[test]
-fn storage_failure_is_fatal_and_stops_requests() {
-    let (mut h, out) = leecher_with_seed_peer();
-    let b = requests(&out, 1)[0];
-    let out = h.handle(Event::StorageFailed("disk full".into()));
-    assert!(
-        out.iter()
-            .any(|a| matches!(a, Action::Fatal(m) if m == "disk full"))
-    );
-    assert!(sent(&out, 1).contains(&Message::NotInterested));
-    let out = h.recv(1, piece(b, 1));
-    assert!(requests(&out, 1).is_empty());
+    let out = h.recv(1, Message::AllowedFast(PieceIndex(2)));
+    let reqs = requests(&out, 1);
+    assert!(!reqs.is_empty() && reqs.iter().all(|b| b.piece == PieceIndex(2)));
+    // The peer changes its mind: no ping-pong of requests and rejects.
+    let mut again = Vec::new();
+    for b in reqs {
+        again.extend(requests(&h.recv(1, Message::RejectRequest(b)), 1));
+    }
+    assert!(again.is_empty(), "asked again: {again:?}");
 }

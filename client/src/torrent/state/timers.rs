@@ -1,12 +1,13 @@
 //! Timers, run on [`super::Event::Tick`]: rechoke when due, and once a second the
 //! housekeeping: idle connections closed, keep-alives sent, stalled or snubbed requests
-//! asked elsewhere, seed-to-seed connections closed, backed-off dials retried.
+//! asked elsewhere, single blocks skipped by a peer asked again, useless peers closed at
+//! the connection limit, seed-to-seed connections closed, backed-off dials retried.
 
 use std::time::{Duration, Instant};
 
 use rill_common::wire::Message;
 
-use super::download::REQUEST_TIMEOUT;
+use super::download::{BLOCK_TIMEOUT, REQUEST_TIMEOUT};
 use super::{Action, Reason, TorrentState};
 use crate::torrent::PeerKey;
 
@@ -14,6 +15,8 @@ use crate::torrent::PeerKey;
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 /// A peer that sent nothing (not even a keep-alive) for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// At the connection limit, a peer with no interest either way for this long is closed.
+pub const USELESS_TIMEOUT: Duration = Duration::from_secs(30);
 /// We send a keep-alive after this long without sending anything.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(90);
 
@@ -31,6 +34,7 @@ impl TorrentState {
 
     fn housekeeping(&mut self, now: Instant, out: &mut Vec<Action>) {
         let done = self.missing == 0;
+        let full = self.peers.len() >= self.config.max_peers;
         let ids: Vec<PeerKey> = self.peers.keys().copied().collect();
         for id in ids {
             let snubbed = self.choker.is_snubbed(id, now);
@@ -45,6 +49,17 @@ impl TorrentState {
                 self.drop_peer(id, Reason::NotUseful, now, out);
                 continue;
             }
+            // At the connection limit, a peer neither side wants anything from makes room
+            // (else a group of empty leechers can hold each other's every slot).
+            if peer.am_interested || peer.peer_interested {
+                peer.useless_since = None;
+            } else {
+                let since = *peer.useless_since.get_or_insert(now);
+                if full && now.saturating_duration_since(since) >= USELESS_TIMEOUT {
+                    self.drop_peer(id, Reason::NotUseful, now, out);
+                    continue;
+                }
+            }
             if now.saturating_duration_since(peer.last_sent) >= KEEPALIVE_INTERVAL {
                 peer.send(Message::KeepAlive, now, out);
             }
@@ -52,9 +67,26 @@ impl TorrentState {
                 && now.saturating_duration_since(peer.request_progress) >= REQUEST_TIMEOUT;
             if stalled || (snubbed && peer.requests_out.len() > 1) {
                 // Ask these pieces of others: not of this peer until it unchokes us anew.
-                let pieces: Vec<_> = peer.requests_out.iter().map(|b| b.piece).collect();
+                let pieces: Vec<_> = peer.requests_out.keys().map(|b| b.piece).collect();
                 peer.rejected.extend(pieces);
                 self.give_up_requests(id, true, now, out);
+                continue;
+            }
+            // Blocks skipped while later ones came (a peer may drop requests silently).
+            let overdue: Vec<_> = peer
+                .requests_out
+                .iter()
+                .filter(|(_, at)| {
+                    now.saturating_duration_since(**at) >= BLOCK_TIMEOUT
+                        && peer.request_progress > **at
+                })
+                .map(|(block, _)| *block)
+                .collect();
+            for block in overdue {
+                peer.requests_out.remove(&block);
+                self.picker.request_rejected(id, block);
+                peer.give_up(block);
+                peer.send(Message::Cancel(block), now, out);
             }
         }
         self.refill = true;

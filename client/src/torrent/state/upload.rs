@@ -63,7 +63,7 @@ impl TorrentState {
             }
             return Ok(());
         }
-        peer.uploads.push_back(block);
+        peer.uploads.insert(block);
         self.issue_reads(id, out);
         Ok(())
     }
@@ -80,11 +80,7 @@ impl TorrentState {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        let mut removed = peer.reading.remove(&block);
-        if let Some(i) = peer.uploads.iter().position(|b| *b == block) {
-            peer.uploads.remove(i);
-            removed = true;
-        }
+        let removed = peer.reading.remove(&block) | peer.uploads.remove(&block);
         if removed && peer.fast {
             peer.send(Message::RejectRequest(block), now, out);
         }
@@ -137,7 +133,7 @@ impl TorrentState {
             return;
         };
         while peer.reading.len() < MAX_READS {
-            let Some(block) = peer.uploads.pop_front() else {
+            let Some(block) = peer.uploads.pop_first() else {
                 break;
             };
             peer.reading.insert(block);

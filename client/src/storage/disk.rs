@@ -165,3 +165,7 @@ where
     .await;
     result.unwrap_or_else(|error| Err(StorageError::TaskFailed(error.to_string())))
 }
+
+#[cfg(test)]
+#[path = "disk/tests.rs"]
+mod tests;

@@ -11,7 +11,7 @@ use crate::storage::layout::tests::info;
 /// A torrent's storage in a temp dir, with the data it should hold.
 pub(crate) struct Fixture {
     pub dir: TempDir,
-    pub storage: Storage,
+    pub storage: Arc<Storage>,
     /// The torrent's bytes, zeros in pad files.
     pub data: Vec<u8>,
 }
@@ -39,7 +39,7 @@ impl Fixture {
             .chunks(piece_length as usize)
             .map(|piece| Sha1::digest(piece).into())
             .collect();
-        let storage = Storage::open(dir.path(), layout, hashes).unwrap();
+        let storage = Arc::new(Storage::open(dir.path(), layout, hashes).unwrap());
         Fixture { dir, storage, data }
     }
 

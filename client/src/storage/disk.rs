@@ -19,7 +19,8 @@ use tokio::sync::Semaphore;
 
 use super::error::StorageError;
 use super::fs::Storage;
-use crate::torrent::resume::FileStamp;
+use super::resume_file;
+use crate::torrent::resume::{FileStamp, ResumeData};
 
 /// Bytes of writes that may be queued or in progress at once by default: 32 MiB.
 pub const DEFAULT_WRITE_BUDGET: u32 = 32 << 20;
@@ -133,6 +134,25 @@ impl Disk {
     {
         self.run(move |storage| storage.check(&pieces, &progress))
             .await
+    }
+
+    /// The pieces we have at start-up (see [`super::resume_file::startup_have`]): trusted
+    /// from `resume`, or found by hashing on all cores; `progress` gets bytes checked.
+    pub async fn startup_have<P>(
+        &self,
+        resume: Option<ResumeData>,
+        progress: P,
+    ) -> Result<Bitfield, StorageError>
+    where
+        P: Fn(u64) + Send + Sync + 'static,
+    {
+        self.run(move |storage| resume_file::startup_have(storage, resume.as_ref(), &progress))
+            .await
+    }
+
+    /// Creates the torrent's empty files (see [`Storage::create_empty_files`]).
+    pub async fn create_empty_files(&self) -> Result<(), StorageError> {
+        self.run(Storage::create_empty_files).await
     }
 
     /// Makes every write done so far durable (see [`Storage::sync`]).

@@ -127,3 +127,20 @@ async fn errors_come_back_as_storage_errors() {
     assert!(matches!(error, StorageError::Missing { .. }), "{error}");
     assert!(!disk.verify(PieceIndex::new(3)).await.unwrap());
 }
+
+#[tokio::test]
+async fn startup_have_and_empty_files() {
+    let fixture = Fixture::new(32, FILES, 6);
+    fixture.write_piece(0);
+    fixture.write_piece(2);
+    let disk = Disk::new(Arc::clone(&fixture.storage));
+    let have = disk.startup_have(None, |_| {}).await.unwrap();
+    assert_eq!(
+        have.iter().map(PieceIndex::get).collect::<Vec<_>>(),
+        vec![0, 2]
+    );
+    // An existing "empty" file with content is left alone.
+    std::fs::write(fixture.path(3), b"kept").unwrap();
+    disk.create_empty_files().await.unwrap();
+    assert_eq!(std::fs::read(fixture.path(3)).unwrap(), b"kept");
+}

@@ -124,11 +124,7 @@ impl Storage {
         let piece_len = self.layout.piece_size(block.piece);
         block.check(piece_len, piece_len).map_err(invalid)?;
         if len != block.length as usize {
-            return Err(invalid(BlockError::PastPieceEnd {
-                begin: block.begin,
-                length: u32::try_from(len).unwrap_or(u32::MAX),
-                piece_len: u64::from(block.length),
-            }));
+            return Err(StorageError::DataLength { block, len });
         }
         Ok(())
     }

@@ -10,6 +10,7 @@
 //!   does not spawn hundreds of blocking threads;
 //! - a write's data is written straight from the received `Bytes` (no copy).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -147,6 +148,13 @@ impl Disk {
         P: Fn(u64) + Send + Sync + 'static,
     {
         self.run(move |storage| resume_file::startup_have(storage, resume.as_ref(), &progress))
+            .await
+    }
+
+    /// Syncs the data, then saves the resume file at `path` (see
+    /// [`super::resume_file::checkpoint`]; `data.files` is filled in).
+    pub async fn checkpoint(&self, path: PathBuf, data: ResumeData) -> Result<(), StorageError> {
+        self.run(move |storage| resume_file::checkpoint(storage, &path, data))
             .await
     }
 

@@ -90,9 +90,10 @@ impl Disk {
             .unwrap_or_else(|_| Err(StorageError::TaskFailed("the write was dropped".to_owned())))
     }
 
-    /// Waits for write budget, then queues the write and returns at once; `done` gets the
-    /// result on a blocking thread (e.g. to send `BlockWritten` to the torrent task).
-    /// Must be called within a tokio runtime.
+    /// Waits for write budget, then queues the write and returns at once; `done` is called
+    /// with the result from a tokio task when the write is over, so keep it short (e.g. send
+    /// `BlockWritten` to the torrent task on a channel). Must be called within a tokio
+    /// runtime.
     pub async fn queue_write<F>(&self, block: BlockRef, data: Bytes, done: F)
     where
         F: FnOnce(Result<(), StorageError>) + Send + 'static,

@@ -10,6 +10,7 @@
 //!   does not spawn hundreds of blocking threads;
 //! - a write's data is written straight from the received `Bytes` (no copy).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -19,7 +20,8 @@ use tokio::sync::Semaphore;
 
 use super::error::StorageError;
 use super::fs::Storage;
-use crate::torrent::resume::FileStamp;
+use super::resume_file;
+use crate::torrent::resume::{FileStamp, ResumeData};
 
 /// Bytes of writes that may be queued or in progress at once by default: 32 MiB.
 pub const DEFAULT_WRITE_BUDGET: u32 = 32 << 20;
@@ -88,9 +90,10 @@ impl Disk {
             .unwrap_or_else(|_| Err(StorageError::TaskFailed("the write was dropped".to_owned())))
     }
 
-    /// Waits for write budget, then queues the write and returns at once; `done` gets the
-    /// result on a blocking thread (e.g. to send `BlockWritten` to the torrent task).
-    /// Must be called within a tokio runtime.
+    /// Waits for write budget, then queues the write and returns at once; `done` is called
+    /// with the result from a tokio task when the write is over, so keep it short (e.g. send
+    /// `BlockWritten` to the torrent task on a channel). Must be called within a tokio
+    /// runtime.
     pub async fn queue_write<F>(&self, block: BlockRef, data: Bytes, done: F)
     where
         F: FnOnce(Result<(), StorageError>) + Send + 'static,
@@ -135,6 +138,32 @@ impl Disk {
             .await
     }
 
+    /// The pieces we have at start-up (see [`super::resume_file::startup_have`]): trusted
+    /// from `resume`, or found by hashing on all cores; `progress` gets bytes checked.
+    pub async fn startup_have<P>(
+        &self,
+        resume: Option<ResumeData>,
+        progress: P,
+    ) -> Result<Bitfield, StorageError>
+    where
+        P: Fn(u64) + Send + Sync + 'static,
+    {
+        self.run(move |storage| resume_file::startup_have(storage, resume.as_ref(), &progress))
+            .await
+    }
+
+    /// Syncs the data, then saves the resume file at `path` (see
+    /// [`super::resume_file::checkpoint`]; `data.files` is filled in).
+    pub async fn checkpoint(&self, path: PathBuf, data: ResumeData) -> Result<(), StorageError> {
+        self.run(move |storage| resume_file::checkpoint(storage, &path, data))
+            .await
+    }
+
+    /// Creates the torrent's empty files (see [`Storage::create_empty_files`]).
+    pub async fn create_empty_files(&self) -> Result<(), StorageError> {
+        self.run(Storage::create_empty_files).await
+    }
+
     /// Makes every write done so far durable (see [`Storage::sync`]).
     pub async fn sync(&self) -> Result<(), StorageError> {
         self.run(Storage::sync).await
@@ -165,3 +194,7 @@ where
     .await;
     result.unwrap_or_else(|error| Err(StorageError::TaskFailed(error.to_string())))
 }
+
+#[cfg(test)]
+#[path = "disk/tests.rs"]
+mod tests;

@@ -72,6 +72,17 @@ pub enum StorageError {
         /// What is wrong with it.
         reason: BlockError,
     },
+    /// Data of another length than the block's (a bug in the caller).
+    #[error(
+        "block {}+{} of piece {} was given {len} bytes of data",
+        block.begin, block.length, block.piece
+    )]
+    DataLength {
+        /// The block.
+        block: BlockRef,
+        /// The length of the data given.
+        len: usize,
+    },
     /// A blocking disk task did not finish (the runtime is shutting down, or a bug).
     #[error("disk task failed: {0}")]
     TaskFailed(String),
@@ -116,8 +127,34 @@ impl StorageError {
             | StorageError::Missing { path }
             | StorageError::Io { path, .. } => Some(path),
             StorageError::InvalidBlock { .. }
+            | StorageError::DataLength { .. }
             | StorageError::PieceHashes { .. }
             | StorageError::TaskFailed(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_is_one_line_naming_the_path() {
+        let path = Path::new("/downloads/some torrent/file.bin");
+        let cases = [
+            (28, "disk full"),         // ENOSPC
+            (122, "disk full"),        // EDQUOT
+            (13, "permission denied"), // EACCES
+            (1, "permission denied"),  // EPERM
+            (30, "read-only file system"),
+            (20, "not a directory (a part of the path is a file)"),
+            (5, "Input/output error (os error 5)"),
+        ];
+        for (code, cause) in cases {
+            let error = StorageError::from_io("write", path, io::Error::from_raw_os_error(code));
+            let expected = format!("cannot write {}: {cause}", path.display());
+            assert_eq!(error.to_string(), expected, "errno {code}");
+            assert_eq!(error.path(), Some(path));
         }
     }
 }

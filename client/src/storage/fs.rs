@@ -20,6 +20,7 @@
 //! once (positioned I/O shares no file cursor; see [`super::handles`] for the handle
 //! cache).
 
+use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -40,6 +41,12 @@ use crate::torrent::resume::FileStamp;
 
 /// Bytes read at a time when hashing a piece (bounds the memory of a check per thread).
 const HASH_CHUNK: u32 = 1 << 20;
+
+thread_local! {
+    /// Each thread's buffer for hashing (at most [`HASH_CHUNK`] bytes), reused so a check
+    /// neither allocates nor faults in fresh pages per piece.
+    static HASH_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// One torrent's files under a download folder.
 pub struct Storage {
@@ -117,11 +124,7 @@ impl Storage {
         let piece_len = self.layout.piece_size(block.piece);
         block.check(piece_len, piece_len).map_err(invalid)?;
         if len != block.length as usize {
-            return Err(invalid(BlockError::PastPieceEnd {
-                begin: block.begin,
-                length: u32::try_from(len).unwrap_or(u32::MAX),
-                piece_len: u64::from(block.length),
-            }));
+            return Err(StorageError::DataLength { block, len });
         }
         Ok(())
     }
@@ -178,17 +181,23 @@ impl Storage {
             return Err(StorageError::InvalidBlock { block, reason });
         };
         let size = self.layout.piece_size(piece);
-        let mut buf = vec![0u8; size.min(HASH_CHUNK) as usize];
         let mut hasher = Sha1::new();
-        let mut begin = 0u32;
-        while begin < size {
-            let len = (size - begin).min(HASH_CHUNK);
-            let chunk = &mut buf[..len as usize];
-            if self.read_into(piece, begin, chunk)?.is_err() {
-                return Ok(false);
+        let complete = HASH_BUFFER.with_borrow_mut(|buf| {
+            buf.resize(size.min(HASH_CHUNK) as usize, 0);
+            let mut begin = 0u32;
+            while begin < size {
+                let len = (size - begin).min(HASH_CHUNK);
+                let chunk = &mut buf[..len as usize];
+                if self.read_into(piece, begin, chunk)?.is_err() {
+                    return Ok(false);
+                }
+                hasher.update(&*chunk);
+                begin += len;
             }
-            hasher.update(&*chunk);
-            begin += len;
+            Ok::<_, StorageError>(true)
+        })?;
+        if !complete {
+            return Ok(false);
         }
         Ok(hasher.finalize().as_slice() == expected)
     }
@@ -263,8 +272,9 @@ impl Storage {
             .collect()
     }
 
-    /// Makes every write done so far durable: fsync of each file written since the last
-    /// sync, and of the directory of each file created.
+    /// Makes every write that returned before this call durable: fsync of each file
+    /// written since the last sync, and of the directory of each file created (writes
+    /// running concurrently with it are left for the next sync).
     pub fn sync(&self) -> Result<(), StorageError> {
         for (file, dirty) in self.dirty.iter().enumerate() {
             if !dirty.swap(false, Ordering::AcqRel) {
@@ -311,10 +321,11 @@ impl Storage {
     }
 
     /// Creates the torrent's empty files (no write ever creates them); call it when the
-    /// download is complete. Existing files are left as they are.
+    /// download is complete. Existing files are not touched (not even opened).
     pub fn create_empty_files(&self) -> Result<(), StorageError> {
         for file in 0..self.layout.file_count() {
-            if self.layout.file_length(file) == Some(0) && !self.layout.is_pad(file) {
+            let empty = self.layout.file_length(file) == Some(0) && !self.layout.is_pad(file);
+            if empty && fs::symlink_metadata(self.path_or_root(file)).is_err() {
                 self.writable(file)?;
             }
         }

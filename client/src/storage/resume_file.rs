@@ -5,6 +5,7 @@
 //!
 //! Invariants:
 //! - a torrent's resume file is `<download dir>/.rill/<info-hash hex>.resume`;
+//! - [`checkpoint`] is how the shell saves: sync, then stamps, then [`save`];
 //! - [`save`] replaces the file atomically (temporary file in the same directory, fsync,
 //!   rename, fsync of the directory): a crash leaves the old file or the new one, never a
 //!   mix. The caller must [`Storage::sync`] before taking the data it saves, so `have`
@@ -25,6 +26,7 @@ use rill_common::info_hash::InfoHash;
 
 use super::error::StorageError;
 use super::fs::Storage;
+use super::layout::DEFAULT_FILE_PRIORITY;
 use crate::torrent::resume::{ResumeData, trusted_pieces};
 
 /// The folder, inside the download folder, that holds resume files.
@@ -99,6 +101,22 @@ pub fn save(path: &Path, data: &ResumeData) -> Result<(), StorageError> {
     File::open(dir)
         .and_then(|dir| dir.sync_all())
         .map_err(|error| StorageError::from_io("sync", dir, error))
+}
+
+/// Saves a resume file the way the format requires: first [`Storage::sync`] (so every
+/// piece in `data.have`, verified before this call, is durable), then the files' stamps
+/// taken now replace `data.files`, then the atomic [`save`]. Priorities are padded with
+/// [`DEFAULT_FILE_PRIORITY`] (or cut) to one per file.
+pub fn checkpoint(
+    storage: &Storage,
+    path: &Path,
+    mut data: ResumeData,
+) -> Result<(), StorageError> {
+    storage.sync()?;
+    data.files = storage.file_stamps();
+    data.file_priorities
+        .resize(storage.layout().file_count(), DEFAULT_FILE_PRIORITY);
+    save(path, &data)
 }
 
 /// Which pieces to take as had at start-up, and which to hash.

@@ -185,3 +185,25 @@ fn fresh_start_with_no_files_has_nothing() {
     assert!(have.none());
     assert!(!fixture.dir.path().join(RESUME_DIR).exists());
 }
+
+#[test]
+fn checkpoint_stamps_the_files_after_syncing() {
+    let fixture = Fixture::new(16, FILES, 8);
+    fixture.write_piece(0);
+    fixture.write_piece(4);
+    let data = ResumeData {
+        info_hash: HASH,
+        have: bitfield(5, &[0, 4]),
+        files: Vec::new(),
+        file_priorities: vec![0],
+        uploaded: 1,
+        downloaded: 2,
+    };
+    checkpoint(&fixture.storage, &path(&fixture), data).unwrap();
+    let saved = load(&path(&fixture), &HASH, 5).unwrap().unwrap();
+    assert_eq!(saved.files, fixture.storage.file_stamps());
+    assert_eq!(saved.file_priorities, vec![0, 1]);
+    let fixture = fixture.reopen(16, FILES, 8);
+    let plan = plan_startup(&fixture.storage, Some(&saved));
+    assert_eq!(pieces(&plan.trusted), vec![0, 4]);
+}

@@ -9,6 +9,8 @@
 //! [`Request`], [`Reply`] and [`ScrapeCounts`] are the same for both transports; errors are
 //! one [`AnnounceError`], whose text is what the progress display shows.
 
+#[cfg(test)]
+mod fake;
 pub mod http;
 pub mod schedule;
 pub mod task;

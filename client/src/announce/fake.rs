@@ -96,9 +96,6 @@ async fn read_target(stream: &mut (impl AsyncReadExt + Unpin)) -> Option<String>
     Some(line.split(' ').nth(1)?.to_owned())
 }
 
-/// What a fake UDP tracker does with a request: reply with packets (possibly none).
-pub type UdpHandler = Box<dyn FnMut(&Packet, &[u8]) -> Vec<Vec<u8>> + Send>;
-
 /// A UDP tracker on loopback.
 pub struct FakeUdp {
     /// Its address.

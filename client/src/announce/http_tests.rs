@@ -139,10 +139,7 @@ async fn dictionary_peers_and_peers6_are_read() {
         .announce(&format!("{}/v6/announce", fake.base), &request())
         .await
         .expect("peers6 reply");
-    let expected: Vec<SocketAddr> = vec![
-        v4(3, 3000),
-        "[2001:db8::1]:51413".parse().expect("addr"),
-    ];
+    let expected: Vec<SocketAddr> = vec![v4(3, 3000), "[2001:db8::1]:51413".parse().expect("addr")];
     assert_eq!(reply.peers, expected);
 }
 
@@ -216,15 +213,23 @@ async fn bad_replies_are_clear_errors() {
     };
     let error = announce("/garbage/announce").await.expect_err("garbage");
     assert!(
-        matches!(error, AnnounceError::InvalidHttp(HttpTrackerError::Bencode(_))),
+        matches!(
+            error,
+            AnnounceError::InvalidHttp(HttpTrackerError::Bencode(_))
+        ),
         "{error:?}"
     );
     let error = announce("/list/announce").await.expect_err("a list");
     assert!(
-        matches!(error, AnnounceError::InvalidHttp(HttpTrackerError::NotADict(_))),
+        matches!(
+            error,
+            AnnounceError::InvalidHttp(HttpTrackerError::NotADict(_))
+        ),
         "{error:?}"
     );
-    let error = announce("/nointerval/announce").await.expect_err("no interval");
+    let error = announce("/nointerval/announce")
+        .await
+        .expect_err("no interval");
     assert!(
         matches!(
             error,
@@ -234,14 +239,19 @@ async fn bad_replies_are_clear_errors() {
     );
     let error = announce("/ragged/announce").await.expect_err("ragged");
     assert!(
-        matches!(error, AnnounceError::InvalidHttp(HttpTrackerError::InvalidKey { key: "peers", .. })),
+        matches!(
+            error,
+            AnnounceError::InvalidHttp(HttpTrackerError::InvalidKey { key: "peers", .. })
+        ),
         "{error:?}"
     );
     let error = announce("/status/announce").await.expect_err("503");
     assert!(matches!(error, AnnounceError::Status(503)), "{error:?}");
     let error = announce("/nowhere/announce").await.expect_err("404");
     assert!(matches!(error, AnnounceError::Status(404)), "{error:?}");
-    let error = announce("/truncated/announce").await.expect_err("truncated");
+    let error = announce("/truncated/announce")
+        .await
+        .expect_err("truncated");
     assert!(matches!(error, AnnounceError::Network(_)), "{error:?}");
     let error = announce("/cut/announce").await.expect_err("cut");
     assert!(matches!(error, AnnounceError::Network(_)), "{error:?}");
@@ -348,7 +358,10 @@ async fn connection_refused_is_a_network_error_without_the_url() {
     let addr = listener.local_addr().expect("addr");
     drop(listener);
     let error = client()
-        .announce(&format!("http://{addr}/announce?passkey=s3cret"), &request())
+        .announce(
+            &format!("http://{addr}/announce?passkey=s3cret"),
+            &request(),
+        )
         .await
         .expect_err("refused");
     assert!(matches!(error, AnnounceError::Network(_)), "{error:?}");
@@ -420,9 +433,7 @@ async fn https_tracker(body: Vec<u8>) -> (String, Vec<u8>, tokio::task::JoinHand
     let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
         .expect("self-signed certificate");
     let cert_der = certified.cert.der().to_vec();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
-        certified.signing_key.serialize_der().into(),
-    );
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
     let config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(vec![cert_der.clone().into()], key)

@@ -46,7 +46,8 @@ pub fn ok(body: &[u8]) -> Vec<u8> {
 }
 
 impl FakeHttp {
-    /// Starts the server; `handler` writes the raw response (status line onwards).
+    /// Starts the server; `handler` writes the raw response (status line onwards), or
+    /// nothing to leave the request unanswered.
     pub async fn start(handler: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
@@ -62,6 +63,10 @@ impl FakeHttp {
                     };
                     let _ = tx.send(target.clone());
                     let reply = handler(&target);
+                    if reply.is_empty() {
+                        // Never answer: hold the connection open.
+                        std::future::pending::<()>().await;
+                    }
                     let _ = stream.write_all(&reply).await;
                     let _ = stream.shutdown().await;
                 });

@@ -55,12 +55,15 @@ async fn next_announce(fake: &mut FakeHttp) -> Query {
     Query::from_query(query.as_bytes()).expect("a valid announce")
 }
 
-fn channels() -> (
+/// Progress sender and receiver, peer sender and receiver.
+type Channels = (
     watch::Sender<Progress>,
     watch::Receiver<Progress>,
     mpsc::Sender<Vec<SocketAddr>>,
     mpsc::Receiver<Vec<SocketAddr>>,
-) {
+);
+
+fn channels() -> Channels {
     let (progress_tx, progress_rx) = watch::channel(Progress {
         uploaded: 0,
         downloaded: 0,
@@ -75,12 +78,11 @@ async fn wait_status(
     what: impl FnMut(&TrackerStatus) -> bool,
 ) -> TrackerStatus {
     let mut rx = announcer.watch_status();
-    let status = tokio::time::timeout(WAIT, rx.wait_for(what))
+    tokio::time::timeout(WAIT, rx.wait_for(what))
         .await
         .expect("status in time")
         .expect("task alive")
-        .clone();
-    status
+        .clone()
 }
 
 #[tokio::test(start_paused = true)]

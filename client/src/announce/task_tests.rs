@@ -221,7 +221,16 @@ async fn failures_are_shown_and_retried_with_backoff() {
     let (_progress_tx, progress, peers_tx, _peers) = channels();
     let url = format!("{}/announce?passkey=s3cret", fake.base);
     let announcer = spawn(config(vec![vec![url]]), progress, peers_tx);
-    let status = wait_status(&announcer, |s| s.last_error.is_some()).await;
+    let failed_at = tokio::time::Instant::now().into_std();
+    let status = wait_status(&announcer, |s| {
+        s.last_error.is_some() && s.next_announce.is_some_and(|t| t > failed_at)
+    })
+    .await;
+    assert_eq!(
+        status.next_announce,
+        Some(failed_at + Duration::from_secs(15)),
+        "the retry time is shown"
+    );
     let error = status.last_error.expect("an error");
     assert!(error.contains("HTTP status 500"), "{error}");
     assert!(

@@ -24,7 +24,7 @@ use rill_common::tracker::udp::UdpError;
 use rill_common::{InfoHash, PeerId};
 use thiserror::Error;
 
-pub use schedule::{Schedule, ScheduleConfig};
+pub use schedule::{Schedule, ScheduleConfig, tiers};
 pub use task::{AnnounceConfig, Announcer, Progress, TrackerStatus, spawn};
 
 /// One announce, whatever the transport.

@@ -42,6 +42,20 @@ fn answer(interval: u32) -> Answer {
 }
 
 #[test]
+fn tiers_come_from_announce_list_else_announce() {
+    let list = tiers(&[&["a", " b ", "a"], &["", "c"], &["b"], &[]]);
+    assert_eq!(
+        super::tiers(Some("x"), &list),
+        vec![vec!["a", "b"], vec!["c"]],
+        "announce-list wins; repeats, blanks and empty tiers go"
+    );
+    assert_eq!(super::tiers(Some(" x "), &[]), vec![vec!["x"]]);
+    assert_eq!(super::tiers(Some("x"), &tiers(&[&[""]])), vec![vec!["x"]]);
+    assert!(super::tiers(None, &[]).is_empty());
+    assert!(super::tiers(Some(""), &[]).is_empty());
+}
+
+#[test]
 fn each_tier_is_shuffled_within_itself() {
     let spec: Vec<String> = (0..20)
         .map(|i| format!("http://t{i:02}/announce"))

@@ -9,6 +9,7 @@
 //! - A `failure reason` (also in a reply with an error status) becomes
 //!   [`AnnounceError::Refused`] with the tracker's text; network errors never carry the URL,
 //!   which may hold a passkey.
+#![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
 use std::time::Duration;
 

@@ -119,7 +119,8 @@ pub struct Announcer {
 }
 
 /// Starts announcing `config`'s torrent: `started` at once, then regular announces, reading
-/// the counters from `progress`; every reply's peers go to `peers`. Needs a tokio runtime.
+/// the counters from `progress`; every reply's peers go to `peers` (keep draining it: a full
+/// channel holds the announcer up). Needs a tokio runtime.
 pub fn spawn(
     config: AnnounceConfig,
     progress: watch::Receiver<Progress>,

@@ -10,6 +10,7 @@
 //!   [`AnnounceError::Timeout`].
 //! - A connection id is reused for [`UdpConfig::connection_ttl`] (BEP 15: one minute) and
 //!   dropped after an error packet, so the next request connects again.
+#![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;

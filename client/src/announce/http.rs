@@ -9,6 +9,7 @@
 //! - A `failure reason` (also in a reply with an error status) becomes
 //!   [`AnnounceError::Refused`] with the tracker's text; network errors never carry the URL,
 //!   which may hold a passkey.
+#![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
 use std::time::Duration;
 
@@ -61,6 +62,9 @@ impl HttpClient {
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .redirect(reqwest::redirect::Policy::limited(config.max_redirects))
+            // Announces are minutes apart, so keep-alive buys nothing; and without pooled
+            // connections the client is not tied to the runtime that made them.
+            .pool_max_idle_per_host(0)
             .user_agent(concat!("Rill/", env!("CARGO_PKG_VERSION")));
         for der in &config.root_certificates {
             let cert = reqwest::Certificate::from_der(der)

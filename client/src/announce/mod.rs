@@ -9,6 +9,8 @@
 //! [`Request`], [`Reply`] and [`ScrapeCounts`] are the same for both transports; errors are
 //! one [`AnnounceError`], whose text is what the progress display shows.
 
+#[cfg(test)]
+mod fake;
 pub mod http;
 pub mod schedule;
 pub mod task;
@@ -22,7 +24,7 @@ use rill_common::tracker::udp::UdpError;
 use rill_common::{InfoHash, PeerId};
 use thiserror::Error;
 
-pub use schedule::{Schedule, ScheduleConfig};
+pub use schedule::{Schedule, ScheduleConfig, tiers};
 pub use task::{AnnounceConfig, Announcer, Progress, TrackerStatus, spawn};
 
 /// One announce, whatever the transport.
@@ -145,4 +147,16 @@ impl Scheme {
             _ => None,
         }
     }
+}
+
+/// `scheme://host:port` of a URL, without the path and query (which may hold a passkey).
+pub fn display_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(invalid URL)".to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = rest.get(..end).unwrap_or(rest);
+    // Drop any user info too.
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}://{host}")
 }

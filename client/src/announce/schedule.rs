@@ -336,6 +336,30 @@ impl Schedule {
     }
 }
 
+/// The tracker tiers of a torrent (BEP 12): `announce-list` when it has any URL (then
+/// `announce` is ignored), else `announce` alone. URLs are trimmed; empty ones, repeats (the
+/// first occurrence stays) and tiers left empty are dropped. For a magnet link, pass its
+/// `tr` trackers as one tier each, in order.
+pub fn tiers(announce: Option<&str>, announce_list: &[Vec<String>]) -> Vec<Vec<String>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut keep = |url: &str| {
+        let url = url.trim();
+        (!url.is_empty() && seen.insert(url.to_owned())).then(|| url.to_owned())
+    };
+    let listed: Vec<Vec<String>> = announce_list
+        .iter()
+        .map(|tier| tier.iter().filter_map(|url| keep(url)).collect::<Vec<_>>())
+        .filter(|tier| !tier.is_empty())
+        .collect();
+    if !listed.is_empty() {
+        return listed;
+    }
+    announce
+        .and_then(keep)
+        .map(|url| vec![vec![url]])
+        .unwrap_or_default()
+}
+
 /// The wait after `failures` failures in a row: `base * 2^(failures-1)`, capped.
 pub fn backoff(config: &ScheduleConfig, failures: u32) -> Duration {
     let doublings = failures.saturating_sub(1).min(20);

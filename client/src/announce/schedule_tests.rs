@@ -42,8 +42,24 @@ fn answer(interval: u32) -> Answer {
 }
 
 #[test]
+fn tiers_come_from_announce_list_else_announce() {
+    let list = tiers(&[&["a", " b ", "a"], &["", "c"], &["b"], &[]]);
+    assert_eq!(
+        super::tiers(Some("x"), &list),
+        vec![vec!["a", "b"], vec!["c"]],
+        "announce-list wins; repeats, blanks and empty tiers go"
+    );
+    assert_eq!(super::tiers(Some(" x "), &[]), vec![vec!["x"]]);
+    assert_eq!(super::tiers(Some("x"), &tiers(&[&[""]])), vec![vec!["x"]]);
+    assert!(super::tiers(None, &[]).is_empty());
+    assert!(super::tiers(Some(""), &[]).is_empty());
+}
+
+#[test]
 fn each_tier_is_shuffled_within_itself() {
-    let spec: Vec<String> = (0..20).map(|i| format!("http://t{i:02}/announce")).collect();
+    let spec: Vec<String> = (0..20)
+        .map(|i| format!("http://t{i:02}/announce"))
+        .collect();
     let input = vec![spec.clone(), vec!["udp://other:1".to_owned()]];
     let mut orders = HashSet::new();
     for seed in 0..10 {
@@ -138,7 +154,11 @@ fn a_lower_tier_answers_but_the_next_round_starts_at_the_first_tier() {
     let next = now + secs(600);
     let job = schedule.poll(next).expect("a again");
     assert_eq!(job.url, "a");
-    assert_eq!(job.event, Some(AnnounceEvent::Started), "a never got started");
+    assert_eq!(
+        job.event,
+        Some(AnnounceEvent::Started),
+        "a never got started"
+    );
 }
 
 #[test]
@@ -228,7 +248,11 @@ fn completed_goes_out_at_once_and_only_once() {
     assert_eq!(job.event, Some(AnnounceEvent::Completed));
     schedule.succeeded(job.tracker, &answer(1800), t2);
     schedule.complete(t2);
-    assert_eq!(schedule.poll(t2), None, "a second complete() changes nothing");
+    assert_eq!(
+        schedule.poll(t2),
+        None,
+        "a second complete() changes nothing"
+    );
     let job = schedule.poll(t2 + secs(1800)).expect("regular");
     assert_eq!(job.event, None);
 }

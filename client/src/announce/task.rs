@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use super::http::{HttpClient, HttpConfig};
 use super::schedule::{Answer, Job, Schedule, ScheduleConfig, TrackerKey};
 use super::udp::{UdpConfig, UdpTracker, UdpUrl};
-use super::{AnnounceError, Reply, Request, Scheme};
+use super::{AnnounceError, Reply, Request, Scheme, display_url};
 
 /// Extra time [`Announcer::stop`] grants the task past its timeout before aborting it.
 const STOP_SLACK: Duration = Duration::from_millis(200);
@@ -119,7 +119,8 @@ pub struct Announcer {
 }
 
 /// Starts announcing `config`'s torrent: `started` at once, then regular announces, reading
-/// the counters from `progress`; every reply's peers go to `peers`. Needs a tokio runtime.
+/// the counters from `progress`; every reply's peers go to `peers` (keep draining it: a full
+/// channel holds the announcer up). Needs a tokio runtime.
 pub fn spawn(
     config: AnnounceConfig,
     progress: watch::Receiver<Progress>,
@@ -130,7 +131,7 @@ pub fn spawn(
     let tiers = usable_tiers(config.tiers);
     let now = Instant::now().into_std();
     let schedule = Schedule::new(tiers, config.schedule, &mut rand::rng(), now);
-    let http = config.http.unwrap_or_else(shared_http_client);
+    let http = config.http.map_or_else(shared_http_client, Ok);
     let shell = Shell {
         schedule,
         transports: Transports {
@@ -187,23 +188,12 @@ impl Announcer {
     }
 }
 
-/// The process-wide HTTP client, built once with default limits.
-fn shared_http_client() -> HttpClient {
-    static CLIENT: OnceLock<Option<HttpClient>> = OnceLock::new();
+/// The process-wide HTTP client, built once with default limits (or why it could not be).
+fn shared_http_client() -> Result<HttpClient, String> {
+    static CLIENT: OnceLock<Result<HttpClient, String>> = OnceLock::new();
     CLIENT
-        .get_or_init(|| match HttpClient::new(&HttpConfig::default()) {
-            Ok(client) => Some(client),
-            Err(e) => {
-                tracing::warn!("no HTTP client for trackers: {e}");
-                None
-            }
-        })
+        .get_or_init(|| HttpClient::new(&HttpConfig::default()).map_err(|e| e.to_string()))
         .clone()
-        .unwrap_or_else(|| {
-            // Building a client without custom certificates fails only if TLS cannot
-            // start; fall back to a plain reqwest client so HTTP trackers still work.
-            HttpClient::from_reqwest(reqwest::Client::new(), HttpConfig::default().max_reply)
-        })
 }
 
 /// The tiers without the trackers we cannot talk to (each skipped with a warning).
@@ -239,26 +229,22 @@ fn check_url(url: &str) -> Result<(), AnnounceError> {
     }
 }
 
-/// `scheme://host:port` of a URL, without the path and query (which may hold a passkey).
-pub fn display_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "(invalid URL)".to_owned();
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = rest.get(..end).unwrap_or(rest);
-    // Drop any user info too.
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    format!("{scheme}://{host}")
-}
-
 /// The transports, one UDP client per UDP tracker (it keeps the connection id).
 struct Transports {
-    http: HttpClient,
+    /// The HTTP client, or why there is none (TLS could not start): HTTP trackers then fail
+    /// with that reason and UDP ones still work.
+    http: Result<HttpClient, String>,
     udp_config: UdpConfig,
     udp: HashMap<TrackerKey, UdpTracker>,
 }
 
 impl Transports {
+    fn http(&self) -> Result<&HttpClient, AnnounceError> {
+        self.http
+            .as_ref()
+            .map_err(|e| AnnounceError::Network(format!("no HTTP client: {e}")))
+    }
+
     async fn announce(
         &mut self,
         key: TrackerKey,
@@ -266,7 +252,7 @@ impl Transports {
         request: &Request,
     ) -> Result<Reply, AnnounceError> {
         match Scheme::of(url) {
-            Some(Scheme::Http) => self.http.announce(url, request).await,
+            Some(Scheme::Http) => self.http()?.announce(url, request).await,
             Some(Scheme::Udp) => {
                 let tracker = match self.udp.entry(key) {
                     Entry::Occupied(entry) => entry.into_mut(),
@@ -339,7 +325,15 @@ impl Shell {
                     None => continue,
                 }
             }
-            let wake = self.schedule.next_wakeup().map(Instant::from_std);
+            let next = self.schedule.next_wakeup();
+            self.status.send_if_modified(|status| {
+                let changed = next.is_some() && status.next_announce != next;
+                if changed {
+                    status.next_announce = next;
+                }
+                changed
+            });
+            let wake = next.map(Instant::from_std);
             let sleep = async {
                 match wake {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -421,12 +415,8 @@ impl Shell {
             Err(error) => {
                 self.schedule.failed(job.tracker, now);
                 tracing::info!("tracker {shown}: {error}");
-                let next = self.schedule.next_wakeup();
                 self.status.send_modify(|status| {
                     status.last_error = Some(format!("{shown}: {error}"));
-                    if next.is_some() {
-                        status.next_announce = next;
-                    }
                 });
             }
         }
@@ -434,7 +424,10 @@ impl Shell {
 
     /// Scrapes an HTTP tracker whose reply lacked the swarm's counts.
     async fn scrape(&mut self, url: &str) {
-        match self.transports.http.scrape(url, self.info_hash).await {
+        let Ok(http) = self.transports.http() else {
+            return;
+        };
+        match http.scrape(url, self.info_hash).await {
             Ok(counts) => self.status.send_modify(|status| {
                 status.seeders = Some(counts.seeders);
                 status.leechers = Some(counts.leechers);
@@ -461,7 +454,10 @@ impl Shell {
                         Ok(mut tracker) => tracker.announce(&request).await,
                         Err(e) => Err(e),
                     },
-                    _ => http.announce(&job.url, &request).await,
+                    _ => match http {
+                        Ok(http) => http.announce(&job.url, &request).await,
+                        Err(e) => Err(AnnounceError::Network(e)),
+                    },
                 };
                 if let Err(e) = result {
                     tracing::debug!("stopped to {}: {e}", display_url(&job.url));

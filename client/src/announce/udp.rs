@@ -10,6 +10,7 @@
 //!   [`AnnounceError::Timeout`].
 //! - A connection id is reused for [`UdpConfig::connection_ttl`] (BEP 15: one minute) and
 //!   dropped after an error packet, so the next request connects again.
+#![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -64,12 +65,12 @@ impl UdpUrl {
     /// Parses `udp://host:port[/path][?query]`; the host may be `[IPv6]`.
     pub fn parse(url: &str) -> Result<Self, AnnounceError> {
         let bad = |reason: &str| AnnounceError::BadUrl {
-            url: url.to_owned(),
+            url: super::display_url(url),
             reason: reason.to_owned(),
         };
         let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
         if !scheme.eq_ignore_ascii_case("udp") {
-            return Err(AnnounceError::UnsupportedScheme(url.to_owned()));
+            return Err(AnnounceError::UnsupportedScheme(super::display_url(url)));
         }
         let end = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, url_data) = rest.split_at(end);

@@ -9,6 +9,7 @@
 //! - `tracker`: rill-tracker in process on port 0, over HTTP and UDP, and its `/metrics`.
 //! - `interop_tracker`: libtorrent and Transmission announce to rill-tracker and transfer.
 
+mod announce;
 mod cli;
 mod client;
 mod client_interop;

@@ -143,12 +143,17 @@ impl BlockStore for DiskStore {
         let data = ResumeData {
             info_hash: self.info_hash,
             have: have.clone(),
-            files: self.storage.file_stamps(),
+            files: Vec::new(),
             file_priorities: self.file_priorities.clone(),
             uploaded,
             downloaded,
         };
-        Ok(resume_file::save(&self.resume_path, &data)?)
+        // Syncs first, then stamps the files, then replaces the file atomically.
+        Ok(resume_file::checkpoint(
+            &self.storage,
+            &self.resume_path,
+            data,
+        )?)
     }
 }
 

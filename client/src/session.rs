@@ -358,16 +358,17 @@ async fn start_torrent(
         .map_or((0, 0), |resume| (resume.uploaded, resume.downloaded));
     let (found_tx, found) = mpsc::channel(16);
     let tiers = metainfo.trackers();
-    let (counters_tx, counters) = watch::channel(announce::Progress {
+    let counters = Arc::new(watch::Sender::new(announce::Progress {
         uploaded: 0,
         downloaded: 0,
         left,
-    });
+    }));
     let (trackers, tracker_status): (Box<dyn task::Trackers>, _) = if tiers.is_empty() {
         (Box::new(NoTrackers), None)
     } else {
         let announce_config = AnnounceConfig::new(info_hash, peer_id, port, tiers);
-        let (link, status) = open::TrackerLink::spawn(announce_config, counters, found_tx);
+        let (link, status) =
+            open::TrackerLink::spawn(announce_config, Arc::clone(&counters), found_tx);
         (Box::new(link), Some(status))
     };
     let finish = match mode {
@@ -396,7 +397,7 @@ async fn start_torrent(
         total_len: layout.total_length(),
         earlier,
     });
-    open::forward_counters(handle.progress.clone(), counters_tx, earlier);
+    open::forward_counters(handle.progress.clone(), counters, earlier);
     let view = TorrentView {
         name,
         info_hash: info_hash.to_hex(),

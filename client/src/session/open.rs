@@ -19,6 +19,7 @@ use crate::announce::{self, Announcer};
 use crate::storage::resume_file;
 use crate::storage::{Storage, StorageError};
 use crate::torrent::resume::ResumeData;
+use crate::torrent::state::Stats;
 use crate::torrent::task::{self, BlockStore, StoreError, Trackers};
 
 /// The largest `.torrent` fetched over HTTP.
@@ -190,34 +191,63 @@ pub fn bytes_to_check(
     resume_file::plan_startup(storage, resume.as_ref()).bytes_to_check(storage)
 }
 
+/// How long a stopping torrent waits for its `completed` announce to be answered before
+/// sending `stopped` (the announcer drops an announce in flight when told to stop).
+const COMPLETED_GRACE: Duration = Duration::from_secs(3);
+
 /// The announcer of a torrent as the task drives it.
 pub struct TrackerLink {
     announcer: Announcer,
+    counters: Arc<watch::Sender<announce::Progress>>,
+    /// Successful announces counted when `completed` was asked for.
+    completed_after: Option<u64>,
 }
 
 impl TrackerLink {
     /// Starts announcing; counters follow `progress` (the torrent task's).
     pub fn spawn(
         config: announce::AnnounceConfig,
-        counters: watch::Receiver<announce::Progress>,
+        counters: Arc<watch::Sender<announce::Progress>>,
         peers: tokio::sync::mpsc::Sender<Vec<std::net::SocketAddr>>,
     ) -> (Self, watch::Receiver<announce::TrackerStatus>) {
-        let announcer = announce::spawn(config, counters, peers);
+        let announcer = announce::spawn(config, counters.subscribe(), peers);
         let status = announcer.watch_status();
-        (TrackerLink { announcer }, status)
+        let link = TrackerLink {
+            announcer,
+            counters,
+            completed_after: None,
+        };
+        (link, status)
     }
 }
 
 impl Trackers for TrackerLink {
-    fn announce(&mut self, event: AnnounceEvent) {
+    fn announce(&mut self, event: AnnounceEvent, stats: &Stats) {
+        // The announce must carry the counters of this moment (`completed` with `left` 0),
+        // not those of the last progress update.
+        self.counters.send_replace(announce::Progress {
+            uploaded: stats.uploaded,
+            downloaded: stats.downloaded,
+            left: stats.left,
+        });
         // `started` goes out when the announcer starts and `stopped` from `stop`.
-        if event == AnnounceEvent::Completed {
+        if event == AnnounceEvent::Completed && self.completed_after.is_none() {
+            self.completed_after = Some(self.announcer.status().announces);
             self.announcer.completed();
         }
     }
 
     fn stop(self: Box<Self>) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(self.announcer.stop(STOP_ANNOUNCE_TIMEOUT))
+        Box::pin(async move {
+            // A download that stops as soon as it completes must not lose its `completed`:
+            // wait (bounded) for the next successful announce first.
+            if let Some(before) = self.completed_after {
+                let mut status = self.announcer.watch_status();
+                let answered = status.wait_for(|status| status.announces > before);
+                let _ = tokio::time::timeout(COMPLETED_GRACE, answered).await;
+            }
+            self.announcer.stop(STOP_ANNOUNCE_TIMEOUT).await;
+        })
     }
 }
 
@@ -225,7 +255,7 @@ impl Trackers for TrackerLink {
 /// (uploaded, downloaded in earlier runs) is taken off, as trackers count from `started`.
 pub fn forward_counters(
     mut progress: watch::Receiver<task::Progress>,
-    counters: watch::Sender<announce::Progress>,
+    counters: Arc<watch::Sender<announce::Progress>>,
     earlier: (u64, u64),
 ) {
     tokio::spawn(async move {

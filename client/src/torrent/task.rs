@@ -356,7 +356,8 @@ impl Task {
             }),
             Action::Announce(event) => {
                 if let Some(trackers) = &mut self.trackers {
-                    trackers.announce(event);
+                    let stats = self.state.stats(Instant::now().into_std());
+                    trackers.announce(event, &stats);
                 }
             }
             Action::Completed => {

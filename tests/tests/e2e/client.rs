@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rill_tests::{RillOptions, RillPeer, TestTracker, run_rill};
+use rill_tests::{RillOptions, RillPeer, TestTracker, http_scrape, run_rill, torrent_info_hash};
 use rill_tracker::Config;
 
 use crate::support::{assert_one_line_error, write_data};
@@ -116,6 +116,15 @@ fn one_rill_seed_and_three_rill_leechers_through_rill_tracker() {
         let status = peer.stop().unwrap();
         assert!(status.success(), "a finished download exits 0: {status}");
     }
+    // Each leecher announced `completed`, then `stopped` before it exited; the seed stays.
+    let info_hash = torrent_info_hash(&payload.torrent).unwrap();
+    let reply = http_scrape(&tracker.announce_url(), &[info_hash]).unwrap();
+    let stats = reply.files.get(&info_hash).cloned().unwrap_or_default();
+    assert_eq!(
+        (stats.complete, stats.incomplete, stats.downloaded),
+        (1, 0, 3),
+        "{stats:?}"
+    );
     drop(seed);
 }
 

@@ -8,6 +8,8 @@ use rill_common::bitfield::Bitfield;
 use rill_common::pieces::{BlockRef, PieceIndex};
 use rill_common::tracker::AnnounceEvent;
 
+use crate::torrent::state::Stats;
+
 /// An error from storage, for the user (one line).
 pub type StoreError = Box<dyn Error + Send + Sync>;
 
@@ -37,8 +39,9 @@ pub trait BlockStore: Send + Sync + 'static {
 
 /// The trackers of a torrent, as the task drives them.
 pub trait Trackers: Send + 'static {
-    /// The task's state machine asked for an announce (`started`, `completed`, `stopped`).
-    fn announce(&mut self, event: AnnounceEvent);
+    /// The task's state machine asked for an announce (`started`, `completed`, `stopped`);
+    /// `stats` are the torrent's counters of this run at that moment.
+    fn announce(&mut self, event: AnnounceEvent, stats: &Stats);
     /// The torrent stops: announce `stopped` and wait for the replies, at most a few seconds.
     fn stop(self: Box<Self>) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 }
@@ -48,7 +51,7 @@ pub trait Trackers: Send + 'static {
 pub struct NoTrackers;
 
 impl Trackers for NoTrackers {
-    fn announce(&mut self, _event: AnnounceEvent) {}
+    fn announce(&mut self, _event: AnnounceEvent, _stats: &Stats) {}
 
     fn stop(self: Box<Self>) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(async {})

@@ -131,6 +131,7 @@ fn run_session(config: SessionConfig, sources: &[String], mode: Mode) -> anyhow:
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(rill::progress::LogWriter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // Disk work runs on blocking threads; a bounded pool queues it instead of spawning a
     // thread per block when a fast peer outruns the disk.

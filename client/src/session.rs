@@ -157,7 +157,17 @@ pub async fn run(
 ) -> Result<(), SessionError> {
     let mut metainfos = Vec::new();
     for source in sources {
-        metainfos.push(load_source(source).await?);
+        let metainfo = load_source(source).await?;
+        if metainfos
+            .iter()
+            .any(|other: &Metainfo| other.info_hash == metainfo.info_hash)
+        {
+            return Err(SessionError::Source {
+                source_name: source.clone(),
+                message: "the same torrent is given twice".to_owned(),
+            });
+        }
+        metainfos.push(metainfo);
     }
     if !config.only_files.is_empty() && metainfos.len() > 1 {
         return Err(SessionError::Invalid(

@@ -219,6 +219,8 @@ struct Task {
     last_resume: Instant,
     have_at_last_resume: u32,
     store_completed: bool,
+    /// The resume save in progress (the loop goes on while it syncs and writes).
+    saving: Option<JoinHandle<()>>,
 }
 
 impl Task {
@@ -258,6 +260,7 @@ impl Task {
             last_resume: now,
             have_at_last_resume: have_count,
             store_completed: false,
+            saving: None,
         }
     }
 
@@ -294,7 +297,7 @@ impl Task {
             }
             let now = Instant::now();
             self.check_finish(now);
-            self.maybe_save_resume(now).await;
+            self.maybe_save_resume(now);
             self.maybe_publish(now, false);
         }
         self.finish_stop().await
@@ -367,7 +370,8 @@ impl Task {
                 }
             }
             Action::Fatal(message) => {
-                warn!("torrent stops: {message}");
+                // The message reaches the user as the session's error; here it is for debugging.
+                debug!("torrent stops: {message}");
                 self.fatal.get_or_insert(message);
                 self.begin_stop();
             }
@@ -513,7 +517,10 @@ impl Task {
                 self.state
                     .handle(event, Instant::now().into_std(), &mut ignored);
             }
-            self.save_resume().await;
+            if let Some(saving) = self.saving.take() {
+                let _ = saving.await;
+            }
+            let _ = self.save_resume().await;
         };
         tokio::join!(announce, flush);
         self.maybe_publish(Instant::now(), true);
@@ -528,19 +535,24 @@ impl Task {
         }
     }
 
-    async fn maybe_save_resume(&mut self, now: Instant) {
+    fn maybe_save_resume(&mut self, now: Instant) {
+        if self.saving.as_ref().is_some_and(|saving| !saving.is_finished()) {
+            return;
+        }
         let have = self.state.have().count();
         let just_completed = self.state.is_complete() && !self.store_completed;
         if just_completed
             || (now.duration_since(self.last_resume) >= RESUME_EVERY
                 && have != self.have_at_last_resume)
         {
-            self.save_resume().await;
+            self.saving = Some(self.save_resume());
         }
     }
 
-    /// Syncs the data, then saves the resume file, on a blocking thread.
-    async fn save_resume(&mut self) {
+    /// Starts syncing the data, then saving the resume file, on a blocking thread. The
+    /// pieces named are those verified now, whose writes all came back before: the sync
+    /// that follows covers them.
+    fn save_resume(&mut self) -> JoinHandle<()> {
         let now = Instant::now();
         self.last_resume = now;
         let have = self.state.have().clone();
@@ -551,19 +563,19 @@ impl Task {
         let store = Arc::clone(&self.store);
         let complete = self.state.is_complete() && !self.store_completed;
         self.store_completed |= complete;
-        let saved = tokio::task::spawn_blocking(move || {
-            if complete {
-                store.complete()?;
+        tokio::task::spawn_blocking(move || {
+            let saved = (|| {
+                if complete {
+                    store.complete()?;
+                }
+                store.sync()?;
+                store.save_resume(&have, uploaded, downloaded)
+            })();
+            match saved {
+                Ok(()) => debug!("resume data saved"),
+                Err(err) => warn!("saving resume data: {err}"),
             }
-            store.sync()?;
-            store.save_resume(&have, uploaded, downloaded)
         })
-        .await;
-        match saved {
-            Ok(Ok(())) => debug!("resume data saved"),
-            Ok(Err(err)) => warn!("saving resume data: {err}"),
-            Err(err) => warn!("saving resume data: {err}"),
-        }
     }
 
     fn maybe_publish(&mut self, now: Instant, force: bool) {

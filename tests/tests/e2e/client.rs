@@ -309,3 +309,56 @@ fn a_seed_with_a_ratio_stops_by_itself_once_reached() {
     );
     assert!(seed.stop().unwrap().success());
 }
+
+#[test]
+fn a_file_in_the_way_of_the_download_is_one_line_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::new(dir.path(), None);
+    let seed = RillPeer::seed(&payload.torrent, &payload.seed_dir, RillOptions::default()).unwrap();
+    let out = dir.path().join("leech");
+    // `sub` must be a folder; a file there makes every write below it fail (ENOTDIR).
+    fs::create_dir_all(out.join("payload")).unwrap();
+    fs::write(out.join("payload/sub"), b"in the way").unwrap();
+    let peer = seed.addr().to_string();
+    let output = rill_tests::rill_command()
+        .args(["download".as_ref(), payload.torrent.as_os_str()])
+        .args(["-o".as_ref(), out.as_os_str()])
+        .args(["--peer", &peer, "--port", "0", "--quiet"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&output, "rill download into a blocked folder");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("sub"), "the line names the path: {stderr}");
+}
+
+#[test]
+fn the_same_torrent_twice_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::new(dir.path(), None);
+    let output = run_rill([
+        "download".as_ref(),
+        payload.torrent.as_os_str(),
+        payload.torrent.as_os_str(),
+        "--port".as_ref(),
+        "0".as_ref(),
+        "--quiet".as_ref(),
+    ]);
+    assert_one_line_error(&output, "rill download of one torrent twice");
+}
+
+#[test]
+fn output_that_is_a_file_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::new(dir.path(), None);
+    let output = run_rill([
+        "download".as_ref(),
+        payload.torrent.as_os_str(),
+        "-o".as_ref(),
+        payload.torrent.as_os_str(),
+        "--port".as_ref(),
+        "0".as_ref(),
+        "--quiet".as_ref(),
+    ]);
+    assert_one_line_error(&output, "rill download -o FILE");
+}

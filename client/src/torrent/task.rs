@@ -536,7 +536,11 @@ impl Task {
     }
 
     fn maybe_save_resume(&mut self, now: Instant) {
-        if self.saving.as_ref().is_some_and(|saving| !saving.is_finished()) {
+        if self
+            .saving
+            .as_ref()
+            .is_some_and(|saving| !saving.is_finished())
+        {
             return;
         }
         let have = self.state.have().count();

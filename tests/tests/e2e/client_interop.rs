@@ -148,3 +148,32 @@ fn mixed_swarm_rill_seed_with_rill_libtorrent_and_transmission_leeching() {
     payload.assert_copied(&transmission_out, &non_empty());
     drop(seed);
 }
+
+#[test]
+fn rill_finds_a_libtorrent_seed_through_rill_tracker_over_udp() {
+    if !require_tool("libtorrent") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = TestTracker::start(Config::default());
+    let url = tracker.udp_announce_url();
+    let payload = Payload::new(dir.path(), Some(&url));
+    let options = LibtorrentOptions::default().tracker(url);
+    let mut seed = LibtorrentPeer::seed(&payload.torrent, &payload.seed_dir, options).unwrap();
+    // The seed must be on the tracker before rill asks it for peers (its reply may have come
+    // while it verified its data).
+    let announced = seed
+        .events()
+        .iter()
+        .any(|event| event["event"] == "tracker_reply");
+    if !announced {
+        seed.wait_event("tracker_reply", DOWNLOAD, |_| Ok(Some(())))
+            .unwrap();
+    }
+    let out = dir.path().join("rill");
+    let mut rill = RillPeer::download(&[&payload.torrent], &out, RillOptions::default()).unwrap();
+    let last = rill.wait_final(DOWNLOAD).unwrap();
+    assert_eq!(last["have"], last["pieces"], "{last}");
+    payload.assert_copied(&out, &FILES);
+    assert!(rill.stop().unwrap().success());
+}

@@ -36,6 +36,17 @@ pub struct Disk {
     concurrency: usize,
 }
 
+impl std::fmt::Debug for Disk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Disk")
+            .field("storage", &self.storage)
+            .field("budget", &self.budget)
+            .field("budget_free", &self.write_budget.available_permits())
+            .field("concurrency", &self.concurrency)
+            .finish()
+    }
+}
+
 impl Disk {
     /// A handle with the default write budget and one operation per core (at least 4).
     pub fn new(storage: Arc<Storage>) -> Disk {

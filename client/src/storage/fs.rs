@@ -17,7 +17,7 @@
 //!   promises data a crash could lose.
 //!
 //! `Storage` is `Send + Sync`; all methods take `&self` and may run on many threads at
-//! once (positioned I/O shares no file cursor; see [`super::handles`] for the handle
+//! once (positioned I/O shares no file cursor; see the `handles` module for the handle
 //! cache).
 
 use std::cell::RefCell;
@@ -58,6 +58,16 @@ pub struct Storage {
     dirty: Vec<AtomicBool>,
     /// Per file: created by us and its directory entry not yet synced.
     created: Vec<AtomicBool>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("root", &self.root)
+            .field("files", &self.layout.file_count())
+            .field("pieces", &self.layout.piece_count())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Storage {

@@ -129,6 +129,16 @@ impl Disk {
         });
     }
 
+    /// Waits until every write queued before this call is over (for a clean stop: drain,
+    /// then [`Disk::checkpoint`], so no write changes a file after its stamp is taken).
+    pub async fn drain(&self) {
+        // Every queued write holds its share of the budget until it is over.
+        let all = Arc::clone(&self.write_budget)
+            .acquire_many_owned(self.budget)
+            .await;
+        drop(all);
+    }
+
     /// Reads a block of a piece we have (see [`Storage::read_block`]).
     pub async fn read(&self, block: BlockRef) -> Result<Bytes, StorageError> {
         self.run(move |storage| storage.read_block(block)).await

@@ -31,7 +31,7 @@ mod tests;
 use rill_common::InfoHash;
 use thiserror::Error;
 
-use crate::private::{Batch, Passkey, Registry, Snapshot, Torrent, User};
+use crate::private::{Batch, Passkey, Registry, Snapshot, Torrent, UploadMultiplier, User};
 
 /// Why a database operation failed.
 #[derive(Debug, Error)]
@@ -198,8 +198,21 @@ impl Db {
         info_hash: &InfoHash,
         freeleech: bool,
     ) -> Result<Torrent, DbError> {
+        self.add_torrent_with(info_hash, freeleech, UploadMultiplier::ONE)
+            .await
+    }
+
+    /// Registers a torrent with an upload multiplier and returns it.
+    pub async fn add_torrent_with(
+        &self,
+        info_hash: &InfoHash,
+        freeleech: bool,
+        multiplier: UploadMultiplier,
+    ) -> Result<Torrent, DbError> {
         match &self.backend {
-            Backend::Sqlite(pool) => sqlite::add_torrent(pool, info_hash, freeleech).await,
+            Backend::Sqlite(pool) => {
+                sqlite::add_torrent(pool, info_hash, freeleech, multiplier).await
+            }
         }
     }
 
@@ -223,6 +236,16 @@ impl Db {
         match &self.backend {
             Backend::Sqlite(pool) => sqlite::user_stats(pool, name).await,
         }
+    }
+
+    /// Every user with its credited totals, by user id.
+    pub async fn all_user_stats(&self) -> Result<Vec<(User, UserStats)>, DbError> {
+        let mut all = Vec::new();
+        for user in self.list_users().await? {
+            let stats = self.user_stats(&user.name).await?;
+            all.push((user, stats));
+        }
+        Ok(all)
     }
 
     /// Adds a client prefix to the allow-list (no-op if present).

@@ -368,13 +368,16 @@ pub(super) async fn add_torrent(
     pool: &SqlitePool,
     info_hash: &InfoHash,
     freeleech: bool,
+    multiplier: UploadMultiplier,
 ) -> Result<Torrent, DbError> {
     let sql = AssertSqlSafe(format!(
-        "INSERT INTO torrents (info_hash, freeleech) VALUES (?, ?) RETURNING {TORRENT_COLUMNS}"
+        "INSERT INTO torrents (info_hash, freeleech, upload_multiplier_percent) VALUES (?, ?, ?) \
+         RETURNING {TORRENT_COLUMNS}"
     ));
     let row: Result<TorrentRow, sqlx::Error> = sqlx::query_as(sql)
         .bind(info_hash.as_bytes().to_vec())
         .bind(freeleech)
+        .bind(i64::from(multiplier.0))
         .fetch_one(pool)
         .await;
     match row {

@@ -1,0 +1,1 @@
+//! Tests of the admin commands and the REST API.

@@ -194,8 +194,18 @@ fn parse_body<T: DeserializeOwned>(
     {
         return Ok(default);
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+    let invalid = |e: serde_json::Error| {
+        ApiError::new(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}"))
+    };
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(invalid)?;
+    // serde would also read a struct from an array of its fields; only objects are meant.
+    if !value.is_object() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid JSON body: expected an object",
+        ));
+    }
+    serde_json::from_value(value).map_err(invalid)
 }
 
 fn path<T>(path: Result<Path<T>, PathRejection>) -> ApiResult<T> {

@@ -3,13 +3,15 @@
 //! Multi-row statements are chunked so that no statement binds more than the dialect's
 //! limit. Every operation runs in one transaction (reads too: a consistent snapshot).
 
+use std::collections::BTreeMap;
+
 use rill_common::{InfoHash, PeerId};
 
 use super::backend::{Backend, Dialect, Row, Stmt, Tx};
 use super::{DbError, UserStats};
 use crate::private::{
-    Batch, ClientPrefix, Passkey, PeerChange, PeerKey, PeerRecord, Registry, Snapshot, Torrent,
-    TorrentId, UploadMultiplier, User, UserId,
+    Batch, ClientPrefix, Credit, Passkey, PeerChange, PeerKey, PeerRecord, Registry, Snapshot,
+    Torrent, TorrentId, UploadMultiplier, User, UserId,
 };
 
 fn to_sql(value: u64) -> i64 {
@@ -214,13 +216,62 @@ fn credit_upsert(dialect: &Dialect) -> String {
     )
 }
 
+/// The batch's credits merged per (user, torrent) (saturating sums, the later seeding
+/// mark) and sorted by key. The ledger hands out batches like this already; merging again
+/// keeps both backends alike on any batch (PostgreSQL refuses an upsert that names one row
+/// twice, SQLite would apply both) and the key order keeps concurrent writers from
+/// deadlocking.
+fn merged_credits(credits: &[Credit]) -> Vec<Credit> {
+    let mut merged: BTreeMap<(UserId, TorrentId), Credit> = BTreeMap::new();
+    for credit in credits {
+        merged
+            .entry((credit.user, credit.torrent))
+            .and_modify(|m| {
+                m.delta.uploaded = m.delta.uploaded.saturating_add(credit.delta.uploaded);
+                m.delta.downloaded = m.delta.downloaded.saturating_add(credit.delta.downloaded);
+                m.delta.snatches = m.delta.snatches.saturating_add(credit.delta.snatches);
+                m.delta.seeding_secs = m
+                    .delta
+                    .seeding_secs
+                    .saturating_add(credit.delta.seeding_secs);
+                m.seeded_until = m.seeded_until.max(credit.seeded_until);
+            })
+            .or_insert(*credit);
+    }
+    merged.into_values().collect()
+}
+
+/// The batch's baseline changes, the last one per key winning, split into upserts and
+/// removals, each sorted by key.
+fn final_peer_changes(changes: &[PeerChange]) -> (Vec<PeerRecord>, Vec<PeerKey>) {
+    let mut last: BTreeMap<PeerKey, &PeerChange> = BTreeMap::new();
+    for change in changes {
+        let key = match change {
+            PeerChange::Upsert(record) => record.key,
+            PeerChange::Remove(key) => *key,
+        };
+        last.insert(key, change);
+    }
+    let mut upserts = Vec::new();
+    let mut removals = Vec::new();
+    for change in last.into_values() {
+        match change {
+            PeerChange::Upsert(record) => upserts.push(*record),
+            PeerChange::Remove(key) => removals.push(*key),
+        }
+    }
+    (upserts, removals)
+}
+
 pub(super) async fn apply(backend: &Backend, batch: &Batch) -> Result<(), DbError> {
     let dialect = backend.dialect();
+    let credits = merged_credits(&batch.credits);
+    let (upserts, removals) = final_peer_changes(&batch.peers);
     let mut tx = backend.begin().await?;
 
     const CREDIT_COLUMNS: usize = 7;
     let upsert = credit_upsert(dialect);
-    for chunk in batch.credits.chunks(dialect.max_binds / CREDIT_COLUMNS) {
+    for chunk in credits.chunks(dialect.max_binds / CREDIT_COLUMNS) {
         let sql = multi_row(
             "INSERT INTO user_torrent (user_id, torrent_id, uploaded, downloaded, snatches, \
              seeding_secs, seeded_until)",
@@ -239,15 +290,6 @@ pub(super) async fn apply(backend: &Backend, batch: &Batch) -> Result<(), DbErro
             stmt.push(to_sql(credit.seeded_until));
         }
         tx.execute(stmt).await?;
-    }
-
-    let mut upserts = Vec::new();
-    let mut removals = Vec::new();
-    for change in &batch.peers {
-        match change {
-            PeerChange::Upsert(record) => upserts.push(*record),
-            PeerChange::Remove(key) => removals.push(*key),
-        }
     }
 
     const PEER_COLUMNS: usize = 9;

@@ -321,6 +321,73 @@ async fn a_failed_apply_writes_nothing_and_the_restored_batch_is_retried(t: &Tes
     assert!(tracker.take_pending().is_empty());
 }
 
+/// A batch built by hand, out of order and naming keys twice, lands the same on both
+/// backends: credits summed per key, the last baseline change per peer wins.
+async fn unsorted_batches_with_repeated_keys_are_merged(t: &TestDb) {
+    let db = t.open().await;
+    let alice = db.add_user("alice", &key(1)).await.unwrap();
+    let bob = db.add_user("bob", &key(2)).await.unwrap();
+    let credit = |user: UserId, uploaded: u64, seeded_until: u64| Credit {
+        user,
+        torrent: TorrentId(1),
+        delta: Delta {
+            uploaded,
+            downloaded: 1,
+            snatches: 1,
+            seeding_secs: 10,
+        },
+        seeded_until,
+    };
+    let record = |user: UserId, uploaded: u64| PeerRecord {
+        key: PeerKey {
+            user,
+            torrent: TorrentId(1),
+            peer_id: peer(1),
+        },
+        uploaded,
+        downloaded: 0,
+        last_seen: T0,
+        seeder: true,
+        snatched: false,
+        carry: 0,
+    };
+    let batch = Batch {
+        credits: vec![
+            credit(bob.id, 5, T0),
+            credit(alice.id, 100, T0 + 9),
+            credit(bob.id, u64::MAX, 0),
+            credit(alice.id, 20, T0 + 3),
+        ],
+        peers: vec![
+            PeerChange::Upsert(record(bob.id, 1)),
+            PeerChange::Upsert(record(alice.id, 7)),
+            PeerChange::Remove(record(bob.id, 0).key),
+            PeerChange::Upsert(record(alice.id, 8)),
+        ],
+    };
+    db.apply(&batch).await.unwrap();
+    let stats = db.user_stats("alice").await.unwrap();
+    assert_eq!(
+        stats,
+        UserStats {
+            uploaded: 120,
+            downloaded: 2,
+            snatches: 2,
+            seeding_secs: 20
+        }
+    );
+    assert_eq!(
+        db.user_stats("bob").await.unwrap().uploaded,
+        i64::MAX as u64
+    );
+    let snapshot = db.load_snapshot().await.unwrap();
+    assert_eq!(snapshot.peers, vec![record(alice.id, 8)]);
+    assert_eq!(
+        snapshot.seeded_until,
+        vec![(alice.id, TorrentId(1), T0 + 9), (bob.id, TorrentId(1), T0)]
+    );
+}
+
 /// SQL that makes every update of `peers` fail with "disk on fire", and SQL that undoes it.
 fn failing_trigger(t: &TestDb) -> (Vec<&'static str>, &'static str) {
     if t.kind == "sqlite" {
@@ -432,5 +499,6 @@ on_both!(
     applying_one_batch_twice_credits_twice_so_the_caller_keeps_one_in_flight,
     a_failed_apply_writes_nothing_and_the_restored_batch_is_retried,
     large_batches_are_chunked_under_the_bind_limit,
+    unsorted_batches_with_repeated_keys_are_merged,
     sql_metacharacters_are_stored_verbatim_and_change_nothing_else,
 );

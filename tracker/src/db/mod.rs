@@ -13,7 +13,8 @@
 //!
 //! Invariants:
 //! - [`Db::apply`] writes a whole batch in ONE transaction or nothing: credits are `+=`
-//!   upserts (merged per key, sorted by key, chunked under the bind-variable limit),
+//!   upserts (merged per key and sorted by key again, whatever order the batch has;
+//!   chunked under the dialect's bind-variable limit; sums saturate at `i64::MAX`),
 //!   `seeded_until` is stored as `max(stored, new)` (0 changes nothing), baselines are
 //!   upserted or deleted. A failed `apply` leaves the database as it was; the caller gives
 //!   the batch back with `restore_pending` and retries later. Applying the same batch twice

@@ -79,6 +79,11 @@ async fn migrations_run_on_a_fresh_file_and_reopening_is_idempotent(t: &TestDb) 
     let db = t.open().await;
     assert_eq!(count(&db, "_sqlx_migrations").await, 1);
     assert_eq!(db.list_users().await.unwrap().len(), 1);
+    if let Some(rest) = t.url.strip_prefix("postgres://") {
+        // The libpq spelling of the scheme names the same database.
+        let db = Db::open(&format!("postgresql://{rest}")).await.unwrap();
+        assert_eq!(db.list_users().await.unwrap().len(), 1);
+    }
 }
 
 #[tokio::test]

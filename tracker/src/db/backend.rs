@@ -119,6 +119,7 @@ impl From<&[u8]> for Arg {
 pub(super) struct Stmt {
     sql: String,
     args: Vec<Arg>,
+    persistent: bool,
 }
 
 impl Stmt {
@@ -127,7 +128,16 @@ impl Stmt {
         Stmt {
             sql: sql.into(),
             args: Vec::new(),
+            persistent: true,
         }
+    }
+
+    /// Marks the statement as one-off: not kept in the connection's prepared-statement
+    /// cache. For multi-row statements, whose text changes with the row count: caching
+    /// each would fill the cache (and the server's memory) with large plans used once.
+    pub(super) fn one_off(mut self) -> Self {
+        self.persistent = false;
+        self
     }
 
     /// Binds the next placeholder.
@@ -159,9 +169,9 @@ fn numbered(sql: &str) -> String {
 }
 
 macro_rules! bind_all {
-    ($sql:expr, $args:expr) => {{
-        let mut query = sqlx::query(AssertSqlSafe($sql));
-        for arg in $args {
+    ($sql:expr, $stmt:expr) => {{
+        let mut query = sqlx::query(AssertSqlSafe($sql)).persistent($stmt.persistent);
+        for arg in $stmt.args {
             query = match arg {
                 Arg::Int(v) => query.bind(v),
                 Arg::Bool(v) => query.bind(v),
@@ -185,11 +195,11 @@ impl Tx {
     /// Runs a statement; returns the number of rows it changed.
     pub(super) async fn execute(&mut self, stmt: Stmt) -> Result<u64, sqlx::Error> {
         Ok(match self {
-            Tx::Sqlite(tx) => bind_all!(stmt.sql, stmt.args)
+            Tx::Sqlite(tx) => bind_all!(stmt.sql, stmt)
                 .execute(&mut **tx)
                 .await?
                 .rows_affected(),
-            Tx::Postgres(tx) => bind_all!(numbered(&stmt.sql), stmt.args)
+            Tx::Postgres(tx) => bind_all!(numbered(&stmt.sql), stmt)
                 .execute(&mut **tx)
                 .await?
                 .rows_affected(),
@@ -199,13 +209,13 @@ impl Tx {
     /// Runs a query and returns every row.
     pub(super) async fn fetch_all(&mut self, stmt: Stmt) -> Result<Vec<Row>, sqlx::Error> {
         Ok(match self {
-            Tx::Sqlite(tx) => bind_all!(stmt.sql, stmt.args)
+            Tx::Sqlite(tx) => bind_all!(stmt.sql, stmt)
                 .fetch_all(&mut **tx)
                 .await?
                 .into_iter()
                 .map(Row::Sqlite)
                 .collect(),
-            Tx::Postgres(tx) => bind_all!(numbered(&stmt.sql), stmt.args)
+            Tx::Postgres(tx) => bind_all!(numbered(&stmt.sql), stmt)
                 .fetch_all(&mut **tx)
                 .await?
                 .into_iter()
@@ -217,11 +227,11 @@ impl Tx {
     /// Runs a query and returns its first row, if any.
     pub(super) async fn fetch_optional(&mut self, stmt: Stmt) -> Result<Option<Row>, sqlx::Error> {
         Ok(match self {
-            Tx::Sqlite(tx) => bind_all!(stmt.sql, stmt.args)
+            Tx::Sqlite(tx) => bind_all!(stmt.sql, stmt)
                 .fetch_optional(&mut **tx)
                 .await?
                 .map(Row::Sqlite),
-            Tx::Postgres(tx) => bind_all!(numbered(&stmt.sql), stmt.args)
+            Tx::Postgres(tx) => bind_all!(numbered(&stmt.sql), stmt)
                 .fetch_optional(&mut **tx)
                 .await?
                 .map(Row::Postgres),

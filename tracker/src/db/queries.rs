@@ -279,7 +279,7 @@ pub(super) async fn apply(backend: &Backend, batch: &Batch) -> Result<(), DbErro
             chunk.len(),
             &upsert,
         );
-        let mut stmt = Stmt::new(sql);
+        let mut stmt = Stmt::new(sql).one_off();
         for credit in chunk {
             stmt.push(to_sql(credit.user.0));
             stmt.push(to_sql(credit.torrent.0));
@@ -304,7 +304,7 @@ pub(super) async fn apply(backend: &Backend, batch: &Batch) -> Result<(), DbErro
              last_seen = excluded.last_seen, seeder = excluded.seeder, \
              snatched = excluded.snatched, carry = excluded.carry",
         );
-        let mut stmt = Stmt::new(sql);
+        let mut stmt = Stmt::new(sql).one_off();
         for p in chunk {
             stmt.push(to_sql(p.key.user.0));
             stmt.push(to_sql(p.key.torrent.0));
@@ -325,7 +325,7 @@ pub(super) async fn apply(backend: &Backend, batch: &Batch) -> Result<(), DbErro
             "DELETE FROM peers WHERE (user_id, torrent_id, peer_id) IN (VALUES {})",
             vec!["(?, ?, ?)"; chunk.len()].join(", ")
         );
-        let mut stmt = Stmt::new(sql);
+        let mut stmt = Stmt::new(sql).one_off();
         for key in chunk {
             stmt.push(to_sql(key.user.0));
             stmt.push(to_sql(key.torrent.0));

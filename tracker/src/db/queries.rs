@@ -1,7 +1,8 @@
 //! The database operations, written once for both dialects over `backend.rs`'s seam.
 //!
 //! Multi-row statements are chunked so that no statement binds more than the dialect's
-//! limit. Every operation runs in one transaction (reads too: a consistent snapshot).
+//! limit. Every operation runs in one transaction, reads too (one snapshot on SQLite; under
+//! PostgreSQL's default READ COMMITTED each statement sees the latest commits).
 
 use std::collections::BTreeMap;
 

@@ -31,6 +31,9 @@ const GONE_MEMORY: usize = 512;
 impl TorrentState {
     /// Announces `started` and dials known peers.
     pub(super) fn start(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.started {
+            return;
+        }
         out.push(Action::Announce(AnnounceEvent::Started));
         if self.complete_at_start {
             out.push(Action::Completed);

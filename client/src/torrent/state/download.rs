@@ -269,7 +269,7 @@ impl TorrentState {
         if self.missing == 0 && !self.completed {
             self.completed = true;
             out.push(Action::Completed);
-            if !self.complete_at_start {
+            if !self.complete_at_start && !self.stopped {
                 out.push(Action::Announce(AnnounceEvent::Completed));
             }
             self.choker.set_seeding(true);

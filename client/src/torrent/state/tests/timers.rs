@@ -114,3 +114,17 @@ fn a_block_the_peer_skipped_is_asked_again() {
     }
     assert!(cancelled, "skipped block given up");
 }
+
+#[test]
+fn deadlines_move_ahead_of_every_tick_even_when_stopped() {
+    let (mut h, _) = leecher_with_seed_peer();
+    for stop in [false, true] {
+        if stop {
+            h.handle(Event::Stop);
+        }
+        for _ in 0..30 {
+            h.advance(Duration::from_millis(700));
+            assert!(h.state.next_deadline() > h.now, "deadline in the past");
+        }
+    }
+}

@@ -255,8 +255,12 @@ impl TorrentState {
         self.stopped = true;
     }
 
-    /// Storage failed: report it and stop requesting and serving.
+    /// Storage failed: report it (once) and stop requesting and serving.
     pub(super) fn storage_failed(&mut self, message: String, now: Instant, out: &mut Vec<Action>) {
+        // The first failure says it; later ones (other writes in flight) add nothing.
+        if self.failed {
+            return;
+        }
         out.push(Action::Fatal(message));
         self.failed = true;
         let ids: Vec<PeerKey> = self.peers.keys().copied().collect();

@@ -87,6 +87,11 @@ fn storage_failure_is_fatal_and_stops_requests() {
     assert!(sent(&out, 1).contains(&Message::NotInterested));
     let out = h.recv(1, piece(b, 1));
     assert!(requests(&out, 1).is_empty());
+    let again = h.handle(Event::StorageFailed("disk full".into()));
+    assert!(
+        !again.iter().any(|a| matches!(a, Action::Fatal(_))),
+        "fatal once"
+    );
 }
 
 #[test]

@@ -133,3 +133,29 @@ fn deadlines_move_ahead_of_every_tick_even_when_stopped() {
         }
     }
 }
+
+#[test]
+fn a_lone_seed_that_stalled_is_asked_again() {
+    let (mut h, out) = leecher_with_seed_peer();
+    let first = requests(&out, 1);
+    let mut cancelled_at = None;
+    let mut asked_again = Vec::new();
+    for s in 0..120 {
+        h.recv(1, Message::KeepAlive);
+        let out = h.advance(Duration::from_secs(1));
+        if sent(&out, 1)
+            .iter()
+            .any(|m| matches!(m, Message::Cancel(_)))
+        {
+            cancelled_at.get_or_insert(s);
+        }
+        if cancelled_at.is_some() {
+            asked_again.extend(requests(&out, 1));
+        }
+    }
+    assert!(cancelled_at.is_some(), "stalled requests given up");
+    assert!(
+        first.iter().any(|b| asked_again.contains(b)),
+        "the only source is asked again: {asked_again:?}"
+    );
+}

@@ -404,3 +404,29 @@ fn allowed_fast_pieces_are_requested_while_choked_until_rejected() {
     }
     assert!(again.is_empty(), "asked again: {again:?}");
 }
+
+#[test]
+fn peer_info_for_the_display() {
+    let (mut h, _) = leecher_with_seed_peer();
+    let ext = ExtendedHandshake {
+        client: Some("libtorrent/2.0.8".into()),
+        request_queue: Some(2000),
+        ..Default::default()
+    };
+    h.recv(
+        1,
+        Message::Extended {
+            id: 0,
+            payload: ext.to_bytes(),
+        },
+    );
+    let infos = h.state.peers(h.now);
+    assert_eq!(infos.len(), 1);
+    let info = &infos[0];
+    assert_eq!(info.key, PeerKey(1));
+    assert_eq!(info.client.as_deref(), Some("libtorrent/2.0.8"));
+    assert_eq!(info.pieces, 4);
+    assert!(info.am_interested && !info.peer_choking && info.am_choking);
+    assert!(info.requests > 0);
+    assert_eq!(h.state.total_len(), 3 * 32768 + 20000);
+}

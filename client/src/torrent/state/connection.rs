@@ -165,7 +165,8 @@ impl TorrentState {
                 request_queue: Some(OUR_REQQ),
                 your_ip: Some(peer.addr.ip().to_canonical()),
                 metadata_size: None,
-                upload_only: false,
+                // BEP 21: nothing more wanted (a seed, or done with the selected files).
+                upload_only: self.missing == 0,
             };
             let payload = ours.to_bytes();
             peer.send(

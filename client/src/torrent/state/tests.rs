@@ -64,6 +64,7 @@ fn first_messages_have_none_and_extended_handshake() {
     assert_eq!(ext.request_queue, Some(250));
     assert_eq!(ext.port, Some(6881));
     assert_eq!(ext.your_ip, Some("10.0.0.1".parse().unwrap()));
+    assert!(!ext.upload_only);
     // No fast, no extension, nothing to announce: silence.
     assert!(sent(&h.connect(2, 2, false, false), 2).is_empty());
     assert!(RESERVED.fast() && RESERVED.extension_protocol());

@@ -20,8 +20,13 @@
 //! piece, so one slow peer does not hold up a piece a fast one could finish. When every
 //! missing block is requested the end game begins: blocks are requested again from other
 //! peers and cancelled elsewhere when one arrives.
+//!
+//! Parole: a piece that failed its hash with blocks from several peers (so the culprit is
+//! unknown) is put on parole with [`Picker::set_parole`]: its next download goes to one
+//! peer alone (no other peer joins, no end-game duplicates), so a second failure has a
+//! single sender to blame. Ownership passes on if that peer leaves or rejects a block.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rand::Rng;
 use rill_common::bitfield::Bitfield;
@@ -90,6 +95,8 @@ struct Partial {
     owner: Option<PeerKey>,
     /// The speed class of the peer that started it.
     speed: PeerSpeed,
+    /// On parole: only `owner` may request its blocks (anyone may claim it while unowned).
+    exclusive: bool,
 }
 
 impl Partial {
@@ -119,6 +126,8 @@ pub struct Picker {
     /// most significant bit first as in a BEP 3 bitfield, so the scan for a new piece
     /// combines them with a peer's bitfield 64 pieces at a time.
     open: Vec<u64>,
+    /// Pieces on parole, not started yet: the next start is exclusive to one peer.
+    parole: HashSet<u32>,
 }
 
 impl Picker {
@@ -146,6 +155,7 @@ impl Picker {
             sequential: false,
             partials: HashMap::new(),
             open: Vec::new(),
+            parole: HashSet::new(),
         }
         .with_open_rebuilt())
     }
@@ -295,7 +305,8 @@ impl Picker {
                 break;
             };
             let blocks = block_count(self.piece_len(PieceIndex(index))) as usize;
-            let owner = (speed == PeerSpeed::Fast).then_some(peer);
+            let exclusive = self.parole.remove(&index);
+            let owner = (speed == PeerSpeed::Fast || exclusive).then_some(peer);
             self.set_open(index, false);
             self.partials.insert(
                 index,
@@ -303,6 +314,7 @@ impl Picker {
                     blocks: vec![BlockState::Free; blocks],
                     owner,
                     speed,
+                    exclusive,
                 },
             );
             self.take_free_blocks(index, peer, want, &mut out);
@@ -358,6 +370,7 @@ impl Picker {
                 blocks: vec![BlockState::Free; blocks],
                 owner: None,
                 speed: PeerSpeed::Medium,
+                exclusive: self.parole.remove(&block.piece.get()),
             });
         let Some(state) = partial.blocks.get_mut(n) else {
             return Vec::new();
@@ -381,12 +394,23 @@ impl Picker {
         let Some(n) = self.block_number(block) else {
             return;
         };
-        if let Some(state) = self
-            .partials
-            .get_mut(&block.piece.get())
-            .and_then(|p| p.blocks.get_mut(n))
-        {
-            unrequest(state, peer);
+        if let Some(partial) = self.partials.get_mut(&block.piece.get()) {
+            if partial.exclusive && partial.owner == Some(peer) {
+                // The owner will not send it: let another peer take the piece over.
+                partial.owner = None;
+            }
+            if let Some(state) = partial.blocks.get_mut(n) {
+                unrequest(state, peer);
+            }
+        }
+    }
+
+    /// Puts a piece that failed with blocks from several peers on parole: its next
+    /// download is exclusive to one peer (see the module docs).
+    pub fn set_parole(&mut self, piece: PieceIndex) {
+        // Takes effect when the piece is next started (a piece in progress keeps its peers).
+        if piece.get() < self.piece_count && !self.have.get(piece) {
+            self.parole.insert(piece.get());
         }
     }
 
@@ -408,7 +432,9 @@ impl Picker {
             .map(|(i, _)| *i)
             .collect();
         for index in idle {
-            self.partials.remove(&index);
+            if self.partials.remove(&index).is_some_and(|p| p.exclusive) {
+                self.parole.insert(index);
+            }
             self.refresh_open(index);
         }
     }
@@ -438,6 +464,7 @@ impl Picker {
         senders.dedup();
         if ok {
             self.have.set(piece, true);
+            self.parole.remove(&piece.get());
         }
         self.refresh_open(piece.get());
         senders

@@ -24,7 +24,12 @@ impl Picker {
         let mut candidates: Vec<_> = self
             .partials
             .iter()
-            .filter(|(i, p)| self.wanted_from(**i, peer_has) && p.free_blocks() > 0 && allowed(p))
+            .filter(|(i, p)| {
+                self.wanted_from(**i, peer_has)
+                    && p.free_blocks() > 0
+                    && (!p.exclusive || p.owner.is_none_or(|o| o == peer))
+                    && allowed(p)
+            })
             .map(|(&i, p)| {
                 let order = if self.sequential {
                     i
@@ -62,6 +67,9 @@ impl Picker {
         let Some(partial) = self.partials.get_mut(&index) else {
             return;
         };
+        if partial.exclusive {
+            partial.owner = Some(peer);
+        }
         for (n, state) in (0u32..).zip(partial.blocks.iter_mut()) {
             if out.len() >= want {
                 break;
@@ -135,7 +143,7 @@ impl Picker {
     ) {
         let mut candidates = Vec::new();
         for (&index, partial) in &self.partials {
-            if !self.wanted_from(index, peer_has) {
+            if !self.wanted_from(index, peer_has) || partial.exclusive {
                 continue;
             }
             for (n, state) in partial.blocks.iter().enumerate() {

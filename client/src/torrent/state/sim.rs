@@ -1,0 +1,501 @@
+//! A whole swarm of [`TorrentState`]s in memory, on a fake clock, deterministic.
+//!
+//! The network turns `Connect` into `Connected` on both ends, `Send` into the other
+//! end's `Received` and `Disconnect` into `Disconnected` on both ends, in FIFO order. Each
+//! node has an in-memory store that answers `Write`, `Verify` (real SHA-1 against the
+//! piece hashes of random data) and `Read`. Messages take [`LATENCY`] and blocks queue on
+//! the sender's uplink of [`UPLINK`] bytes/s, in order per connection; the fake clock jumps
+//! to the next delivery or timer, so rates, rechokes and optimistic unchokes are real.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+use rill_common::PeerId;
+use rill_common::bitfield::Bitfield;
+use rill_common::pieces::PieceIndex;
+use rill_common::wire::Message;
+use rill_common::wire::handshake::Handshake;
+use sha1::{Digest, Sha1};
+
+use super::harness::{config, info_hash};
+use super::{Action, Config, Event, RESERVED, Reason, TorrentState};
+use crate::torrent::PeerKey;
+
+/// How a node behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Seed,
+    Leecher,
+    /// A seed that serves corrupt blocks.
+    Liar,
+}
+
+struct Node {
+    state: TorrentState,
+    role: Role,
+    addr: SocketAddr,
+    peer_id: PeerId,
+    store: Vec<u8>,
+    next_key: u32,
+    /// Our key → (other node, its key).
+    links: HashMap<PeerKey, (usize, PeerKey)>,
+    completed: bool,
+    hash_failures: u32,
+}
+
+/// A disconnect one node asked for: (by, of, reason).
+type Closed = (usize, usize, Reason);
+
+/// One-way delay of every message.
+const LATENCY: Duration = Duration::from_millis(20);
+/// Delay of a storage answer.
+const DISK: Duration = Duration::from_millis(1);
+/// Upload capacity of every node, bytes per second.
+const UPLINK: u64 = 256 * 1024;
+
+struct Swarm {
+    nodes: Vec<Node>,
+    hashes: Vec<[u8; 20]>,
+    piece_len: u32,
+    now: Instant,
+    /// Events by delivery time, then order of sending.
+    queue: BTreeMap<(Instant, u64), (usize, Event)>,
+    seq: u64,
+    /// When each node's uplink is free again.
+    uplink_free: Vec<Instant>,
+    /// Last delivery time on each directed connection (node, key), to keep TCP's order.
+    link_due: HashMap<(usize, PeerKey), Instant>,
+    closed: Vec<Closed>,
+    delivered: u64,
+    /// Block bytes in flight on connections that closed before they arrived.
+    lost: u64,
+}
+
+impl Swarm {
+    /// A swarm over `total` bytes of random data in `piece_len` pieces.
+    fn new(roles: &[Role], total: usize, piece_len: u32, seed: u64) -> Self {
+        Self::with(roles, total, piece_len, seed, |_, _| {})
+    }
+
+    /// Like [`Swarm::new`], with each node's config adjusted by `configure(index, config)`.
+    fn with(
+        roles: &[Role],
+        total: usize,
+        piece_len: u32,
+        seed: u64,
+        configure: impl Fn(usize, &mut Config),
+    ) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut data = vec![0u8; total];
+        rng.fill_bytes(&mut data);
+        let hashes: Vec<[u8; 20]> = data
+            .chunks(piece_len as usize)
+            .map(|c| Sha1::digest(c).into())
+            .collect();
+        let count = hashes.len() as u32;
+        let now = Instant::now();
+        let nodes = roles
+            .iter()
+            .enumerate()
+            .map(|(i, role)| {
+                let peer_id = PeerId::from_bytes([i as u8 + 1; 20]);
+                let full = *role != Role::Leecher;
+                let have = if full {
+                    Bitfield::full(count)
+                } else {
+                    Bitfield::new(count)
+                };
+                let mut cfg = config(peer_id);
+                cfg.listen_port = Some(6881);
+                configure(i, &mut cfg);
+                let state =
+                    TorrentState::new(cfg, total as u64, piece_len, have, now, seed + i as u64)
+                        .unwrap();
+                Node {
+                    state,
+                    role: *role,
+                    addr: format!("10.0.0.{}:6881", i + 1).parse().unwrap(),
+                    peer_id,
+                    store: if full { data.clone() } else { vec![0; total] },
+                    next_key: 0,
+                    links: HashMap::new(),
+                    completed: false,
+                    hash_failures: 0,
+                }
+            })
+            .collect();
+        Swarm {
+            nodes,
+            hashes,
+            piece_len,
+            now,
+            queue: BTreeMap::new(),
+            seq: 0,
+            uplink_free: vec![now; roles.len()],
+            link_due: HashMap::new(),
+            closed: Vec::new(),
+            delivered: 0,
+            lost: 0,
+        }
+    }
+
+    /// Starts every node, each knowing every other's address (as from a tracker).
+    fn start(&mut self) {
+        let addrs: Vec<SocketAddr> = self.nodes.iter().map(|n| n.addr).collect();
+        for i in 0..self.nodes.len() {
+            let others = addrs.iter().copied().filter(|a| *a != addrs[i]).collect();
+            self.push(i, Event::PeersFound(others), Duration::ZERO);
+            self.push(i, Event::Start, Duration::ZERO);
+        }
+    }
+
+    /// Runs until `done` holds or the fake clock passes `limit`; returns the time taken.
+    fn run(&mut self, limit: Duration, done: impl Fn(&Swarm) -> bool) -> Duration {
+        let start = self.now;
+        while !done(self) {
+            assert!(
+                self.now - start < limit,
+                "swarm stuck: {}\nclosed: {:?}",
+                self.report(),
+                self.closed
+            );
+            let next_timer = self.nodes.iter().map(|n| n.state.next_deadline()).min();
+            let next_event = self.queue.first_key_value().map(|((at, _), _)| *at);
+            match (next_event, next_timer) {
+                (Some(at), timer) if timer.is_none_or(|t| at <= t) => {
+                    let Some(((at, _), (node, event))) = self.queue.pop_first() else {
+                        unreachable!()
+                    };
+                    self.now = self.now.max(at);
+                    self.deliver(node, event);
+                }
+                (_, Some(timer)) => {
+                    self.now = self.now.max(timer);
+                    for i in 0..self.nodes.len() {
+                        if self.nodes[i].state.next_deadline() <= self.now {
+                            self.deliver(i, Event::Tick);
+                            let next = self.nodes[i].state.next_deadline();
+                            assert!(next > self.now, "node {i}: deadline stuck at {next:?}");
+                        }
+                    }
+                }
+                (_, None) => unreachable!("no node"),
+            }
+        }
+        self.now - start
+    }
+
+    fn push(&mut self, node: usize, event: Event, delay: Duration) {
+        self.seq += 1;
+        self.queue
+            .insert((self.now + delay, self.seq), (node, event));
+    }
+
+    /// Sends a message on connection `key` of `node`: blocks take uplink time, and every
+    /// message arrives after those sent before it on the same connection.
+    fn transmit(&mut self, node: usize, key: PeerKey, event: (usize, Event), bytes: u64) {
+        let mut due = self.now;
+        if bytes > 0 {
+            let start = self.uplink_free[node].max(self.now);
+            let done = start + Duration::from_secs_f64(bytes as f64 / UPLINK as f64);
+            self.uplink_free[node] = done;
+            due = done;
+        }
+        due += LATENCY;
+        let last = self.link_due.entry((node, key)).or_insert(due);
+        due = due.max(*last);
+        *last = due;
+        self.seq += 1;
+        self.queue.insert((due, self.seq), event);
+    }
+
+    fn report(&self) -> String {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                format!(
+                    "\n  node {i} {:?}: {}/{} pieces, {} peers",
+                    n.role,
+                    n.state.have().count(),
+                    self.hashes.len(),
+                    n.links.len()
+                )
+            })
+            .collect()
+    }
+
+    fn deliver(&mut self, node: usize, event: Event) {
+        // Bytes still in flight when a connection closes never arrive.
+        if let Event::Received(key, message) = &event
+            && !self.nodes[node].links.contains_key(key)
+        {
+            if let Message::Piece { data, .. } = message {
+                self.lost += data.len() as u64;
+            }
+            return;
+        }
+        self.delivered += 1;
+        let mut out = Vec::new();
+        self.nodes[node].state.handle(event, self.now, &mut out);
+        for action in out {
+            self.apply(node, action);
+        }
+    }
+
+    fn handshake(&self, node: usize) -> Handshake {
+        Handshake::new(RESERVED, info_hash(), self.nodes[node].peer_id)
+    }
+
+    fn apply(&mut self, node: usize, action: Action) {
+        match action {
+            Action::Connect(addr) => {
+                let Some(target) = self.nodes.iter().position(|n| n.addr == addr) else {
+                    self.push(node, Event::ConnectFailed(addr), LATENCY);
+                    return;
+                };
+                let ka = self.key(node);
+                let kb = self.key(target);
+                self.nodes[node].links.insert(ka, (target, kb));
+                self.nodes[target].links.insert(kb, (node, ka));
+                let from: SocketAddr = format!("10.0.0.{}:{}", node + 1, 40000 + ka.0)
+                    .parse()
+                    .unwrap();
+                let (ha, hb) = (self.handshake(target), self.handshake(node));
+                let connected = Event::Connected {
+                    peer: ka,
+                    addr,
+                    handshake: ha,
+                    outgoing: true,
+                };
+                self.transmit(target, kb, (node, connected), 0);
+                let accepted = Event::Connected {
+                    peer: kb,
+                    addr: from,
+                    handshake: hb,
+                    outgoing: false,
+                };
+                self.transmit(node, ka, (target, accepted), 0);
+            }
+            Action::Send(key, message) => {
+                if let Some(&(other, theirs)) = self.nodes[node].links.get(&key) {
+                    let bytes = match &message {
+                        Message::Piece { data, .. } => data.len() as u64,
+                        _ => 0,
+                    };
+                    let event = (other, Event::Received(theirs, message));
+                    self.transmit(node, key, event, bytes);
+                }
+            }
+            Action::Disconnect(key, reason) => {
+                if let Some((other, theirs)) = self.nodes[node].links.remove(&key) {
+                    self.nodes[other].links.remove(&theirs);
+                    self.transmit(node, key, (other, Event::Disconnected(theirs)), 0);
+                    self.closed.push((node, other, reason));
+                }
+                self.push(node, Event::Disconnected(key), Duration::ZERO);
+            }
+            Action::Write(block, data) => {
+                let at = self.offset(block.piece) + block.begin as usize;
+                self.nodes[node].store[at..at + data.len()].copy_from_slice(&data);
+                self.push(node, Event::BlockWritten(block), DISK);
+            }
+            Action::Verify(piece) => {
+                let at = self.offset(piece);
+                let len = self.piece_size(piece);
+                let digest: [u8; 20] = Sha1::digest(&self.nodes[node].store[at..at + len]).into();
+                let ok = digest == self.hashes[piece.as_usize()];
+                if !ok {
+                    self.nodes[node].hash_failures += 1;
+                }
+                self.push(node, Event::PieceVerified(piece, ok), DISK);
+            }
+            Action::Read(key, block) => {
+                let at = self.offset(block.piece) + block.begin as usize;
+                let mut data = self.nodes[node].store[at..at + block.length as usize].to_vec();
+                if self.nodes[node].role == Role::Liar {
+                    data.iter_mut().for_each(|b| *b = !*b);
+                }
+                self.push(node, Event::BlockRead(key, block, Bytes::from(data)), DISK);
+            }
+            Action::Completed => self.nodes[node].completed = true,
+            Action::Announce(_) => {}
+            Action::Fatal(message) => panic!("node {node}: {message}"),
+        }
+    }
+
+    fn key(&mut self, node: usize) -> PeerKey {
+        let n = &mut self.nodes[node];
+        n.next_key += 1;
+        PeerKey(n.next_key)
+    }
+
+    fn offset(&self, piece: PieceIndex) -> usize {
+        piece.as_usize() * self.piece_len as usize
+    }
+
+    fn piece_size(&self, piece: PieceIndex) -> usize {
+        let total = self.nodes[0].store.len();
+        (total - self.offset(piece)).min(self.piece_len as usize)
+    }
+
+    fn honest_complete(&self) -> bool {
+        self.nodes
+            .iter()
+            .filter(|n| n.role == Role::Leecher)
+            .all(|n| n.completed && n.state.is_complete())
+    }
+}
+
+/// 23 full pieces of 64 KiB (4 blocks) and a short last one.
+const TOTAL: usize = 23 * 65536 + 12345;
+const PIECE_LEN: u32 = 65536;
+
+fn roles(seeds: usize, liars: usize, leechers: usize) -> Vec<Role> {
+    let mut roles = vec![Role::Seed; seeds];
+    roles.extend(vec![Role::Liar; liars]);
+    roles.extend(vec![Role::Leecher; leechers]);
+    roles
+}
+
+#[test]
+fn one_seed_and_eight_leechers_all_complete() {
+    for seed in [1, 2] {
+        let mut swarm = Swarm::new(&roles(1, 0, 8), TOTAL, PIECE_LEN, seed);
+        swarm.start();
+        swarm.run(Duration::from_secs(600), Swarm::honest_complete);
+        // Let blocks in flight land before comparing totals.
+        swarm.run(Duration::from_secs(60), |s| s.queue.is_empty());
+        for node in &swarm.nodes {
+            assert_eq!(
+                node.store, swarm.nodes[0].store,
+                "data verified byte for byte"
+            );
+            assert_eq!(node.hash_failures, 0);
+            let stats = node.state.stats(swarm.now);
+            assert_eq!(stats.left, 0);
+            assert_eq!(stats.verified, TOTAL as u64);
+        }
+        // Leechers traded among themselves: the seed did not upload everything.
+        let seed_up = swarm.nodes[0].state.stats(swarm.now).uploaded;
+        assert!(seed_up < 8 * TOTAL as u64, "seed uploaded {seed_up}");
+        let downloaded: u64 = swarm.nodes[1..]
+            .iter()
+            .map(|n| n.state.stats(swarm.now).downloaded)
+            .sum();
+        let uploaded: u64 = swarm
+            .nodes
+            .iter()
+            .map(|n| n.state.stats(swarm.now).uploaded)
+            .sum();
+        assert!(downloaded >= 8 * TOTAL as u64);
+        assert_eq!(
+            uploaded,
+            downloaded + swarm.lost,
+            "every block sent is counted once"
+        );
+    }
+}
+
+#[test]
+fn the_liar_is_banned_and_everyone_else_completes() {
+    for seed in [3, 4] {
+        let mut swarm = Swarm::new(&roles(1, 1, 8), TOTAL, PIECE_LEN, seed);
+        swarm.start();
+        swarm.run(Duration::from_secs(900), Swarm::honest_complete);
+        let liar = 1;
+        let bans: Vec<&Closed> = swarm
+            .closed
+            .iter()
+            .filter(|(_, _, r)| *r == Reason::Banned)
+            .collect();
+        let mut banned_by: Vec<usize> = bans.iter().map(|(by, _, _)| *by).collect();
+        banned_by.sort();
+        banned_by.dedup();
+        assert_eq!(
+            banned_by,
+            (2..10).collect::<Vec<_>>(),
+            "every leecher bans the liar"
+        );
+        assert!(
+            bans.iter().all(|(_, of, _)| *of == liar),
+            "an honest peer was banned: {bans:?}"
+        );
+        for node in swarm.nodes.iter().filter(|n| n.role != Role::Liar) {
+            assert_eq!(node.store, swarm.nodes[0].store);
+        }
+        let failures: u32 = swarm.nodes.iter().map(|n| n.hash_failures).sum();
+        assert!(failures > 0, "the liar's data was caught by the hash check");
+    }
+}
+
+#[test]
+fn small_connection_limits_still_complete() {
+    let mut swarm = Swarm::with(&roles(1, 0, 8), TOTAL, PIECE_LEN, 5, |_, cfg| {
+        cfg.max_peers = 3;
+        cfg.choker.slots = 2;
+    });
+    swarm.start();
+    swarm.run(Duration::from_secs(900), Swarm::honest_complete);
+    let refused = swarm
+        .closed
+        .iter()
+        .filter(|(_, _, r)| *r == Reason::TooManyPeers)
+        .count();
+    assert!(refused > 0, "the limit was reached");
+    for node in &swarm.nodes {
+        assert_eq!(node.store, swarm.nodes[0].store);
+        assert!(node.links.len() <= 3);
+    }
+}
+
+#[test]
+fn a_leecher_wanting_some_pieces_gets_exactly_those() {
+    let count = TOTAL.div_ceil(PIECE_LEN as usize);
+    let wanted = |i: usize| i.is_multiple_of(3);
+    let mut swarm = Swarm::with(&roles(1, 0, 3), TOTAL, PIECE_LEN, 6, |node, cfg| {
+        if node == 1 {
+            cfg.piece_priorities = (0..count).map(|i| u8::from(wanted(i))).collect();
+        }
+    });
+    swarm.start();
+    swarm.run(Duration::from_secs(600), Swarm::honest_complete);
+    let picky = &swarm.nodes[1];
+    for i in 0..count as u32 {
+        assert_eq!(
+            picky.state.have().get(PieceIndex(i)),
+            wanted(i as usize),
+            "piece {i}"
+        );
+    }
+    assert_eq!(picky.state.stats(swarm.now).left, 0);
+    for node in &swarm.nodes[2..] {
+        assert_eq!(node.store, swarm.nodes[0].store);
+    }
+}
+
+#[test]
+fn leechers_finish_among_themselves_when_the_seed_leaves() {
+    let mut swarm = Swarm::new(&roles(1, 0, 6), TOTAL, PIECE_LEN, 7);
+    swarm.start();
+    let count = swarm.hashes.len() as u32;
+    // Run until every piece is somewhere among the leechers, then the seed stops.
+    swarm.run(Duration::from_secs(600), |s| {
+        (0..count).all(|i| {
+            s.nodes[1..]
+                .iter()
+                .any(|n| n.state.have().get(PieceIndex(i)))
+        })
+    });
+    assert!(!swarm.honest_complete(), "the seed leaves mid-download");
+    swarm.deliver(0, Event::Stop);
+    swarm.run(Duration::from_secs(600), Swarm::honest_complete);
+    assert!(swarm.nodes[0].links.is_empty());
+    for node in &swarm.nodes[1..] {
+        assert_eq!(node.store, swarm.nodes[0].store);
+    }
+}

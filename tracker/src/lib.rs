@@ -1,5 +1,6 @@
 //! rill-tracker: Rill's HTTP and UDP BitTorrent tracker.
 //!
+//! - [`admin`]: the admin CLI commands and the JSON REST admin API (private mode).
 //! - [`config`]: the TOML configuration ([`Config`]), `--print-config`'s commented default.
 //! - [`run`]: serves on listeners the caller bound (tests bind port 0) until a shutdown
 //!   future completes, then stops gracefully.
@@ -13,6 +14,7 @@
 //! This increment serves public mode; private mode and persistence plug into `service` and
 //! `store` later.
 
+pub mod admin;
 pub mod config;
 pub mod db;
 mod http;

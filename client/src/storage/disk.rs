@@ -36,6 +36,17 @@ pub struct Disk {
     concurrency: usize,
 }
 
+impl std::fmt::Debug for Disk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Disk")
+            .field("storage", &self.storage)
+            .field("budget", &self.budget)
+            .field("budget_free", &self.write_budget.available_permits())
+            .field("concurrency", &self.concurrency)
+            .finish()
+    }
+}
+
 impl Disk {
     /// A handle with the default write budget and one operation per core (at least 4).
     pub fn new(storage: Arc<Storage>) -> Disk {
@@ -116,6 +127,16 @@ impl Disk {
             drop(permit);
             done(result);
         });
+    }
+
+    /// Waits until every write queued before this call is over (for a clean stop: drain,
+    /// then [`Disk::checkpoint`], so no write changes a file after its stamp is taken).
+    pub async fn drain(&self) {
+        // Every queued write holds its share of the budget until it is over.
+        let all = Arc::clone(&self.write_budget)
+            .acquire_many_owned(self.budget)
+            .await;
+        drop(all);
     }
 
     /// Reads a block of a piece we have (see [`Storage::read_block`]).

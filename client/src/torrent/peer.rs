@@ -78,8 +78,9 @@ pub struct Peer {
     pub given_up: VecDeque<BlockRef>,
     /// Last time a block arrived, or requests began after none were outstanding.
     pub request_progress: Instant,
-    /// Pieces the peer rejected while unchoking us: not asked again until it unchokes anew.
-    pub rejected: BTreeSet<PieceIndex>,
+    /// Pieces the peer rejected (or stalled on) while unchoking us, and when: not asked of
+    /// it again for a while, or until it unchokes us anew.
+    pub rejected: BTreeMap<PieceIndex, Instant>,
     /// Pieces the peer lets us request while it chokes us (BEP 6 `allowed fast`).
     pub allowed_fast_in: BTreeSet<PieceIndex>,
     /// Pieces we let the peer request while we choke it (our allowed fast set for it).
@@ -139,7 +140,7 @@ impl Peer {
             requests_out: BTreeMap::new(),
             given_up: VecDeque::new(),
             request_progress: now,
-            rejected: BTreeSet::new(),
+            rejected: BTreeMap::new(),
             allowed_fast_in: BTreeSet::new(),
             allowed_fast_out: Vec::new(),
             suggested: VecDeque::new(),

@@ -408,13 +408,9 @@ impl Picker {
     /// Puts a piece that failed with blocks from several peers on parole: its next
     /// download is exclusive to one peer (see the module docs).
     pub fn set_parole(&mut self, piece: PieceIndex) {
+        // Takes effect when the piece is next started (a piece in progress keeps its peers).
         if piece.get() < self.piece_count && !self.have.get(piece) {
-            match self.partials.get_mut(&piece.get()) {
-                Some(partial) => partial.exclusive = true,
-                None => {
-                    self.parole.insert(piece.get());
-                }
-            }
+            self.parole.insert(piece.get());
         }
     }
 

@@ -384,8 +384,13 @@ impl TorrentState {
                 Event::Disconnected(_) | Event::BlockWritten(_) | Event::PieceVerified(..)
             )
         {
-            if let Event::Connected { peer, .. } = event {
-                out.push(Action::Disconnect(peer, Reason::Shutdown));
+            match event {
+                Event::Connected { peer, .. } => {
+                    out.push(Action::Disconnect(peer, Reason::Shutdown));
+                }
+                // Keep the deadline ahead of the clock, so a shell never spins.
+                Event::Tick => self.next_housekeeping = now + timers::HOUSEKEEPING_INTERVAL,
+                _ => {}
             }
             return;
         }
@@ -434,6 +439,9 @@ impl TorrentState {
 
     /// When the next [`Event::Tick`] is due.
     pub fn next_deadline(&self) -> Instant {
+        if self.stopped {
+            return self.next_housekeeping;
+        }
         self.next_housekeeping.min(self.choker.next_rechoke())
     }
 

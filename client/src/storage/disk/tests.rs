@@ -36,6 +36,8 @@ async fn writes_reads_verifies_and_checks_off_the_async_threads() {
         .await;
     }
     drop(sender);
+    disk.drain().await;
+    assert!(disk.verify(PieceIndex::new(0)).await.unwrap(), "drained");
     let mut written = Vec::new();
     while let Some((block, result)) = receiver.recv().await {
         result.unwrap();
@@ -143,4 +145,21 @@ async fn startup_have_and_empty_files() {
     std::fs::write(fixture.path(3), b"kept").unwrap();
     disk.create_empty_files().await.unwrap();
     assert_eq!(std::fs::read(fixture.path(3)).unwrap(), b"kept");
+}
+
+#[tokio::test]
+async fn drain_waits_for_writes_in_flight() {
+    let fixture = Fixture::new(32, FILES, 7);
+    let disk = Disk::with_limits(Arc::clone(&fixture.storage), 16, 1);
+    // A write in flight holds part of the budget.
+    let in_flight = Arc::clone(&disk.write_budget)
+        .acquire_many_owned(8)
+        .await
+        .unwrap();
+    let mut drain = pin!(disk.drain());
+    let mut context = Context::from_waker(Waker::noop());
+    assert!(matches!(drain.as_mut().poll(&mut context), Poll::Pending));
+    drop(in_flight);
+    drain.await;
+    assert_eq!(disk.write_budget.available_permits(), 16);
 }

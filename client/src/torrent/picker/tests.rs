@@ -289,6 +289,7 @@ enum Op {
     Reject(usize, usize),
     Verify(u32, bool),
     Priorities(Vec<u8>),
+    Parole(u32),
 }
 
 const N: u32 = 9;
@@ -303,11 +304,19 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<usize>(), any::<usize>()).prop_map(|(p, r)| Op::Reject(p, r)),
         3 => (0..N, prop::bool::weighted(0.8)).prop_map(|(i, ok)| Op::Verify(i, ok)),
         1 => prop::collection::vec(0u8..3, N as usize).prop_map(Op::Priorities),
+        1 => (0..N).prop_map(Op::Parole),
     ]
 }
 
 /// Checks the module's invariants against the peers the test believes are connected.
 fn check(p: &Picker, peers: &HashMap<PeerKey, Bitfield>) {
+    for (i, partial) in p.partials.iter().filter(|(_, p)| p.exclusive) {
+        for state in &partial.blocks {
+            if let BlockState::Requested(rs) = state {
+                assert_eq!(rs.len(), 1, "piece {i} on parole requested twice");
+            }
+        }
+    }
     for i in 0..p.piece_count() {
         let piece = PieceIndex(i);
         let sum = peers.values().filter(|b| b.get(piece)).count() as u32;
@@ -441,6 +450,7 @@ fn run(ops: Vec<Op>, seed: u64) {
                 assert_eq!(p.have().get(PieceIndex(i)), ok);
             }
             Op::Priorities(prios) => p.set_priorities(prios).unwrap(),
+            Op::Parole(i) => p.set_parole(PieceIndex(i)),
             _ => {}
         }
         check(&p, &peers);
@@ -491,4 +501,38 @@ fn download_completes_through_end_game() {
         }
         assert!(p.have().all());
     }
+}
+
+#[test]
+fn a_piece_on_parole_goes_to_one_peer() {
+    let mut p = drawn("33", "* ");
+    p.set_parole(PieceIndex(1));
+    let a = p.pick(A, &bits("**"), PeerSpeed::Slow, 1, &mut rng(1));
+    assert_eq!(pieces_of(&a), [1]);
+    // B may not join, not even in the end game.
+    assert!(
+        p.pick(B, &bits("**"), PeerSpeed::Slow, 4, &mut rng(1))
+            .is_empty()
+    );
+    let more = p.pick(A, &bits("**"), PeerSpeed::Slow, 4, &mut rng(1));
+    assert_eq!(more.len(), 3);
+    // A rejects a block: B takes the piece over.
+    p.request_rejected(A, more[0]);
+    assert_eq!(
+        p.pick(B, &bits("**"), PeerSpeed::Slow, 4, &mut rng(1)),
+        [more[0]]
+    );
+    for block in a.iter().chain(&more) {
+        let from = if *block == more[0] { B } else { A };
+        p.block_received(*block, from);
+    }
+    assert_eq!(p.piece_verified(PieceIndex(1), false), vec![A, B]);
+    // Two senders again: the caller puts it on parole again.
+    p.set_parole(PieceIndex(1));
+    let again = p.pick(C, &bits("**"), PeerSpeed::Slow, 4, &mut rng(1));
+    assert_eq!(again.len(), 4);
+    assert!(
+        p.pick(A, &bits("**"), PeerSpeed::Slow, 4, &mut rng(1))
+            .is_empty()
+    );
 }

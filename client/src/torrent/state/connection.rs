@@ -31,6 +31,9 @@ const GONE_MEMORY: usize = 512;
 impl TorrentState {
     /// Announces `started` and dials known peers.
     pub(super) fn start(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.started {
+            return;
+        }
         out.push(Action::Announce(AnnounceEvent::Started));
         if self.complete_at_start {
             out.push(Action::Completed);
@@ -162,7 +165,8 @@ impl TorrentState {
                 request_queue: Some(OUR_REQQ),
                 your_ip: Some(peer.addr.ip().to_canonical()),
                 metadata_size: None,
-                upload_only: false,
+                // BEP 21: nothing more wanted (a seed, or done with the selected files).
+                upload_only: self.missing == 0,
             };
             let payload = ours.to_bytes();
             peer.send(
@@ -252,8 +256,12 @@ impl TorrentState {
         self.stopped = true;
     }
 
-    /// Storage failed: report it and stop requesting and serving.
+    /// Storage failed: report it (once) and stop requesting and serving.
     pub(super) fn storage_failed(&mut self, message: String, now: Instant, out: &mut Vec<Action>) {
+        // The first failure says it; later ones (other writes in flight) add nothing.
+        if self.failed {
+            return;
+        }
         out.push(Action::Fatal(message));
         self.failed = true;
         let ids: Vec<PeerKey> = self.peers.keys().copied().collect();

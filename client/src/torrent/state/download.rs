@@ -31,6 +31,8 @@ pub const MAX_UNREQUESTED: u32 = 16;
 pub const BAN_STRIKES: u32 = 2;
 /// Requests outstanding this long without a block are given up and asked elsewhere.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a piece a peer rejected or stalled on is not asked of it again.
+pub const REJECT_MEMORY: Duration = Duration::from_secs(15);
 /// A request this old is given up if blocks asked after it have arrived since.
 pub const BLOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -77,8 +79,10 @@ impl TorrentState {
             }
             Some(only)
         } else if !peer.rejected.is_empty() {
+            peer.rejected
+                .retain(|_, at| now.saturating_duration_since(*at) < REJECT_MEMORY);
             let mut has = peer.has.clone();
-            for piece in &peer.rejected {
+            for piece in peer.rejected.keys() {
                 has.set(*piece, false);
             }
             Some(has)
@@ -149,9 +153,10 @@ impl TorrentState {
     }
 
     /// A `reject request` (BEP 6): the block is free again; a piece rejected while the
-    /// peer unchokes us is not asked from it again until it unchokes us anew, and one
+    /// peer unchokes us is not asked from it again for [`REJECT_MEMORY`] or until it
+    /// unchokes us anew, and one
     /// rejected while it chokes us leaves our allowed fast set, so there is no ping-pong.
-    pub(super) fn request_rejected(&mut self, id: PeerKey, block: BlockRef) {
+    pub(super) fn request_rejected(&mut self, id: PeerKey, block: BlockRef, now: Instant) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
@@ -161,7 +166,7 @@ impl TorrentState {
                 // It will not honour its allowed fast set after all (BEP 6 lets it).
                 peer.allowed_fast_in.remove(&block.piece);
             } else {
-                peer.rejected.insert(block.piece);
+                peer.rejected.insert(block.piece, now);
             }
             self.refill = true;
         } else {
@@ -269,7 +274,7 @@ impl TorrentState {
         if self.missing == 0 && !self.completed {
             self.completed = true;
             out.push(Action::Completed);
-            if !self.complete_at_start {
+            if !self.complete_at_start && !self.stopped {
                 out.push(Action::Announce(AnnounceEvent::Completed));
             }
             self.choker.set_seeding(true);

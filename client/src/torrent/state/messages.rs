@@ -116,7 +116,7 @@ impl TorrentState {
             }
             Message::RejectRequest(block) => {
                 need_fast("reject request")?;
-                self.request_rejected(id, block);
+                self.request_rejected(id, block, now);
             }
             Message::AllowedFast(piece) => {
                 need_fast("allowed fast")?;

@@ -178,6 +178,8 @@ impl Swarm {
                     for i in 0..self.nodes.len() {
                         if self.nodes[i].state.next_deadline() <= self.now {
                             self.deliver(i, Event::Tick);
+                            let next = self.nodes[i].state.next_deadline();
+                            assert!(next > self.now, "node {i}: deadline stuck at {next:?}");
                         }
                     }
                 }
@@ -472,6 +474,28 @@ fn a_leecher_wanting_some_pieces_gets_exactly_those() {
     }
     assert_eq!(picky.state.stats(swarm.now).left, 0);
     for node in &swarm.nodes[2..] {
+        assert_eq!(node.store, swarm.nodes[0].store);
+    }
+}
+
+#[test]
+fn leechers_finish_among_themselves_when_the_seed_leaves() {
+    let mut swarm = Swarm::new(&roles(1, 0, 6), TOTAL, PIECE_LEN, 7);
+    swarm.start();
+    let count = swarm.hashes.len() as u32;
+    // Run until every piece is somewhere among the leechers, then the seed stops.
+    swarm.run(Duration::from_secs(600), |s| {
+        (0..count).all(|i| {
+            s.nodes[1..]
+                .iter()
+                .any(|n| n.state.have().get(PieceIndex(i)))
+        })
+    });
+    assert!(!swarm.honest_complete(), "the seed leaves mid-download");
+    swarm.deliver(0, Event::Stop);
+    swarm.run(Duration::from_secs(600), Swarm::honest_complete);
+    assert!(swarm.nodes[0].links.is_empty());
+    for node in &swarm.nodes[1..] {
         assert_eq!(node.store, swarm.nodes[0].store);
     }
 }

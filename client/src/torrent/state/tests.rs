@@ -64,6 +64,7 @@ fn first_messages_have_none_and_extended_handshake() {
     assert_eq!(ext.request_queue, Some(250));
     assert_eq!(ext.port, Some(6881));
     assert_eq!(ext.your_ip, Some("10.0.0.1".parse().unwrap()));
+    assert!(!ext.upload_only);
     // No fast, no extension, nothing to announce: silence.
     assert!(sent(&h.connect(2, 2, false, false), 2).is_empty());
     assert!(RESERVED.fast() && RESERVED.extension_protocol());
@@ -403,4 +404,30 @@ fn allowed_fast_pieces_are_requested_while_choked_until_rejected() {
         again.extend(requests(&h.recv(1, Message::RejectRequest(b)), 1));
     }
     assert!(again.is_empty(), "asked again: {again:?}");
+}
+
+#[test]
+fn peer_info_for_the_display() {
+    let (mut h, _) = leecher_with_seed_peer();
+    let ext = ExtendedHandshake {
+        client: Some("libtorrent/2.0.8".into()),
+        request_queue: Some(2000),
+        ..Default::default()
+    };
+    h.recv(
+        1,
+        Message::Extended {
+            id: 0,
+            payload: ext.to_bytes(),
+        },
+    );
+    let infos = h.state.peers(h.now);
+    assert_eq!(infos.len(), 1);
+    let info = &infos[0];
+    assert_eq!(info.key, PeerKey(1));
+    assert_eq!(info.client.as_deref(), Some("libtorrent/2.0.8"));
+    assert_eq!(info.pieces, 4);
+    assert!(info.am_interested && !info.peer_choking && info.am_choking);
+    assert!(info.requests > 0);
+    assert_eq!(h.state.total_len(), 3 * 32768 + 20000);
 }

@@ -67,7 +67,7 @@ impl TorrentState {
                 && now.saturating_duration_since(peer.request_progress) >= REQUEST_TIMEOUT;
             if stalled || (snubbed && peer.requests_out.len() > 1) {
                 // Ask these pieces of others: not of this peer until it unchokes us anew.
-                let pieces: Vec<_> = peer.requests_out.keys().map(|b| b.piece).collect();
+                let pieces: Vec<_> = peer.requests_out.keys().map(|b| (b.piece, now)).collect();
                 peer.rejected.extend(pieces);
                 self.give_up_requests(id, true, now, out);
                 continue;

@@ -87,6 +87,11 @@ fn storage_failure_is_fatal_and_stops_requests() {
     assert!(sent(&out, 1).contains(&Message::NotInterested));
     let out = h.recv(1, piece(b, 1));
     assert!(requests(&out, 1).is_empty());
+    let again = h.handle(Event::StorageFailed("disk full".into()));
+    assert!(
+        !again.iter().any(|a| matches!(a, Action::Fatal(_))),
+        "fatal once"
+    );
 }
 
 #[test]
@@ -113,4 +118,44 @@ fn a_block_the_peer_skipped_is_asked_again() {
         }
     }
     assert!(cancelled, "skipped block given up");
+}
+
+#[test]
+fn deadlines_move_ahead_of_every_tick_even_when_stopped() {
+    let (mut h, _) = leecher_with_seed_peer();
+    for stop in [false, true] {
+        if stop {
+            h.handle(Event::Stop);
+        }
+        for _ in 0..30 {
+            h.advance(Duration::from_millis(700));
+            assert!(h.state.next_deadline() > h.now, "deadline in the past");
+        }
+    }
+}
+
+#[test]
+fn a_lone_seed_that_stalled_is_asked_again() {
+    let (mut h, out) = leecher_with_seed_peer();
+    let first = requests(&out, 1);
+    let mut cancelled_at = None;
+    let mut asked_again = Vec::new();
+    for s in 0..120 {
+        h.recv(1, Message::KeepAlive);
+        let out = h.advance(Duration::from_secs(1));
+        if sent(&out, 1)
+            .iter()
+            .any(|m| matches!(m, Message::Cancel(_)))
+        {
+            cancelled_at.get_or_insert(s);
+        }
+        if cancelled_at.is_some() {
+            asked_again.extend(requests(&out, 1));
+        }
+    }
+    assert!(cancelled_at.is_some(), "stalled requests given up");
+    assert!(
+        first.iter().any(|b| asked_again.contains(b)),
+        "the only source is asked again: {asked_again:?}"
+    );
 }

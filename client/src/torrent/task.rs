@@ -85,7 +85,7 @@ pub struct Progress {
     pub have: Bitfield,
     /// Where the torrent is.
     pub phase: Phase,
-    /// Pieces that passed their hash check in this run.
+    /// Distinct pieces that passed their hash check in this run.
     pub verified_this_run: u32,
     /// Pieces that failed their hash check in this run.
     pub failed_this_run: u32,
@@ -213,7 +213,7 @@ struct Task {
     completed_at: Option<Instant>,
     stopping: bool,
     fatal: Option<String>,
-    verified_this_run: u32,
+    verified_this_run: Bitfield,
     failed_this_run: u32,
     last_publish: Option<Instant>,
     last_resume: Instant,
@@ -254,7 +254,7 @@ impl Task {
             completed_at: complete.then_some(now),
             stopping: false,
             fatal: None,
-            verified_this_run: 0,
+            verified_this_run: Bitfield::new(piece_count),
             failed_this_run: 0,
             last_publish: None,
             last_resume: now,
@@ -390,7 +390,9 @@ impl Task {
 
     fn note_disk_event(&mut self, event: &Event) {
         match event {
-            Event::PieceVerified(_, true) => self.verified_this_run += 1,
+            Event::PieceVerified(piece, true) => {
+                self.verified_this_run.set(*piece, true);
+            }
             Event::PieceVerified(_, false) => self.failed_this_run += 1,
             _ => {}
         }
@@ -605,7 +607,7 @@ impl Task {
             stats,
             have: self.state.have().clone(),
             phase,
-            verified_this_run: self.verified_this_run,
+            verified_this_run: self.verified_this_run.count(),
             failed_this_run: self.failed_this_run,
         });
     }

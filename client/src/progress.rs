@@ -271,3 +271,45 @@ fn format_secs(secs: f64) -> String {
         format!("{secs}s")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rill_common::bitfield::Bitfield;
+    use rill_common::pieces::PieceIndex;
+
+    use super::*;
+    use crate::session::FileView;
+
+    #[test]
+    fn eta_is_short_and_capped() {
+        assert_eq!(format_secs(42.4), "42s");
+        assert_eq!(format_secs(125.0), "2m05s");
+        assert_eq!(format_secs(3.0 * 3600.0 + 60.0), "3h01m");
+        assert_eq!(format_secs(1e12), "99h00m");
+    }
+
+    #[test]
+    fn file_progress_counts_its_verified_pieces() {
+        let file = FileView {
+            path: "a".to_owned(),
+            length: 1000,
+            pieces: Some((2, 5)),
+            wanted: true,
+        };
+        let mut have = Bitfield::new(8);
+        assert_eq!(file_done(&file, &have), 0);
+        have.set(PieceIndex(0), true);
+        have.set(PieceIndex(3), true);
+        assert_eq!(file_done(&file, &have), 250);
+        for piece in 2..=5 {
+            have.set(PieceIndex(piece), true);
+        }
+        assert_eq!(file_done(&file, &have), 1000);
+        let empty = FileView {
+            pieces: None,
+            length: 0,
+            ..file
+        };
+        assert_eq!(file_done(&empty, &have), 0);
+    }
+}

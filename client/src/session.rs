@@ -525,3 +525,6 @@ fn file_views(layout: &Layout, priorities: &[u8]) -> Vec<FileView> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -135,12 +135,15 @@ impl Progress {
             let progress = view.progress.borrow();
             let stats = progress.stats;
             bar.set_position(view.wanted_len.saturating_sub(stats.left));
-            let (seeders, leechers) = view.trackers.as_ref().map_or((None, None), |status| {
-                let status = status.borrow();
-                (status.seeders, status.leechers)
-            });
-            let swarm = match (seeders, leechers) {
-                (Some(s), Some(l)) => format!(" (swarm {s}/{l})"),
+            let (seeders, leechers, error) =
+                view.trackers.as_ref().map_or((None, None, None), |status| {
+                    let status = status.borrow();
+                    (status.seeders, status.leechers, status.last_error.clone())
+                });
+            let swarm = match (seeders, leechers, error) {
+                // With no peer, why the trackers gave none is what the user needs to see.
+                (_, _, Some(error)) if stats.peers == 0 => format!(" ({error})"),
+                (Some(s), Some(l), _) => format!(" (swarm {s}/{l})"),
                 _ => String::new(),
             };
             let eta = if stats.download_rate > 1.0 && stats.left > 0 {

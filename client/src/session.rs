@@ -182,6 +182,7 @@ pub async fn run(
     let throttles = Arc::new(Throttles {
         down: Throttle::new(config.max_down),
         up: Throttle::new(config.max_up),
+        connections: Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1))),
     });
     let mut running = Vec::new();
     for metainfo in metainfos {

@@ -29,7 +29,7 @@ use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::AbortHandle;
 use tokio::time::timeout;
 
@@ -205,13 +205,15 @@ pub enum PeerEvent {
     Closed(PeerKey, String),
 }
 
-/// The byte-rate limits every connection shares.
+/// The limits every connection of a process shares: byte rates and the connection count.
 #[derive(Debug)]
 pub struct Throttles {
     /// Block payload received.
     pub down: Throttle,
     /// Block payload sent.
     pub up: Throttle,
+    /// One permit per established connection, across all torrents.
+    pub connections: Arc<Semaphore>,
 }
 
 impl Throttles {
@@ -220,6 +222,7 @@ impl Throttles {
         Throttles {
             down: Throttle::unlimited(),
             up: Throttle::unlimited(),
+            connections: Arc::new(Semaphore::new(Semaphore::MAX_PERMITS)),
         }
     }
 }
@@ -232,9 +235,15 @@ pub struct Link {
     pub addr: SocketAddr,
     writer: mpsc::UnboundedSender<Message>,
     reader: AbortHandle,
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Link {
+    /// Holds `permit` (of [`Throttles::connections`]) for as long as the link lives.
+    pub fn hold(&mut self, permit: OwnedSemaphorePermit) {
+        self.permit = Some(permit);
+    }
+
     /// Queues a message; `false` if the connection is already gone.
     pub fn send(&self, message: Message) -> bool {
         self.writer.send(message).is_ok()
@@ -288,6 +297,7 @@ pub fn spawn(
         addr,
         writer,
         reader,
+        permit: None,
     }
 }
 

@@ -423,13 +423,21 @@ impl Task {
     }
 
     fn on_connected(&mut self, established: Established) {
+        // The process-wide connection limit (`--max-connections`), over all torrents.
+        let Ok(permit) = Arc::clone(&self.throttles.connections).try_acquire_owned() else {
+            debug!(addr = %established.addr, "connection limit reached: closed");
+            if established.outgoing {
+                self.feed(Event::ConnectFailed(established.addr));
+            }
+            return;
+        };
         let peer = PeerKey(self.next_key);
         self.next_key = self.next_key.wrapping_add(1);
         let addr = established.addr;
         let handshake = established.handshake;
         let outgoing = established.outgoing;
         debug!(%addr, outgoing, peer_id = %handshake.peer_id, "connected");
-        let link = connection::spawn(
+        let mut link = connection::spawn(
             peer,
             established,
             self.max_len,
@@ -437,6 +445,7 @@ impl Task {
             self.peer_events.0.clone(),
             Arc::clone(&self.throttles),
         );
+        link.hold(permit);
         self.links.insert(peer, link);
         self.feed(Event::Connected {
             peer,

@@ -15,6 +15,7 @@
 //! - Each connection reports on the torrent's bounded channel: its messages in order, then
 //!   exactly one [`PeerEvent::Closed`] (from whichever loop stops first; later ones are
 //!   dropped by the torrent, which knows the key is gone).
+#![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -429,8 +430,10 @@ impl Batch {
         self.flush_control();
         let mut first = 0;
         while first < self.segments.len() {
-            let slices: Vec<IoSlice<'_>> = self.segments[first..]
+            let slices: Vec<IoSlice<'_>> = self
+                .segments
                 .iter()
+                .skip(first)
                 .take(64)
                 .map(|segment| IoSlice::new(segment))
                 .collect();
@@ -439,7 +442,9 @@ impl Batch {
                 return Err(io::ErrorKind::WriteZero.into());
             }
             while written > 0 {
-                let segment = &mut self.segments[first];
+                let Some(segment) = self.segments.get_mut(first) else {
+                    break;
+                };
                 let step = written.min(segment.len());
                 segment.advance(step);
                 written -= step;

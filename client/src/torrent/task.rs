@@ -44,6 +44,12 @@ pub const RESUME_EVERY: Duration = Duration::from_secs(30);
 const MAX_TICK: Duration = Duration::from_secs(1);
 /// Connection events queued before connections wait for the task.
 const EVENT_QUEUE: usize = 1024;
+/// Disk completions queued for the task: more than may be in flight, so a blocking thread
+/// never waits to report.
+const DISK_QUEUE: usize = 1024;
+/// Disk operations in flight above which the task stops taking messages from peers, so
+/// received blocks wait in the sockets (the peers slow down) rather than in memory.
+const MAX_DISK_IN_FLIGHT: usize = 256;
 /// Incoming connections queued for the task.
 const INCOMING_QUEUE: usize = 32;
 
@@ -247,7 +253,7 @@ impl Task {
             next_key: 0,
             peer_events: mpsc::channel(EVENT_QUEUE),
             dials: mpsc::channel(64),
-            disk: mpsc::channel(EVENT_QUEUE),
+            disk: mpsc::channel(DISK_QUEUE),
             disk_in_flight: 0,
             queue: VecDeque::new(),
             actions: Vec::new(),
@@ -289,7 +295,9 @@ impl Task {
                     self.note_disk_event(&event);
                     self.feed(event);
                 }
-                Some(event) = self.peer_events.1.recv() => self.on_peer_event(event),
+                Some(event) = self.peer_events.1.recv(), if self.disk_in_flight < MAX_DISK_IN_FLIGHT => {
+                    self.on_peer_event(event);
+                }
                 Some((addr, dialled)) = self.dials.1.recv() => self.on_dialled(addr, dialled),
                 Some(established) = incoming.recv() => self.on_connected(established),
                 Some(peers) = self.found.recv() => self.feed(Event::PeersFound(peers)),

@@ -1,5 +1,10 @@
 //! The `rill-tracker` command: parse arguments, build the configuration, bind, serve until
-//! SIGINT or SIGTERM. The one place an error becomes an exit code.
+//! SIGINT or SIGTERM (which drains private mode's accounting before exit). The one place an
+//! error becomes an exit code.
+//!
+//! Seam for the admin commands (`user add`, `torrent add`, …): they become variants of
+//! [`Command`] that open the configured database (`--config`, `--db`) and exit; the admin
+//! REST router is handed to [`rill_tracker::Tracker::with_routes`] when `admin_token` is set.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,6 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use rill_tracker::config::Mode;
 use rill_tracker::{Config, Listeners};
 
 /// Rill's BitTorrent tracker: public HTTP and UDP on port 6969 with no configuration.
@@ -39,6 +45,13 @@ struct ServeArgs {
     /// UDP listen address, or "off" [default: 0.0.0.0:6969].
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     udp: Option<Listen>,
+    /// Database URL: sqlite://PATH or postgres://… [default in private mode:
+    /// sqlite://rill-tracker.db].
+    #[arg(long, value_name = "URL")]
+    db: Option<String>,
+    /// Private mode: passkeys, registered torrents, accounting.
+    #[arg(long)]
+    private: bool,
 }
 
 /// A listen address or "off".
@@ -101,21 +114,42 @@ fn serve(args: ServeArgs) -> Result<()> {
     };
     apply(args.http, &mut config.http.enabled, &mut config.http.listen);
     apply(args.udp, &mut config.udp.enabled, &mut config.udp.listen);
+    if args.db.is_some() {
+        config.database = args.db;
+    }
+    if args.private {
+        config.mode = Mode::Private;
+    }
     config.validate()?;
     if !config.http.enabled && !config.udp.enabled {
         anyhow::bail!("nothing to serve: both HTTP and UDP are off");
     }
     let listeners = Listeners::bind(&config)?;
+    let (mode, suffix) = match config.mode {
+        Mode::Public => ("public", ""),
+        Mode::Private => ("private", "/<passkey>"),
+    };
     let mut lines = Vec::new();
     if let Some(addr) = listeners.http.as_ref().and_then(|l| l.local_addr().ok()) {
-        lines.push(format!("http://{addr}/announce"));
+        lines.push(format!("http://{addr}/announce{suffix}"));
     }
     if let Some(addr) = listeners.udp.as_ref().and_then(|s| s.local_addr().ok()) {
-        lines.push(format!("udp://{addr}/announce"));
+        lines.push(format!("udp://{addr}/announce{suffix}"));
     }
-    println!("rill-tracker: public tracker on {}", lines.join(" and "));
+    let database = config.database_url().map(str::to_owned);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(rill_tracker::run(config, listeners, shutdown_signal()))?;
+    runtime.block_on(async {
+        // Open (and migrate) the database before saying where the tracker serves.
+        let tracker = rill_tracker::Tracker::open(config).await?;
+        match &database {
+            Some(url) => println!(
+                "rill-tracker: {mode} tracker on {} (database {url})",
+                lines.join(" and ")
+            ),
+            None => println!("rill-tracker: {mode} tracker on {}", lines.join(" and ")),
+        }
+        tracker.serve(listeners, shutdown_signal()).await
+    })?;
     Ok(())
 }
 

@@ -195,6 +195,17 @@ impl ErrorKind {
         }
     }
 
+    /// Whether only private mode can produce this kind (public `/metrics` leaves it out).
+    pub fn private_only(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Disabled
+                | ErrorKind::ClientNotAllowed
+                | ErrorKind::Unregistered
+                | ErrorKind::RateLimited
+        )
+    }
+
     fn index(self) -> usize {
         self as usize
     }

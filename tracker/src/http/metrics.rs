@@ -41,6 +41,7 @@ pub async fn metrics(State(service): State<Arc<Service>>) -> Response {
         &counters.snapshot(Protocol::Http),
         &counters.snapshot(Protocol::Udp),
         service.totals(),
+        service.private().is_some(),
     );
     if let (Some(stats), Some(private)) = (service.private_stats(), service.private()) {
         let total_micros = private
@@ -67,8 +68,14 @@ pub fn kind_of(error: &HttpTrackerError) -> ErrorKind {
 
 const PROTOCOLS: [(Protocol, &str); 2] = [(Protocol::Http, "http"), (Protocol::Udp, "udp")];
 
-/// The exposition text of both protocols' counters and the swarm totals.
-pub fn render(http: &CounterSnapshot, udp: &CounterSnapshot, totals: StoreTotals) -> String {
+/// The exposition text of both protocols' counters and the swarm totals; private mode's
+/// error kinds only when `private`.
+pub fn render(
+    http: &CounterSnapshot,
+    udp: &CounterSnapshot,
+    totals: StoreTotals,
+    private: bool,
+) -> String {
     let of = |protocol| match protocol {
         Protocol::Http => http,
         Protocol::Udp => udp,
@@ -136,7 +143,7 @@ pub fn render(http: &CounterSnapshot, udp: &CounterSnapshot, totals: StoreTotals
     );
     for (protocol, name) in PROTOCOLS {
         for kind in ErrorKind::ALL {
-            if kind.applies_to(protocol) {
+            if kind.applies_to(protocol) && (private || !kind.private_only()) {
                 sample(
                     &mut out,
                     "rill_tracker_errors_total",
@@ -265,7 +272,9 @@ mod tests {
             seeders: 1,
             leechers: 6,
         };
-        let text = render(&http, &udp, totals);
+        let text = render(&http, &udp, totals, false);
+        assert!(!text.contains("rate_limited"));
+        assert!(render(&http, &udp, totals, true).contains("kind=\"rate_limited\"} 0"));
         for line in [
             "# TYPE rill_tracker_announces_total counter",
             "rill_tracker_announces_total{protocol=\"http\",result=\"ok\"} 3",

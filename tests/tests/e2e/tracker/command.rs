@@ -29,14 +29,11 @@ fn config_errors_name_the_key_and_fail() {
     assert!(stderr.contains("numwant_max"), "{stderr}");
     assert!(output.stdout.is_empty());
 
-    std::fs::write(&path, "mode = \"private\"\n").unwrap();
+    std::fs::write(&path, "mode = \"private\"\ndatabase = \"mysql://db\"\n").unwrap();
     let output = run_tracker(&["--config", path.to_str().unwrap()]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("private mode is not available yet"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("mysql://db"), "{stderr}");
 }
 
 #[test]

@@ -12,6 +12,8 @@
 //! - Transmission seed + libtorrent leecher, over HTTP and over UDP.
 //! - libtorrent seed + Transmission leecher, over HTTP.
 //!
+//! - `private`: the same clients with passkey URLs in private mode, credited in the database.
+//!
 //! Transmission 3.00 drops 127.x peers from tracker replies, so with Transmission the
 //! libtorrent peer always announces second and dials Transmission from the reply; the tests
 //! wait (scraping) until the tracker has seen Transmission before starting libtorrent.
@@ -33,6 +35,8 @@ use rill_tests::{
 use rill_tracker::Config;
 
 use crate::support::write_data;
+
+mod private;
 
 /// Bound on a whole libtorrent-to-libtorrent download of the test payload.
 const LIBTORRENT_DOWNLOAD: Duration = Duration::from_secs(60);

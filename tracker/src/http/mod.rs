@@ -11,7 +11,9 @@
 //!   present, IPv6 peers go to `peers6` (BEP 7).
 //! - The client's address is resolved by [`address::client_ip`]; `ip=` is believed only with
 //!   `announce.allow_ip_param`, and never in private mode.
-//! - Private mode: `/announce/<passkey>` and `/scrape/<passkey>`. The passkey is the raw path
+//! - Private mode: `/announce/<passkey>` and `/scrape/<passkey>`, or `/<passkey>/announce` and
+//!   `/<passkey>/scrape` (the form from which clients derive a scrape URL by BEP 48's
+//!   convention, since the last segment is `announce`). The passkey is the raw path
 //!   segment (not percent-decoded: a passkey is 32 letters and digits, so any `%`, `/`, quote
 //!   or other byte makes it malformed), validated before any lookup; a refusal is a
 //!   `failure reason` like any other.
@@ -47,6 +49,8 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/announce/{*passkey}", get(announce))
         .route("/scrape", get(scrape))
         .route("/scrape/{*passkey}", get(scrape))
+        .route("/{passkey}/announce", get(announce))
+        .route("/{passkey}/scrape", get(scrape))
         .route("/health", get(health))
         .route("/stats", get(stats))
         .route("/metrics", get(metrics::metrics))
@@ -85,9 +89,13 @@ async fn scrape(State(service): State<Arc<Service>>, uri: Uri) -> Response {
     bencoded(answer_scrape(&service, passkey, raw))
 }
 
-/// The raw passkey segment of `/announce/<passkey>` (`None` for the bare `/announce`).
+/// The raw passkey segment of `/announce/<passkey>` or `/<passkey>/announce` (`None` for the
+/// bare `/announce`).
 fn passkey_of<'a>(path: &'a str, route: &str) -> Option<&'a str> {
-    path.strip_prefix(route)?.strip_prefix('/')
+    match path.strip_prefix(route) {
+        Some(rest) => rest.strip_prefix('/'),
+        None => path.strip_suffix(route)?.strip_prefix('/'),
+    }
 }
 
 fn bencoded(body: Vec<u8>) -> Response {
@@ -224,5 +232,7 @@ mod tests {
         assert_eq!(passkey_of("/announce/a/b", "/announce"), Some("a/b"));
         assert_eq!(passkey_of("/announce/%27", "/announce"), Some("%27"));
         assert_eq!(passkey_of("/scrape/k", "/scrape"), Some("k"));
+        assert_eq!(passkey_of("/k/scrape", "/scrape"), Some("k"));
+        assert_eq!(passkey_of("/k/announce", "/announce"), Some("k"));
     }
 }

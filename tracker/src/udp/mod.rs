@@ -206,16 +206,19 @@ pub fn answer(
     Some(response.encode(family))
 }
 
-/// The passkey in BEP 41 URL data: the text after `/announce/`, up to a `?` (a query is
-/// allowed after it); `Some("")`-like junk is returned as is for `Passkey::parse` to refuse.
-/// `None` when the URL data names no passkey at all (empty, or `/announce`).
+/// The passkey in BEP 41 URL data: `/announce/<passkey>` or `/<passkey>/announce`, up to a
+/// `?` (a query may follow). Junk in its place is returned as is for `Passkey::parse` to
+/// refuse. `None` when the URL data names no passkey at all (empty, or `/announce`).
 pub fn passkey_of(url_data: &[u8]) -> Option<&str> {
     let path_end = url_data
         .iter()
         .position(|&b| b == b'?')
         .unwrap_or(url_data.len());
     let path = url_data.get(..path_end)?;
-    let rest = path.strip_prefix(b"/announce")?.strip_prefix(b"/")?;
+    let rest = match path.strip_prefix(b"/announce") {
+        Some(rest) => rest.strip_prefix(b"/")?,
+        None => path.strip_suffix(b"/announce")?.strip_prefix(b"/")?,
+    };
     // Not UTF-8 cannot be a passkey: hand over something `Passkey::parse` refuses.
     Some(std::str::from_utf8(rest).unwrap_or("\u{fffd}"))
 }
@@ -360,6 +363,7 @@ mod tests {
         assert_eq!(passkey_of(b"/announce/a'b"), Some("a'b"));
         assert_eq!(passkey_of(b"/announce/\xff"), Some("\u{fffd}"));
         assert_eq!(passkey_of(b"/other/abc"), None);
+        assert_eq!(passkey_of(b"/abc/announce?x"), Some("abc"));
     }
 
     #[test]

@@ -47,8 +47,8 @@ struct SyncState {
     active: bool,
     /// Cycles asked for so far.
     requested: AtomicU64,
-    /// Wakes the flush task.
-    wake: Notify,
+    /// Wakes the flush task (shared with the admin API, see [`Handle::change_notifier`]).
+    wake: Arc<Notify>,
     /// The `requested` value seen at the start of the last finished cycle (`u64::MAX`
     /// once the task has drained and ended).
     done: watch::Sender<u64>,
@@ -60,7 +60,7 @@ impl Handle {
             inner: Arc::new(SyncState {
                 active,
                 requested: AtomicU64::new(0),
-                wake: Notify::new(),
+                wake: Arc::new(Notify::new()),
                 done: watch::Sender::new(0),
             }),
         }
@@ -71,6 +71,13 @@ impl Handle {
     pub fn request_sync(&self) {
         self.inner.requested.fetch_add(1, Ordering::SeqCst);
         self.inner.wake.notify_one();
+    }
+
+    /// The `Notify` that wakes the flush task for a cycle: hand it to whatever changes the
+    /// database while the tracker runs (the admin REST API's `on_change`), so that a
+    /// `notify_one()` makes the change take effect at once instead of within an interval.
+    pub fn change_notifier(&self) -> Arc<Notify> {
+        Arc::clone(&self.inner.wake)
     }
 
     /// Asks for a flush and registry reload and waits until one that started after this

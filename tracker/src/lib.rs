@@ -1,5 +1,6 @@
 //! rill-tracker: Rill's HTTP and UDP BitTorrent tracker.
 //!
+//! - [`admin`]: the admin CLI commands and the JSON REST admin API (private mode).
 //! - [`config`]: the TOML configuration ([`Config`]), `--print-config`'s commented default.
 //! - [`run`]: serves on listeners the caller bound (tests bind port 0) until a shutdown
 //!   future completes, then stops gracefully; [`Tracker`] splits it in two (open, then
@@ -16,6 +17,7 @@
 //! and the timers stop; only then is the accounting drained to the database, so that no
 //! announce is credited after the last write.
 
+pub mod admin;
 pub mod config;
 pub mod db;
 mod flush;

@@ -3,15 +3,18 @@
 //! loads a [`Registry`] and a [`Snapshot`] at start and writes the [`Batch`]es that
 //! [`crate::private::PrivateTracker::take_pending`] hands out.
 //!
-//! Backends: [`Db`] wraps a private `Backend` enum with one variant per database; today only
-//! SQLite (`sqlite://PATH`, `sqlite.rs`). PostgreSQL becomes a second variant with its own
-//! module and migrations directory (`migrations/postgres/`), dispatched by the same `match`
-//! in each method; callers do not change. The SQL differs in small ways only (`max` vs
-//! `GREATEST`, `BLOB` vs `BYTEA`, `$1` vs `?`).
+//! Backends: SQLite (`sqlite://PATH`, opened by `sqlite.rs`) and PostgreSQL
+//! (`postgres://…`, `postgres.rs`), each with its own migrations directory. The operations
+//! are written once (`queries.rs`) over a small seam (`backend.rs`): statements with `?`
+//! placeholders and typed arguments, run in a transaction of either database, rows read by
+//! column index, and a per-dialect table for what differs (`max` vs `GREATEST`, the
+//! bind-variable limit); the schemas differ only in column types (`BLOB`/`BYTEA`,
+//! `INTEGER`/`BOOLEAN` flags). Runtime queries only: building needs no database.
 //!
 //! Invariants:
 //! - [`Db::apply`] writes a whole batch in ONE transaction or nothing: credits are `+=`
-//!   upserts (merged per key, sorted by key, chunked under the bind-variable limit),
+//!   upserts (merged per key and sorted by key again, whatever order the batch has;
+//!   chunked under the dialect's bind-variable limit; sums saturate at `i64::MAX`),
 //!   `seeded_until` is stored as `max(stored, new)` (0 changes nothing), baselines are
 //!   upserted or deleted. A failed `apply` leaves the database as it was; the caller gives
 //!   the batch back with `restore_pending` and retries later. Applying the same batch twice
@@ -19,28 +22,32 @@
 //!   the ledger's module doc).
 //! - Every query binds its inputs; SQL text is only ever built from constant fragments and
 //!   placeholder counts, never from input.
-//! - Migrations (`migrations/sqlite/*.sql`, embedded at compile time) run at [`Db::open`];
+//! - Migrations (`migrations/<dialect>/*.sql`, embedded at compile time) run at [`Db::open`];
 //!   reopening an up-to-date database runs none.
 //! - Counters are `u64` in Rust and 64-bit signed in SQL: values are clamped to `i64::MAX`
 //!   on the way in (no real counter gets near it), negative stored values read back as 0.
 
+mod backend;
+mod postgres;
+mod queries;
 mod sqlite;
+#[cfg(test)]
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 
 use rill_common::InfoHash;
 use thiserror::Error;
 
-use crate::private::{Batch, Passkey, Registry, Snapshot, Torrent, User};
+use backend::Backend;
+
+use crate::private::{Batch, Passkey, Registry, Snapshot, Torrent, UploadMultiplier, User};
 
 /// Why a database operation failed.
 #[derive(Debug, Error)]
 pub enum DbError {
-    /// A `postgres://` URL: the backend is not written yet.
-    #[error("postgres:// is not supported yet (use sqlite://PATH)")]
-    PostgresUnsupported,
     /// A URL that names no supported database.
-    #[error("unsupported database URL {0:?}: expected sqlite://PATH")]
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     /// `add_user` with a name already taken.
     #[error("user {0} already exists")]
@@ -89,12 +96,6 @@ pub struct UserStats {
     pub seeding_secs: u64,
 }
 
-/// One database backend (see the module doc: PostgreSQL will be a second variant).
-#[derive(Clone, Debug)]
-enum Backend {
-    Sqlite(sqlx::SqlitePool),
-}
-
 /// A connection pool to the tracker's database, migrated.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -102,41 +103,42 @@ pub struct Db {
 }
 
 impl Db {
-    /// Opens (creating the file if missing) and migrates the database at `url`:
-    /// `sqlite://PATH` (WAL journal; `sqlite://tracker.db` is relative, `sqlite:///var/lib/x.db`
-    /// absolute). `postgres://` is refused as not supported yet.
+    /// Opens and migrates the database at `url`: `sqlite://PATH` (created if missing, WAL
+    /// journal; `sqlite://tracker.db` is relative, `sqlite:///var/lib/x.db` absolute), or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (also `postgresql://`; libpq-style
+    /// query parameters such as `sslmode` and `options[search_path]=SCHEMA` apply).
     pub async fn open(url: &str) -> Result<Db, DbError> {
-        if let Some(path) = url.strip_prefix("sqlite://") {
-            let pool = sqlite::open(path).await?;
-            return Ok(Db {
-                backend: Backend::Sqlite(pool),
-            });
+        let backend = if let Some(path) = url.strip_prefix("sqlite://") {
+            Backend::Sqlite(sqlite::open(path).await?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres(postgres::open(url).await?)
+        } else {
+            return Err(DbError::UnsupportedUrl(url.to_owned()));
+        };
+        Ok(Db { backend })
+    }
+
+    /// Which database this is: `"sqlite"` or `"postgres"`.
+    pub fn kind(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
         }
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(DbError::PostgresUnsupported);
-        }
-        Err(DbError::UnsupportedUrl(url.to_owned()))
     }
 
     /// Closes the pool: later calls fail with a database error.
     pub async fn close(&self) {
-        match &self.backend {
-            Backend::Sqlite(pool) => pool.close().await,
-        }
+        self.backend.close().await;
     }
 
     /// Users, torrents and the client allow-list, for `PrivateTracker::new`.
     pub async fn load_registry(&self) -> Result<Registry, DbError> {
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::load_registry(pool).await,
-        }
+        queries::load_registry(&self.backend).await
     }
 
     /// Peer baselines and seeding marks, for `PrivateTracker::restore`.
     pub async fn load_snapshot(&self) -> Result<Snapshot, DbError> {
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::load_snapshot(pool).await,
-        }
+        queries::load_snapshot(&self.backend).await
     }
 
     /// Writes a batch in one transaction (see the module doc); on error nothing is written.
@@ -144,52 +146,38 @@ impl Db {
         if batch.is_empty() {
             return Ok(());
         }
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::apply(pool, batch).await,
-        }
+        queries::apply(&self.backend, batch).await
     }
 
     /// Adds an enabled user with this passkey and returns it.
     pub async fn add_user(&self, name: &str, passkey: &Passkey) -> Result<User, DbError> {
         check_name(name)?;
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::add_user(pool, name, passkey).await,
-        }
+        queries::add_user(&self.backend, name, passkey).await
     }
 
     /// Every user, by id.
     pub async fn list_users(&self) -> Result<Vec<User>, DbError> {
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::list_users(pool).await,
-        }
+        queries::list_users(&self.backend).await
     }
 
     /// The user with this name.
     pub async fn user(&self, name: &str) -> Result<User, DbError> {
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::user(pool, name).await,
-        }
+        queries::user(&self.backend, name).await
     }
 
     /// Disables a user with a reason (its announces are refused with it); returns it.
     pub async fn disable_user(&self, name: &str, reason: &str) -> Result<User, DbError> {
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::set_disabled(pool, name, Some(reason)).await,
-        }
+        queries::set_disabled(&self.backend, name, Some(reason)).await
     }
 
     /// Enables a user again; returns it.
     pub async fn enable_user(&self, name: &str) -> Result<User, DbError> {
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::set_disabled(pool, name, None).await,
-        }
+        queries::set_disabled(&self.backend, name, None).await
     }
 
     /// Gives a user a new passkey (the old one stops working); returns the user.
     pub async fn reset_passkey(&self, name: &str, passkey: &Passkey) -> Result<User, DbError> {
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::reset_passkey(pool, name, passkey).await,
-        }
+        queries::reset_passkey(&self.backend, name, passkey).await
     }
 
     /// Registers a torrent (upload multiplier 1×) and returns it.
@@ -198,45 +186,44 @@ impl Db {
         info_hash: &InfoHash,
         freeleech: bool,
     ) -> Result<Torrent, DbError> {
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::add_torrent(pool, info_hash, freeleech).await,
-        }
+        self.add_torrent_with(info_hash, freeleech, UploadMultiplier::ONE)
+            .await
+    }
+
+    /// Registers a torrent with an upload multiplier and returns it.
+    pub async fn add_torrent_with(
+        &self,
+        info_hash: &InfoHash,
+        freeleech: bool,
+        multiplier: UploadMultiplier,
+    ) -> Result<Torrent, DbError> {
+        queries::add_torrent(&self.backend, info_hash, freeleech, multiplier).await
     }
 
     /// Unregisters a torrent and deletes its peer baselines; users' credited totals for it
     /// are kept (ids are never reused). Returns the removed torrent.
     pub async fn remove_torrent(&self, info_hash: &InfoHash) -> Result<Torrent, DbError> {
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::remove_torrent(pool, info_hash).await,
-        }
+        queries::remove_torrent(&self.backend, info_hash).await
     }
 
     /// Every registered torrent, by id.
     pub async fn list_torrents(&self) -> Result<Vec<Torrent>, DbError> {
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::list_torrents(pool).await,
-        }
+        queries::list_torrents(&self.backend).await
     }
 
     /// A user's credited totals over all torrents (zeros for a user with none).
     pub async fn user_stats(&self, name: &str) -> Result<UserStats, DbError> {
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::user_stats(pool, name).await,
-        }
+        queries::user_stats(&self.backend, name).await
+    }
+
+    /// Every user with its credited totals, by user id.
+    pub async fn all_user_stats(&self) -> Result<Vec<(User, UserStats)>, DbError> {
+        queries::all_user_stats(&self.backend).await
     }
 
     /// Adds a client prefix to the allow-list (no-op if present).
     pub async fn allow_client(&self, prefix: &crate::private::ClientPrefix) -> Result<(), DbError> {
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::allow_client(pool, prefix).await,
-        }
-    }
-
-    #[cfg(test)]
-    fn sqlite_pool(&self) -> &sqlx::SqlitePool {
-        match &self.backend {
-            Backend::Sqlite(pool) => pool,
-        }
+        queries::allow_client(&self.backend, prefix).await
     }
 }
 

@@ -1,12 +1,12 @@
-//! Tests of the SQLite backend, each on a fresh file in a temp dir.
+//! Tests of the database layer, each run on SQLite (a fresh file) and on PostgreSQL (a
+//! fresh schema; see `testing.rs` for `RILL_TEST_POSTGRES`).
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rill_common::tracker::AnnounceEvent;
 use rill_common::{InfoHash, PeerId};
-use sqlx::AssertSqlSafe;
-use tempfile::TempDir;
 
+use super::testing::{TestDb, on_both};
 use super::*;
 use crate::private::{
     Credit, Delta, PeerChange, PeerKey, PeerRecord, PrivateAnnounce, PrivateConfig, PrivateTracker,
@@ -14,10 +14,6 @@ use crate::private::{
 };
 
 const T0: u64 = 1_700_000_000;
-
-fn url(dir: &TempDir) -> String {
-    format!("sqlite://{}", dir.path().join("tracker.db").display())
-}
 
 fn key(seed: u64) -> Passkey {
     Passkey::generate(&mut StdRng::seed_from_u64(seed))
@@ -58,19 +54,12 @@ fn announce(
 }
 
 async fn count(db: &Db, table: &str) -> i64 {
-    let sql = AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
-    let (n,): (i64,) = sqlx::query_as(sql)
-        .fetch_one(db.sqlite_pool())
-        .await
-        .unwrap();
-    n
+    db.count(table).await
 }
 
-#[tokio::test]
-async fn migrations_run_on_a_fresh_file_and_reopening_is_idempotent() {
-    let dir = TempDir::new().unwrap();
-    let db = Db::open(&url(&dir)).await.unwrap();
-    assert!(dir.path().join("tracker.db").exists());
+async fn migrations_run_on_a_fresh_file_and_reopening_is_idempotent(t: &TestDb) {
+    let db = t.open().await;
+    assert_eq!(db.kind(), t.kind);
     for table in [
         "users",
         "torrents",
@@ -81,35 +70,43 @@ async fn migrations_run_on_a_fresh_file_and_reopening_is_idempotent() {
         assert_eq!(count(&db, table).await, 0, "{table}");
     }
     assert_eq!(count(&db, "_sqlx_migrations").await, 1);
-    let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
-        .fetch_one(db.sqlite_pool())
-        .await
-        .unwrap();
-    assert_eq!(mode, "wal");
+    if t.kind == "sqlite" {
+        assert_eq!(db.query_text("PRAGMA journal_mode").await, "wal");
+    }
     db.add_user("alice", &key(1)).await.unwrap();
     db.close().await;
 
-    let db = Db::open(&url(&dir)).await.unwrap();
+    let db = t.open().await;
     assert_eq!(count(&db, "_sqlx_migrations").await, 1);
     assert_eq!(db.list_users().await.unwrap().len(), 1);
+    if let Some(rest) = t.url.strip_prefix("postgres://") {
+        // The libpq spelling of the scheme names the same database.
+        let db = Db::open(&format!("postgresql://{rest}")).await.unwrap();
+        assert_eq!(db.list_users().await.unwrap().len(), 1);
+    }
 }
 
 #[tokio::test]
 async fn other_schemes_are_refused_clearly() {
-    let err = Db::open("postgres://localhost/rill").await.unwrap_err();
-    assert!(matches!(err, DbError::PostgresUnsupported));
+    let err = Db::open("mysql://localhost/rill").await.unwrap_err();
+    assert!(matches!(err, DbError::UnsupportedUrl(_)), "{err}");
     assert_eq!(
         err.to_string(),
-        "postgres:// is not supported yet (use sqlite://PATH)"
+        "unsupported database URL \"mysql://localhost/rill\": expected sqlite://PATH or postgres://…"
     );
-    let err = Db::open("mysql://localhost/rill").await.unwrap_err();
-    assert!(err.to_string().contains("mysql://localhost/rill"), "{err}");
 }
 
 #[tokio::test]
-async fn user_admin_operations_round_trip() {
-    let dir = TempDir::new().unwrap();
-    let db = Db::open(&url(&dir)).await.unwrap();
+async fn an_unreachable_postgres_server_is_a_database_error() {
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    let err = Db::open("postgres://rill:rill@127.0.0.1:1/rill")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DbError::Sqlx(_)), "{err}");
+}
+
+async fn user_admin_operations_round_trip(t: &TestDb) {
+    let db = t.open().await;
     let alice = db.add_user("alice", &key(1)).await.unwrap();
     assert_eq!(alice.name, "alice");
     assert_eq!(alice.disabled, None);
@@ -158,10 +155,8 @@ async fn user_admin_operations_round_trip() {
     assert_eq!(db.user_stats("alice").await.unwrap(), UserStats::default());
 }
 
-#[tokio::test]
-async fn torrent_admin_operations_round_trip() {
-    let dir = TempDir::new().unwrap();
-    let db = Db::open(&url(&dir)).await.unwrap();
+async fn torrent_admin_operations_round_trip(t: &TestDb) {
+    let db = t.open().await;
     let one = db.add_torrent(&hash(1), false).await.unwrap();
     let two = db.add_torrent(&hash(2), true).await.unwrap();
     assert!(two.freeleech && !one.freeleech);
@@ -195,10 +190,8 @@ async fn torrent_admin_operations_round_trip() {
 
 /// Announces, flushes, "restarts" on the stored state, and checks the next announce is
 /// credited from the stored baseline: once, not twice, not from zero.
-#[tokio::test]
-async fn a_restart_on_stored_state_credits_the_next_announce_once() {
-    let dir = TempDir::new().unwrap();
-    let db = Db::open(&url(&dir)).await.unwrap();
+async fn a_restart_on_stored_state_credits_the_next_announce_once(t: &TestDb) {
+    let db = t.open().await;
     let alice = db.add_user("alice", &key(1)).await.unwrap();
     let torrent = db.add_torrent(&hash(1), false).await.unwrap();
 
@@ -214,7 +207,7 @@ async fn a_restart_on_stored_state_credits_the_next_announce_once() {
     db.apply(&batch).await.unwrap();
     db.close().await;
 
-    let db = Db::open(&url(&dir)).await.unwrap();
+    let db = t.open().await;
     let snapshot = db.load_snapshot().await.unwrap();
     assert_eq!(snapshot, tracker.snapshot());
     let mut restarted = PrivateTracker::new(config(), db.load_registry().await.unwrap());
@@ -244,10 +237,8 @@ async fn a_restart_on_stored_state_credits_the_next_announce_once() {
     assert_eq!(db.user_stats("alice").await.unwrap().uploaded, 1600);
 }
 
-#[tokio::test]
-async fn applying_one_batch_twice_credits_twice_so_the_caller_keeps_one_in_flight() {
-    let dir = TempDir::new().unwrap();
-    let db = Db::open(&url(&dir)).await.unwrap();
+async fn applying_one_batch_twice_credits_twice_so_the_caller_keeps_one_in_flight(t: &TestDb) {
+    let db = t.open().await;
     let alice = db.add_user("alice", &key(1)).await.unwrap();
     let batch = Batch {
         credits: vec![Credit {
@@ -295,10 +286,8 @@ async fn applying_one_batch_twice_credits_twice_so_the_caller_keeps_one_in_fligh
 
 /// A write that fails half-way (a trigger aborts the peer upserts, after the credits were
 /// written) leaves nothing behind; the batch given back is retried and lands exactly once.
-#[tokio::test]
-async fn a_failed_apply_writes_nothing_and_the_restored_batch_is_retried() {
-    let dir = TempDir::new().unwrap();
-    let db = Db::open(&url(&dir)).await.unwrap();
+async fn a_failed_apply_writes_nothing_and_the_restored_batch_is_retried(t: &TestDb) {
+    let db = t.open().await;
     db.add_user("alice", &key(1)).await.unwrap();
     db.add_torrent(&hash(1), false).await.unwrap();
     let mut tracker = PrivateTracker::new(config(), db.load_registry().await.unwrap());
@@ -310,13 +299,10 @@ async fn a_failed_apply_writes_nothing_and_the_restored_batch_is_retried() {
         .check(&key(1), &announce(hash(1), peer(1), 700, 100, 0), T0 + 60)
         .unwrap();
 
-    sqlx::query(
-        "CREATE TRIGGER fail_peers BEFORE UPDATE ON peers \
-         BEGIN SELECT RAISE(ABORT, 'disk on fire'); END",
-    )
-    .execute(db.sqlite_pool())
-    .await
-    .unwrap();
+    let (create, drop) = failing_trigger(t);
+    for sql in create {
+        db.execute_raw(sql).await.unwrap();
+    }
     let batch = tracker.take_pending();
     assert!(!batch.credits.is_empty() && !batch.peers.is_empty());
     let err = db.apply(&batch).await.unwrap_err();
@@ -326,16 +312,13 @@ async fn a_failed_apply_writes_nothing_and_the_restored_batch_is_retried() {
     tracker.restore_pending(batch);
 
     // A closed pool fails too, and writes nothing.
-    let closed = Db::open(&url(&dir)).await.unwrap();
+    let closed = t.open().await;
     closed.close().await;
     let batch = tracker.take_pending();
     assert!(matches!(closed.apply(&batch).await, Err(DbError::Sqlx(_))));
     tracker.restore_pending(batch);
 
-    sqlx::query("DROP TRIGGER fail_peers")
-        .execute(db.sqlite_pool())
-        .await
-        .unwrap();
+    db.execute_raw(drop).await.unwrap();
     db.apply(&tracker.take_pending()).await.unwrap();
     let stats = db.user_stats("alice").await.unwrap();
     assert_eq!((stats.uploaded, stats.downloaded), (700, 100));
@@ -343,11 +326,91 @@ async fn a_failed_apply_writes_nothing_and_the_restored_batch_is_retried() {
     assert!(tracker.take_pending().is_empty());
 }
 
+/// A batch built by hand, out of order and naming keys twice, lands the same on both
+/// backends: credits summed per key, the last baseline change per peer wins.
+async fn unsorted_batches_with_repeated_keys_are_merged(t: &TestDb) {
+    let db = t.open().await;
+    let alice = db.add_user("alice", &key(1)).await.unwrap();
+    let bob = db.add_user("bob", &key(2)).await.unwrap();
+    let credit = |user: UserId, uploaded: u64, seeded_until: u64| Credit {
+        user,
+        torrent: TorrentId(1),
+        delta: Delta {
+            uploaded,
+            downloaded: 1,
+            snatches: 1,
+            seeding_secs: 10,
+        },
+        seeded_until,
+    };
+    let record = |user: UserId, uploaded: u64| PeerRecord {
+        key: PeerKey {
+            user,
+            torrent: TorrentId(1),
+            peer_id: peer(1),
+        },
+        uploaded,
+        downloaded: 0,
+        last_seen: T0,
+        seeder: true,
+        snatched: false,
+        carry: 0,
+    };
+    let batch = Batch {
+        credits: vec![
+            credit(bob.id, 5, T0),
+            credit(alice.id, 100, T0 + 9),
+            credit(bob.id, u64::MAX, 0),
+            credit(alice.id, 20, T0 + 3),
+        ],
+        peers: vec![
+            PeerChange::Upsert(record(bob.id, 1)),
+            PeerChange::Upsert(record(alice.id, 7)),
+            PeerChange::Remove(record(bob.id, 0).key),
+            PeerChange::Upsert(record(alice.id, 8)),
+        ],
+    };
+    db.apply(&batch).await.unwrap();
+    let stats = db.user_stats("alice").await.unwrap();
+    assert_eq!(
+        stats,
+        UserStats {
+            uploaded: 120,
+            downloaded: 2,
+            snatches: 2,
+            seeding_secs: 20
+        }
+    );
+    assert_eq!(
+        db.user_stats("bob").await.unwrap().uploaded,
+        i64::MAX as u64
+    );
+    let snapshot = db.load_snapshot().await.unwrap();
+    assert_eq!(snapshot.peers, vec![record(alice.id, 8)]);
+    assert_eq!(
+        snapshot.seeded_until,
+        vec![(alice.id, TorrentId(1), T0 + 9), (bob.id, TorrentId(1), T0)]
+    );
+}
+
+/// SQL that makes every update of `peers` fail with "disk on fire", and SQL that undoes it.
+fn failing_trigger(t: &TestDb) -> (Vec<&'static str>, &'static str) {
+    if t.kind == "sqlite" {
+        let create = "CREATE TRIGGER fail_peers BEFORE UPDATE ON peers \
+                      BEGIN SELECT RAISE(ABORT, 'disk on fire'); END";
+        (vec![create], "DROP TRIGGER fail_peers")
+    } else {
+        let function = "CREATE FUNCTION fail_peers() RETURNS trigger LANGUAGE plpgsql AS \
+                        $$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$";
+        let trigger = "CREATE TRIGGER fail_peers BEFORE UPDATE ON peers \
+                       FOR EACH ROW EXECUTE FUNCTION fail_peers()";
+        (vec![function, trigger], "DROP TRIGGER fail_peers ON peers")
+    }
+}
+
 /// More rows than one statement may bind: the chunks all land, in one transaction.
-#[tokio::test]
-async fn large_batches_are_chunked_under_the_bind_limit() {
-    let dir = TempDir::new().unwrap();
-    let db = Db::open(&url(&dir)).await.unwrap();
+async fn large_batches_are_chunked_under_the_bind_limit(t: &TestDb) {
+    let db = t.open().await;
     let record = |user: u64, n: u8| PeerRecord {
         key: PeerKey {
             user: UserId(user),
@@ -361,7 +424,10 @@ async fn large_batches_are_chunked_under_the_bind_limit() {
         snatched: n.is_multiple_of(3),
         carry: 42,
     };
-    let credits: Vec<Credit> = (1..=1000)
+    // Enough rows for three statements of each kind under this dialect's limit.
+    let limit = db.backend.dialect().max_binds as u64;
+    let (users, credited) = (limit / 3 + 5, 2 * (limit / 7) + 5);
+    let credits: Vec<Credit> = (1..=credited)
         .map(|user| Credit {
             user: UserId(user),
             torrent: TorrentId(1),
@@ -372,23 +438,22 @@ async fn large_batches_are_chunked_under_the_bind_limit() {
             seeded_until: 0,
         })
         .collect();
-    let peers: Vec<PeerChange> = (1..=600)
+    let peers: Vec<PeerChange> = (1..=users)
         .flat_map(|user| [record(user, 1), record(user, 2)])
         .map(PeerChange::Upsert)
         .collect();
     db.apply(&Batch { credits, peers }).await.unwrap();
-    assert_eq!(count(&db, "user_torrent").await, 1000);
-    assert_eq!(count(&db, "peers").await, 1200);
-    let (sum,): (i64,) = sqlx::query_as("SELECT SUM(uploaded) FROM user_torrent")
-        .fetch_one(db.sqlite_pool())
-        .await
-        .unwrap();
-    assert_eq!(sum, 500_500);
+    assert_eq!(count(&db, "user_torrent").await as u64, credited);
+    assert_eq!(count(&db, "peers").await as u64, 2 * users);
+    let sum = db
+        .query_int("SELECT CAST(SUM(uploaded) AS BIGINT) FROM user_torrent")
+        .await;
+    assert_eq!(sum as u64, credited * (credited + 1) / 2);
     let snapshot = db.load_snapshot().await.unwrap();
     assert_eq!(snapshot.peers[0], record(1, 1));
     assert_eq!(snapshot.peers[1], record(1, 2));
 
-    let removals: Vec<PeerChange> = (1..=600)
+    let removals: Vec<PeerChange> = (1..=users)
         .map(|user| PeerChange::Remove(record(user, 1).key))
         .collect();
     db.apply(&Batch {
@@ -398,14 +463,12 @@ async fn large_batches_are_chunked_under_the_bind_limit() {
     .await
     .unwrap();
     let left = db.load_snapshot().await.unwrap().peers;
-    assert_eq!(left.len(), 600);
+    assert_eq!(left.len() as u64, users);
     assert!(left.iter().all(|p| p.key.peer_id == peer(2)));
 }
 
-#[tokio::test]
-async fn sql_metacharacters_are_stored_verbatim_and_change_nothing_else() {
-    let dir = TempDir::new().unwrap();
-    let db = Db::open(&url(&dir)).await.unwrap();
+async fn sql_metacharacters_are_stored_verbatim_and_change_nothing_else(t: &TestDb) {
+    let db = t.open().await;
     let alice = db.add_user("alice", &key(1)).await.unwrap();
     let evil = "'; DROP TABLE users; --";
     let mallory = db.add_user(evil, &key(2)).await.unwrap();
@@ -432,3 +495,15 @@ async fn sql_metacharacters_are_stored_verbatim_and_change_nothing_else() {
     assert!(matches!(err, DbError::UnknownUser(_)), "{err}");
     assert_eq!(db.user("alice").await.unwrap().disabled, None);
 }
+
+on_both!(
+    migrations_run_on_a_fresh_file_and_reopening_is_idempotent,
+    user_admin_operations_round_trip,
+    torrent_admin_operations_round_trip,
+    a_restart_on_stored_state_credits_the_next_announce_once,
+    applying_one_batch_twice_credits_twice_so_the_caller_keeps_one_in_flight,
+    a_failed_apply_writes_nothing_and_the_restored_batch_is_retried,
+    large_batches_are_chunked_under_the_bind_limit,
+    unsorted_batches_with_repeated_keys_are_merged,
+    sql_metacharacters_are_stored_verbatim_and_change_nothing_else,
+);

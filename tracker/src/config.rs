@@ -86,6 +86,9 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Proxies whose `X-Forwarded-For`/`X-Real-IP` headers are believed.
     pub trusted_proxies: Vec<IpRange>,
+    /// The URL clients reach this tracker at (`http://tracker.example:6969`), for the
+    /// announce URLs the admin commands print; `None`: from `listen`.
+    pub public_url: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -94,6 +97,7 @@ impl Default for HttpConfig {
             enabled: true,
             listen: SocketAddr::from(([0, 0, 0, 0], 6969)),
             trusted_proxies: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -303,6 +307,11 @@ impl Config {
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             return invalid("admin_token must be at least 16 characters");
         }
+        if self.admin_token.is_some() && self.database_url().is_none() {
+            return invalid(
+                "admin_token needs a database: set mode = \"private\" or database = \"…\"",
+            );
+        }
         let a = &self.announce;
         if a.interval_secs == 0 {
             return invalid("announce.interval_secs must be at least 1");
@@ -338,6 +347,19 @@ impl Config {
             (Some(url), _) => Some(url),
             (None, Mode::Private) => Some(DEFAULT_DATABASE),
             (None, Mode::Public) => None,
+        }
+    }
+
+    /// The tracker's public HTTP URL without a path (`http.public_url`, or from `listen`).
+    pub fn public_url(&self) -> String {
+        if let Some(url) = &self.http.public_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let addr = self.http.listen;
+        match addr.ip() {
+            ip if ip.is_unspecified() => format!("http://localhost:{}", addr.port()),
+            std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{}", addr.port()),
+            std::net::IpAddr::V4(v4) => format!("http://{v4}:{}", addr.port()),
         }
     }
 
@@ -381,6 +403,9 @@ listen = "0.0.0.0:6969"
 # client is the right-most address in X-Forwarded-For that is not in these ranges. Requests
 # from other addresses use the socket's address and their headers are ignored.
 trusted_proxies = []
+# The URL clients reach this tracker at, used in the announce URLs that `rill-tracker user
+# add` prints. Unset: http:// and the listen address (0.0.0.0 shown as localhost).
+# public_url = "http://tracker.example.org:6969"
 
 [udp]
 # Serve announces and scrapes over UDP (BEP 15).

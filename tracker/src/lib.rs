@@ -143,13 +143,24 @@ impl Tracker {
         config.validate()?;
         let loaded = flush::load(&config).await?;
         let active = loaded.tracker.is_some();
+        let admin_token = config.admin_token.clone();
         let service = Arc::new(service::Service::with_private(config, loaded.tracker));
         flush::restore_swarms(&service, &loaded.restored);
+        let handle = Handle::new(active);
+        // The admin REST API under /admin, when a token is configured (validation made sure
+        // there is a database then).
+        let routes = match (&admin_token, &loaded.db) {
+            (Some(token), Some(db)) => Some(axum::Router::new().nest(
+                "/admin",
+                admin::api::router(db.clone(), token.clone(), handle.change_notifier()),
+            )),
+            _ => None,
+        };
         Ok(Tracker {
             service,
             db: loaded.db,
-            handle: Handle::new(active),
-            routes: None,
+            handle,
+            routes,
         })
     }
 
@@ -163,11 +174,14 @@ impl Tracker {
         self.db.as_ref()
     }
 
-    /// Extra routes served by the HTTP listener next to the tracker's (the admin REST API):
-    /// merged into the router, so their paths must not clash with `/announce`, `/scrape`,
-    /// `/health`, `/stats`, `/metrics`.
+    /// Extra routes served by the HTTP listener next to the tracker's (and the admin API's,
+    /// when `admin_token` is set): merged into the router, so their paths must not clash
+    /// with `/announce`, `/scrape`, `/health`, `/stats`, `/metrics`, `/admin`.
     pub fn with_routes(mut self, routes: axum::Router) -> Self {
-        self.routes = Some(routes);
+        self.routes = Some(match self.routes.take() {
+            Some(existing) => existing.merge(routes),
+            None => routes,
+        });
         self
     }
 

@@ -2,9 +2,11 @@
 //! SIGINT or SIGTERM (which drains private mode's accounting before exit). The one place an
 //! error becomes an exit code.
 //!
-//! Seam for the admin commands (`user add`, `torrent add`, …): they become variants of
-//! [`Command`] that open the configured database (`--config`, `--db`) and exit; the admin
-//! REST router is handed to [`rill_tracker::Tracker::with_routes`] when `admin_token` is set.
+//! The admin commands (`user add`, `torrent add`, `stats`, …, from `rill_tracker::admin`)
+//! open the configured database (`--config`, `--db`, else `sqlite://rill-tracker.db`), make
+//! one change, print the result and exit; a running tracker picks the change up at its next
+//! flush. The admin REST API is served under `/admin` when `admin_token` is set (wired in
+//! `rill_tracker::Tracker::open`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,7 +14,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use rill_tracker::config::Mode;
+use rill_tracker::config::{DEFAULT_DATABASE, Mode};
 use rill_tracker::{Config, Listeners};
 
 /// Rill's BitTorrent tracker: public HTTP and UDP on port 6969 with no configuration.
@@ -22,6 +24,8 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
+    source: Source,
+    #[command(flatten)]
     serve: ServeArgs,
 }
 
@@ -29,13 +33,37 @@ struct Cli {
 enum Command {
     /// Serve announces and scrapes (the default).
     Serve(ServeArgs),
+    #[command(flatten)]
+    Admin(rill_tracker::admin::Command),
+}
+
+/// Where the configuration and database are: for serving and for the admin commands.
+#[derive(Debug, Clone, clap::Args)]
+struct Source {
+    /// A TOML configuration file (see --print-config).
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://… [default in private mode and for the admin
+    /// commands: sqlite://rill-tracker.db].
+    #[arg(long, value_name = "URL", global = true)]
+    db: Option<String>,
+}
+
+impl Source {
+    fn load(&self) -> Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(url) = &self.db {
+            config.database = Some(url.clone());
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
 struct ServeArgs {
-    /// A TOML configuration file (see --print-config).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
     /// Print the default configuration, with comments, and exit.
     #[arg(long)]
     print_config: bool,
@@ -45,10 +73,6 @@ struct ServeArgs {
     /// UDP listen address, or "off" [default: 0.0.0.0:6969].
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     udp: Option<Listen>,
-    /// Database URL: sqlite://PATH or postgres://… [default in private mode:
-    /// sqlite://rill-tracker.db].
-    #[arg(long, value_name = "URL")]
-    db: Option<String>,
     /// Private mode: passkeys, registered torrents, accounting.
     #[arg(long)]
     private: bool,
@@ -85,6 +109,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Admin(command)) => {
+            return match admin(&command, &cli.source) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rill-tracker: error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         None => cli.serve,
     };
     if args.print_config {
@@ -98,7 +131,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match serve(args) {
+    match serve(args, &cli.source) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rill-tracker: error: {e:#}");
@@ -107,16 +140,28 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(args: ServeArgs) -> Result<()> {
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+/// Runs one admin command against the configured database and prints its output.
+fn admin(command: &rill_tracker::admin::Command, source: &Source) -> Result<()> {
+    let config = source.load()?;
+    let url = config.database_url().unwrap_or(DEFAULT_DATABASE).to_owned();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let text = runtime.block_on(async {
+        let db = rill_tracker::db::Db::open(&url).await?;
+        let result = rill_tracker::admin::run(command, &db, &config.public_url()).await;
+        db.close().await;
+        anyhow::Ok(result?)
+    })?;
+    print!("{text}");
+    Ok(())
+}
+
+fn serve(args: ServeArgs, source: &Source) -> Result<()> {
+    let mut config = source.load()?;
     apply(args.http, &mut config.http.enabled, &mut config.http.listen);
     apply(args.udp, &mut config.udp.enabled, &mut config.udp.listen);
-    if args.db.is_some() {
-        config.database = args.db;
-    }
     if args.private {
         config.mode = Mode::Private;
     }

@@ -176,6 +176,20 @@ impl TestTracker {
             .unwrap_or_else(|e| panic!("GET {url}: {e}"))
     }
 
+    /// `POST path` with a JSON `body` and extra headers; panics on a transport error.
+    pub fn post_json(&self, path: &str, headers: &[(&str, &str)], body: &str) -> HttpReply {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.http_url))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request)
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
     fn try_get(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Result<HttpReply, String> {
         self.fetch(&format!("{}{path_and_query}", self.http_url), headers)
     }
@@ -185,6 +199,10 @@ impl TestTracker {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
+        self.send(request)
+    }
+
+    fn send(&self, request: reqwest::RequestBuilder) -> Result<HttpReply, String> {
         self.runtime.block_on(async {
             let response = request.send().await.map_err(|e| format!("{e:?}"))?;
             let status = response.status().as_u16();

@@ -347,3 +347,32 @@ fn udp_passkey_in_bep41_url_data() {
     tracker.sync();
     assert_eq!(db.stats("alice").uploaded, 5000);
 }
+
+#[test]
+fn admin_api_changes_take_effect_while_running() {
+    let Site { db, .. } = site();
+    let token = "a-long-enough-admin-token";
+    let tracker = start(&db, |c| c.admin_token = Some(token.to_owned()));
+    let bearer = format!("Bearer {token}");
+    let auth = [("authorization", bearer.as_str())];
+
+    let refused = tracker.post_json("/admin/users", &[], r#"{"name":"erin"}"#);
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    let created = tracker.post_json("/admin/users", &auth, r#"{"name":"erin"}"#);
+    assert_eq!(created.status, 201, "{}", created.text());
+    let user: serde_json::Value = serde_json::from_slice(&created.body).unwrap();
+    let erin = Passkey::parse(user["passkey"].as_str().unwrap()).unwrap();
+    let body = format!(r#"{{"info_hash":"{}"}}"#, hash(3).to_hex());
+    let registered = tracker.post_json("/admin/torrents", &auth, &body);
+    assert_eq!(registered.status, 201, "{}", registered.text());
+    tracker.sync();
+    private_announce(&tracker, &erin, &request(hash(3), 5, 6005, 100));
+
+    let disabled = tracker.post_json("/admin/users/erin/disable", &auth, r#"{"reason":"bye"}"#);
+    assert_eq!(disabled.status, 200, "{}", disabled.text());
+    tracker.sync();
+    assert_eq!(
+        refusal(&tracker, erin.as_str(), &request(hash(3), 5, 6005, 100)),
+        "account disabled: bye"
+    );
+}

@@ -312,3 +312,71 @@ pub(crate) async fn drain(service: &Service, db: &Db, handle: &Handle) -> Result
     handle.finished(u64::MAX);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+    use rill_common::{InfoHash, PeerId};
+
+    use super::*;
+    use crate::private::{Passkey, PrivateAnnounce};
+
+    fn announce(uploaded: u64) -> PrivateAnnounce {
+        PrivateAnnounce {
+            info_hash: InfoHash::from_bytes([1; 20]),
+            peer_id: PeerId::from_bytes([2; 20]),
+            event: None,
+            uploaded,
+            downloaded: 0,
+            left: 5,
+        }
+    }
+
+    /// A failed write is given back and counted; the next write carries it, so the
+    /// database ends with every byte, once; the drain empties the backlog.
+    #[tokio::test]
+    async fn failed_writes_are_kept_and_retried_then_drained() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::open(&url).await.unwrap();
+        let passkey = Passkey::generate(&mut StdRng::seed_from_u64(3));
+        db.add_user("alice", &passkey).await.unwrap();
+        db.add_torrent(&InfoHash::from_bytes([1; 20]), false)
+            .await
+            .unwrap();
+        let mut config = Config::default();
+        config.mode = Mode::Private;
+        config.database = Some(url.clone());
+        config.private.rate_limit_burst = 0;
+        let loaded = load(&config).await.unwrap();
+        let service = Service::with_private(config, loaded.tracker);
+        let private = service.private().unwrap();
+        let check = |uploaded, now| {
+            private
+                .lock()
+                .check(&passkey, &announce(uploaded), now)
+                .unwrap();
+        };
+        check(0, 1000);
+        check(100, 1001);
+
+        let closed = Db::open(&url).await.unwrap();
+        closed.close().await;
+        assert!(write_pending(private, &closed).await.is_err());
+        assert_eq!(private.flush.failures.load(Ordering::Relaxed), 1);
+        assert_ne!(private.lock().backlog(), (0, 0), "kept for a retry");
+
+        check(250, 1002);
+        assert!(write_pending(private, &db).await.unwrap());
+        assert_eq!(db.user_stats("alice").await.unwrap().uploaded, 250);
+        check(300, 1003);
+        let handle = Handle::new(true);
+        drain(&service, &db, &handle).await.unwrap();
+        assert_eq!(private.lock().backlog(), (0, 0));
+        // A sync after the drain returns at once.
+        handle.sync().await;
+        let db = Db::open(&url).await.unwrap();
+        assert_eq!(db.user_stats("alice").await.unwrap().uploaded, 300);
+    }
+}

@@ -345,9 +345,11 @@ mod tests {
         db.add_torrent(&InfoHash::from_bytes([1; 20]), false)
             .await
             .unwrap();
-        let mut config = Config::default();
-        config.mode = Mode::Private;
-        config.database = Some(url.clone());
+        let mut config = Config {
+            mode: Mode::Private,
+            database: Some(url.clone()),
+            ..Config::default()
+        };
         config.private.rate_limit_burst = 0;
         let loaded = load(&config).await.unwrap();
         let service = Service::with_private(config, loaded.tracker);

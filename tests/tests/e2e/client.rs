@@ -366,3 +366,40 @@ fn output_that_is_a_file_is_one_line() {
     ]);
     assert_one_line_error(&output, "rill download -o FILE");
 }
+
+#[test]
+fn a_config_file_with_a_typo_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::new(dir.path(), None);
+    let config = dir.path().join("rill.toml");
+    fs::write(&config, "max-peer = 10\n").unwrap();
+    let output = run_rill([
+        "download".as_ref(),
+        payload.torrent.as_os_str(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--quiet".as_ref(),
+    ]);
+    assert_one_line_error(&output, "rill download with a bad config file");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("max-peer"), "names the key: {stderr}");
+}
+
+#[test]
+fn flags_win_over_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::new(dir.path(), None);
+    let seed = RillPeer::seed(&payload.torrent, &payload.seed_dir, RillOptions::default()).unwrap();
+    // The file's port is taken by the seed: only `--port 0` (a flag, from RillOptions) lets
+    // the download listen at all.
+    let config = dir.path().join("rill.toml");
+    fs::write(&config, format!("port = {}\nmax-peers = 5\n", seed.port())).unwrap();
+    let out = dir.path().join("leech");
+    let options = RillOptions::default()
+        .peer(seed.addr())
+        .args(["--config".to_owned(), config.display().to_string()]);
+    let mut leech = RillPeer::download(&[&payload.torrent], &out, options).unwrap();
+    assert_ne!(leech.port(), seed.port());
+    leech.wait_final(DOWNLOAD).unwrap();
+    payload.assert_copied(&out, &FILES);
+}

@@ -14,7 +14,7 @@
 //!   flight has come back, then syncs the data and saves the resume file (so the resume file
 //!   never names a piece whose data is not on disk).
 //! - Progress goes out on a `watch` at most every [`PUBLISH_EVERY`] and once at the end.
-//! - While [`MAX_DISK_IN_FLIGHT`] disk operations are pending, no peer message is taken: the
+//! - While 256 disk operations are pending, no peer message is taken: the
 //!   blocks wait in the sockets, so memory stays bounded when the disk is slower than the peers.
 //!
 //! `lifecycle` holds the end of a task (finish policy, clean stop, resume saves, publishing);

@@ -85,6 +85,30 @@ impl Payload {
         }
     }
 
+    /// Like [`Payload::assert_copied`], for another client's download: libtorrent 2.0 reports
+    /// a torrent finished once every piece hashed, which it may do from its store buffer
+    /// before the last writes reach the files, so a mismatch is re-read for a bounded time.
+    /// (rill's own downloads are checked at once: its last line comes after a sync.)
+    pub fn assert_copied_eventually(&self, dir: &Path, files: &[(&str, usize)]) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        for (name, len) in files {
+            let ours = fs::read(self.seed_dir.join(&self.name).join(name)).unwrap();
+            loop {
+                let theirs = fs::read(dir.join(&self.name).join(name)).unwrap_or_default();
+                if theirs.len() == *len && theirs == ours {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{name} in {}: contents differ",
+                    dir.display()
+                );
+                // The wait is for another process's disk writes.
+                std::thread::park_timeout(Duration::from_millis(100));
+            }
+        }
+    }
+
     /// Asserts that `dir/NAME` holds exactly the seed's files, byte for byte.
     pub fn assert_copied(&self, dir: &Path, files: &[(&str, usize)]) {
         for (name, len) in files {

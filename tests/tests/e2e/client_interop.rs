@@ -83,7 +83,7 @@ fn libtorrent_downloads_from_a_rill_seed() {
     let options = LibtorrentOptions::default().peer(seed.addr());
     let mut leech = LibtorrentPeer::leech(&payload.torrent, &out, options).unwrap();
     leech.wait_finished(DOWNLOAD).unwrap();
-    payload.assert_copied(&out, &FILES);
+    payload.assert_copied_eventually(&out, &FILES);
     leech.stop().unwrap();
     let mut seed = seed;
     let last = seed
@@ -106,7 +106,7 @@ fn transmission_downloads_from_a_rill_seed() {
     let options = RillOptions::default().peer(leech.addr());
     let seed = RillPeer::seed(&payload.torrent, &payload.seed_dir, options).unwrap();
     leech.wait_finished(TRANSMISSION_DOWNLOAD).unwrap();
-    payload.assert_copied(&out, &non_empty());
+    payload.assert_copied_eventually(&out, &non_empty());
     drop(seed);
 }
 
@@ -144,8 +144,8 @@ fn mixed_swarm_rill_seed_with_rill_libtorrent_and_transmission_leeching() {
     libtorrent.wait_finished(TRANSMISSION_DOWNLOAD).unwrap();
     transmission.wait_finished(TRANSMISSION_DOWNLOAD).unwrap();
     payload.assert_copied(&rill_out, &FILES);
-    payload.assert_copied(&libtorrent_out, &FILES);
-    payload.assert_copied(&transmission_out, &non_empty());
+    payload.assert_copied_eventually(&libtorrent_out, &FILES);
+    payload.assert_copied_eventually(&transmission_out, &non_empty());
     drop(seed);
 }
 

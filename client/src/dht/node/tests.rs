@@ -1,0 +1,2 @@
+//! Tests of the pure node.
+use super::*;

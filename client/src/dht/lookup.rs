@@ -281,21 +281,33 @@ mod tests {
                 addr: addr(i),
             })
             .collect();
+        let kinds: Vec<Kind> = (0..size)
+            .map(|_| {
+                let roll: f64 = rng.random();
+                if roll < dead {
+                    Kind::Dead
+                } else if roll < dead + liars {
+                    Kind::Liar
+                } else {
+                    Kind::Honest
+                }
+            })
+            .collect();
         let mut tables = HashMap::new();
-        for n in &nodes {
+        for (n, kind) in nodes.iter().zip(&kinds) {
             let mut table = RoutingTable::new(n.id, now);
             for other in &nodes {
                 table.insert(*other, Contact::Responded, now);
             }
-            let roll: f64 = rng.random();
-            let kind = if roll < dead {
-                Kind::Dead
-            } else if roll < dead + liars {
-                Kind::Liar
-            } else {
-                Kind::Honest
-            };
-            tables.insert(n.addr, (table, kind));
+            // Live nodes have noticed the dead ones (two failed queries make them bad), as
+            // they would in a running network; liars look alive and stay.
+            for (other, other_kind) in nodes.iter().zip(&kinds) {
+                if *other_kind == Kind::Dead {
+                    table.failed(&other.id, now);
+                    table.failed(&other.id, now);
+                }
+            }
+            tables.insert(n.addr, (table, *kind));
         }
         Network { tables, nodes }
     }

@@ -609,3 +609,6 @@ impl Shell {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use rill_common::InfoHash;
 use rill_common::krpc::{
-    Body, CompactNode, ERROR_METHOD_UNKNOWN, ERROR_PROTOCOL, KrpcError, Message, NodeId, Query,
-    Response, Want,
+    Body, CompactNode, ERROR_PROTOCOL, KrpcError, Message, NodeId, Query, Want,
 };
 
 use super::lookup::Lookup;
@@ -30,141 +29,18 @@ use super::rate_limit::RateLimiter;
 use super::routing_table::{Contact, Insert, K, RoutingTable};
 use super::tokens::Tokens;
 
+mod action;
+mod answer;
 #[cfg(test)]
 mod tests;
+
+pub use action::{Action, LookupKind, NodeConfig, NodeStats, QueryFailure, RequestId};
 
 /// Most queries of ours awaiting an answer at once.
 pub const MAX_PENDING: usize = 4096;
 /// Our client version in `v` (BEP 20 style: two letters and two version bytes).
 pub const VERSION: &[u8; 4] = b"RL\x00\x01";
 const EXPIRE_PEERS_EVERY: Duration = Duration::from_secs(60);
-
-/// Settings of the pure node.
-#[derive(Clone, Debug)]
-pub struct NodeConfig {
-    /// BEP 43: answer no query and ask others not to add us.
-    pub read_only: bool,
-    /// How long a query may go unanswered before it fails.
-    pub query_timeout: Duration,
-    /// Packets one address may send at once (replies to our queries are not counted).
-    pub rate_burst: u32,
-    /// Packets per second one address may send after its burst.
-    pub rate_per_second: u32,
-    /// Peers stored per info-hash.
-    pub max_peers_per_hash: usize,
-    /// Peers stored in all.
-    pub max_peers_total: usize,
-}
-
-impl Default for NodeConfig {
-    fn default() -> Self {
-        NodeConfig {
-            read_only: false,
-            query_timeout: Duration::from_secs(2),
-            rate_burst: 50,
-            rate_per_second: 20,
-            max_peers_per_hash: 500,
-            max_peers_total: 50_000,
-        }
-    }
-}
-
-/// A caller's handle on one operation (a ping or a lookup) of the node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RequestId(pub u64);
-
-/// Why a query got no useful answer.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum QueryFailure {
-    /// No answer within the timeout.
-    #[error("no answer within the timeout")]
-    Timeout,
-    /// The node answered with a KRPC error.
-    #[error("KRPC error {code}: {message}")]
-    Error {
-        /// The error code (201-204 or another).
-        code: i64,
-        /// Its text.
-        message: String,
-    },
-    /// Too many queries outstanding to send another.
-    #[error("too many queries outstanding")]
-    Busy,
-}
-
-/// What the lookup is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LookupKind {
-    /// `find_node` toward a node id.
-    FindNode,
-    /// `get_peers` for an info-hash.
-    GetPeers,
-    /// `get_peers`, then `announce_peer` to the closest nodes that gave a token.
-    Announce {
-        /// Our TCP port (ignored when `implied_port`).
-        port: u16,
-        /// Ask nodes to use our UDP source port instead.
-        implied_port: bool,
-    },
-}
-
-/// Something the shell must do or learn.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Send a datagram.
-    Send {
-        /// The destination.
-        to: SocketAddr,
-        /// The encoded KRPC message.
-        packet: Vec<u8>,
-    },
-    /// A [`Node::ping`] finished.
-    PingDone {
-        /// Which ping.
-        request: RequestId,
-        /// The node's id, or why it did not answer.
-        result: Result<NodeId, QueryFailure>,
-    },
-    /// A `get_peers` lookup learnt new peers (each reported once per lookup).
-    PeersFound {
-        /// Which lookup.
-        request: RequestId,
-        /// The new peers.
-        peers: Vec<SocketAddr>,
-    },
-    /// A lookup finished (for an announce: after the `announce_peer` replies or timeouts).
-    LookupDone {
-        /// Which lookup.
-        request: RequestId,
-        /// Every peer found.
-        peers: Vec<SocketAddr>,
-        /// The closest nodes that answered, closest first.
-        nodes: Vec<CompactNode>,
-        /// `announce_peer` queries that were acknowledged.
-        announced: usize,
-    },
-}
-
-/// Counters for `-v` output and tests.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NodeStats {
-    /// Nodes in the routing table.
-    pub nodes: usize,
-    /// Buckets in the routing table.
-    pub buckets: usize,
-    /// Lookups started since the node began.
-    pub lookups_started: u64,
-    /// Lookups running now.
-    pub lookups_active: usize,
-    /// Peers held in the peer store.
-    pub peers_stored: usize,
-    /// Queries of ours awaiting an answer.
-    pub pending_queries: usize,
-    /// Queries received and answered (errors included).
-    pub queries_answered: u64,
-    /// Packets dropped: over the rate limit, not KRPC, unmatched replies, or read-only.
-    pub packets_dropped: u64,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Purpose {
@@ -526,78 +402,6 @@ impl Node {
         }
     }
 
-    fn reply(&mut self, to: SocketAddr, mut message: Message, out: &mut Vec<Action>) {
-        message.version = Some(VERSION.to_vec());
-        message.ip = Some(to);
-        self.stats.queries_answered += 1;
-        out.push(Action::Send {
-            to,
-            packet: message.to_bytes(),
-        });
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn handle_query(
-        &mut self,
-        from: SocketAddr,
-        tid: Vec<u8>,
-        read_only: bool,
-        query: Query,
-        now: Instant,
-        rng: &mut impl Rng,
-        out: &mut Vec<Action>,
-    ) {
-        if let (Some(id), false) = (query.id(), read_only) {
-            self.heard_from(CompactNode { id, addr: from }, Contact::Queried, now, out);
-        }
-        let response = match query {
-            Query::Ping { .. } => Response {
-                id: self.id,
-                ..Response::default()
-            },
-            Query::FindNode { target, .. } => Response {
-                id: self.id,
-                nodes: self.table.closest(&target, K, now),
-                ..Response::default()
-            },
-            Query::GetPeers { info_hash, .. } => Response {
-                id: self.id,
-                nodes: self.table.closest(&NodeId::from(info_hash), K, now),
-                values: self.store.peers(&info_hash, now, rng),
-                token: Some(self.tokens.issue(from.ip())),
-                ..Response::default()
-            },
-            Query::AnnouncePeer {
-                info_hash,
-                port,
-                implied_port,
-                token,
-                ..
-            } => {
-                if !self.tokens.verify(&token, from.ip()) {
-                    let error = Message::error(tid, ERROR_PROTOCOL, "bad token");
-                    return self.reply(from, error, out);
-                }
-                let port = if implied_port { from.port() } else { port };
-                if port == 0 {
-                    let error = Message::error(tid, ERROR_PROTOCOL, "port 0");
-                    return self.reply(from, error, out);
-                }
-                self.store
-                    .announce(info_hash, SocketAddr::new(from.ip(), port), now);
-                Response {
-                    id: self.id,
-                    ..Response::default()
-                }
-            }
-            Query::Other { .. } => {
-                let error = Message::error(tid, ERROR_METHOD_UNKNOWN, "method unknown");
-                return self.reply(from, error, out);
-            }
-        };
-        self.reply(from, Message::response(tid, response), out);
-    }
-
     /// Puts a node in the table; pings questionable nodes of a full bucket.
     fn heard_from(
         &mut self,
@@ -675,7 +479,9 @@ impl Node {
                     .nodes
                     .iter()
                     .chain(&response.nodes6)
-                    .filter(|n| n.addr.port() != 0)
+                    // Only nodes we can reach from this socket's address family (BEP 32 is
+                    // not spoken yet), and never port 0.
+                    .filter(|n| n.addr.port() != 0 && n.addr.is_ipv4() == from.is_ipv4())
                     .copied()
                     .collect();
                 task.lookup.on_response(

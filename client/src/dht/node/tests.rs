@@ -5,7 +5,7 @@ use super::*;
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rill_common::krpc::{ERROR_PROTOCOL, Response};
+use rill_common::krpc::{ERROR_METHOD_UNKNOWN, ERROR_PROTOCOL, Response};
 use std::collections::VecDeque;
 
 fn addr(n: u16) -> SocketAddr {

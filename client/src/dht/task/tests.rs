@@ -13,7 +13,7 @@ fn loopback() -> SocketAddr {
 fn config(bootstrap: Option<SocketAddr>) -> DhtConfig {
     let mut config = DhtConfig::new(loopback());
     config.bootstrap = bootstrap.iter().map(ToString::to_string).collect();
-    config.node.query_timeout = Duration::from_millis(500);
+    config.node.query_timeout = Duration::from_secs(2);
     config
 }
 
@@ -115,10 +115,16 @@ async fn junk_flood_does_not_stop_it_answering() {
         let packet = junk[round % junk.len()];
         flooder.send_to(packet, target.local_addr()).await.unwrap();
     }
-    // Replies the flooder got are bounded by its rate-limit allowance.
-    let id = bounded("ping after flood", other.ping(target.local_addr()))
-        .await
-        .unwrap();
+    // The kernel may have dropped packets (the ping among them) while the socket's receive
+    // buffer was full of junk, as it would on a real network: a few tries are allowed.
+    let mut answer = None;
+    for _ in 0..5 {
+        if let Ok(id) = bounded("ping after flood", other.ping(target.local_addr())).await {
+            answer = Some(id);
+            break;
+        }
+    }
+    let id = answer.expect("the node answers a ping after the flood");
     assert_eq!(id, target.id());
     let stats = target.stats();
     assert!(stats.packets_dropped > 0, "{stats:?}");

@@ -6,8 +6,8 @@
 //!   accepted only from that address and only once, and an unanswered query fails after
 //!   [`NodeConfig::query_timeout`] (reported to the routing table and its lookup);
 //! - at most [`MAX_PENDING`] queries are outstanding; beyond that new queries fail at once;
-//! - packets that are not replies to us spend the sender's rate-limit allowance first; over it
-//!   they are dropped unread;
+//! - packets that are not replies to us spend the sender's rate-limit allowance first (per
+//!   address and per IP); over it they are dropped unread;
 //! - every well-formed query is answered (errors 203 for bad arguments or a bad token, 204 for
 //!   an unknown method) unless we are read-only: a read-only node answers nothing and marks
 //!   its queries `ro=1`; a querier marked `ro` is answered but never enters our table (BEP 43);
@@ -80,6 +80,7 @@ pub struct Node {
     tokens: Tokens,
     store: PeerStore,
     limiter: RateLimiter,
+    ip_limiter: RateLimiter,
     pending: HashMap<Vec<u8>, Pending>,
     lookups: HashMap<RequestId, LookupTask>,
     next_transaction: u16,
@@ -97,6 +98,7 @@ impl Node {
             tokens: Tokens::new(now, rng),
             store: PeerStore::new(config.max_peers_per_hash, config.max_peers_total),
             limiter: RateLimiter::new(config.rate_burst, config.rate_per_second, 65_536),
+            ip_limiter: RateLimiter::new(config.ip_rate_burst, config.ip_rate_per_second, 65_536),
             pending: HashMap::new(),
             lookups: HashMap::new(),
             next_transaction: rng.random(),
@@ -374,7 +376,10 @@ impl Node {
             self.handle_reply(from, message, now, out);
             return;
         }
-        if self.config.read_only || !self.limiter.allow(from, now) {
+        if self.config.read_only
+            || !self.limiter.allow(from, now)
+            || !self.ip_limiter.allow(SocketAddr::new(from.ip(), 0), now)
+        {
             self.stats.packets_dropped += 1;
             return;
         }

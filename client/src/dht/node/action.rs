@@ -16,6 +16,11 @@ pub struct NodeConfig {
     pub rate_burst: u32,
     /// Packets per second one address may send after its burst.
     pub rate_per_second: u32,
+    /// Packets one IP address may send at once, all its ports together (a flood from many
+    /// ports of one host).
+    pub ip_rate_burst: u32,
+    /// Packets per second one IP address may send after its burst.
+    pub ip_rate_per_second: u32,
     /// Peers stored per info-hash.
     pub max_peers_per_hash: usize,
     /// Peers stored in all.
@@ -29,6 +34,8 @@ impl Default for NodeConfig {
             query_timeout: Duration::from_secs(2),
             rate_burst: 50,
             rate_per_second: 20,
+            ip_rate_burst: 1000,
+            ip_rate_per_second: 400,
             max_peers_per_hash: 500,
             max_peers_total: 50_000,
         }

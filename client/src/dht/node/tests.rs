@@ -570,3 +570,122 @@ proptest! {
         prop_assert!(out.len() <= 1);
     }
 }
+
+#[test]
+fn flood_from_many_ports_of_one_host_is_limited_per_ip() {
+    let (mut node, mut rng, now) = setup();
+    let ping = Message::query(
+        "tx",
+        Query::Ping {
+            id: NodeId::from_bytes([0x22; 20]),
+        },
+    )
+    .to_bytes();
+    let mut answered = 0;
+    for port in 1..=5000u16 {
+        let mut out = Vec::new();
+        node.handle_packet(addr(port), &ping, now, &mut rng, &mut out);
+        answered += sent(&out).len();
+    }
+    assert_eq!(answered, NodeConfig::default().ip_rate_burst as usize);
+    let other_host = SocketAddr::from(([127, 0, 0, 9], 1));
+    let reply = ask(
+        &mut node,
+        &mut rng,
+        now,
+        other_host,
+        Query::Ping {
+            id: NodeId::from_bytes([0x23; 20]),
+        },
+    );
+    assert!(matches!(reply.body, Body::Response(_)));
+}
+
+#[test]
+fn idle_bucket_is_refreshed_with_a_find_node() {
+    let (mut node, mut rng, now) = setup();
+    ask(
+        &mut node,
+        &mut rng,
+        now,
+        addr(1),
+        Query::Ping {
+            id: NodeId::from_bytes([0x22; 20]),
+        },
+    );
+    let mut out = Vec::new();
+    node.tick(now + Duration::from_secs(60), &mut rng, &mut out);
+    assert!(sent(&out).is_empty(), "not idle yet");
+    node.tick(
+        now + crate::dht::routing_table::REFRESH_AFTER,
+        &mut rng,
+        &mut out,
+    );
+    let queries = sent(&out);
+    assert_eq!(queries.len(), 1);
+    assert_eq!(queries[0].0, addr(1));
+    assert!(matches!(
+        queries[0].1.body,
+        Body::Query(Query::FindNode { .. })
+    ));
+}
+
+#[test]
+fn full_bucket_pings_its_questionable_nodes_before_replacing() {
+    let (mut node, mut rng, now) = setup();
+    // Fill the table's first bucket (ids far from ours, first bit differs) with 8 queriers,
+    // then one near node so that bucket is no longer the one that splits.
+    let far = |i: u8| {
+        let mut bytes = [0u8; 20];
+        bytes[0] = 0x80;
+        bytes[19] = i;
+        NodeId::from_bytes(bytes)
+    };
+    for i in 0..8u8 {
+        ask(
+            &mut node,
+            &mut rng,
+            now,
+            addr(100 + u16::from(i)),
+            Query::Ping { id: far(i) },
+        );
+    }
+    ask(
+        &mut node,
+        &mut rng,
+        now,
+        addr(99),
+        Query::Ping {
+            id: NodeId::from_bytes([0x10; 20]),
+        },
+    );
+    let mut out = Vec::new();
+    let ping = Message::query("tx", Query::Ping { id: far(50) }).to_bytes();
+    node.handle_packet(addr(200), &ping, now, &mut rng, &mut out);
+    let queries: Vec<SocketAddr> = sent(&out)
+        .into_iter()
+        .filter(|(_, m)| matches!(m.body, Body::Query(Query::Ping { .. })))
+        .map(|(to, _)| to)
+        .collect();
+    assert!(
+        !queries.is_empty() && queries.iter().all(|to| (100..108).contains(&to.port())),
+        "{queries:?}"
+    );
+    // The pinged nodes never answer: after two timeouts each, the newcomer takes a place.
+    for _ in 0..3 {
+        let mut out = Vec::new();
+        node.tick(now + Duration::from_secs(3), &mut rng, &mut out);
+        node.handle_packet(
+            addr(200),
+            &ping,
+            now + Duration::from_secs(3),
+            &mut rng,
+            &mut out,
+        );
+        node.tick(now + Duration::from_secs(6), &mut rng, &mut out);
+    }
+    assert!(
+        node.table().get(&far(50)).is_some(),
+        "newcomer took the place of a node that failed"
+    );
+}

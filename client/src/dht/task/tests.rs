@@ -174,3 +174,43 @@ async fn table_is_saved_and_restored() {
         .unwrap();
     bounded("shutdown", third.shutdown()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_saved_table_falls_back_to_configured_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("dht.json");
+    // A saved table whose only node is gone (a socket bound, then dropped).
+    let gone = std::net::UdpSocket::bind(loopback()).unwrap();
+    let gone_addr = gone.local_addr().unwrap();
+    drop(gone);
+    let saved = serde_json::json!({
+        "id": "0101010101010101010101010101010101010101",
+        "nodes": [{ "id": "0202020202020202020202020202020202020202", "addr": gone_addr }],
+    });
+    std::fs::write(&state, serde_json::to_vec(&saved).unwrap()).unwrap();
+    let nodes = network(3).await;
+    let mut config = config(Some(nodes[0].local_addr()));
+    config.state_file = Some(state.clone());
+    config.node.query_timeout = Duration::from_millis(300);
+    let dht = Dht::start(config).await.unwrap();
+    assert_eq!(
+        dht.id(),
+        NodeId::from_bytes([1; 20]),
+        "the saved id is kept"
+    );
+    let stats = bounded("bootstrap", dht.wait_bootstrapped()).await.unwrap();
+    assert!(stats.nodes >= 1, "{stats:?}");
+    bounded("shutdown", dht.shutdown()).await.unwrap();
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    let addrs: Vec<&str> = saved["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["addr"].as_str())
+        .collect();
+    assert!(!addrs.is_empty());
+    assert!(
+        !addrs.contains(&gone_addr.to_string().as_str()),
+        "the dead node is not saved again"
+    );
+}

@@ -391,6 +391,8 @@ struct Sim {
     now: Instant,
     queue: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
     dead: Vec<usize>,
+    /// Chance that any packet is lost.
+    loss: f64,
     done: Vec<(usize, Action)>,
 }
 
@@ -414,6 +416,7 @@ impl Sim {
             now,
             queue: VecDeque::new(),
             dead: Vec::new(),
+            loss: 0.0,
             done: Vec::new(),
         }
     }
@@ -442,7 +445,8 @@ impl Sim {
                 delivered += 1;
                 assert!(delivered < 1_000_000, "packet storm");
                 let index = usize::from(to.port() - 10_000);
-                if self.dead.contains(&index) || index >= self.nodes.len() {
+                let lost = self.loss > 0.0 && rand::Rng::random_bool(&mut self.rng, self.loss);
+                if lost || self.dead.contains(&index) || index >= self.nodes.len() {
                     continue;
                 }
                 let mut out = Vec::new();
@@ -540,6 +544,31 @@ fn simulated_network_survives_dead_nodes() {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// Over a lossy network every operation finishes (a lookup can stall on nothing), and
+    /// a node's counters stay bounded.
+    #[test]
+    fn operations_finish_despite_packet_loss(seed in any::<u64>(), loss in 0.0f64..0.5, ops in proptest::collection::vec((0usize..25, 0u8..3, any::<u8>()), 1..8)) {
+        let mut sim = Sim::new(25, seed);
+        sim.loss = loss;
+        sim.bootstrap_all();
+        for (at, op, byte) in ops {
+            let hash = InfoHash::from_bytes([byte; 20]);
+            let to = Sim::addr_of(usize::from(byte) % 25);
+            match op {
+                0 => { sim.run(at, |node, now, out| node.ping(to, now, out)); }
+                1 => { sim.run(at, |node, now, out| node.get_peers(hash, now, out)); }
+                _ => { sim.run(at, |node, now, out| node.announce(hash, None, now, out)); }
+            }
+        }
+        for node in &sim.nodes {
+            let stats = node.stats();
+            prop_assert_eq!(stats.pending_queries, 0);
+            prop_assert_eq!(stats.lookups_active, 0);
+            prop_assert!(stats.nodes <= 25);
+        }
+    }
     #[test]
     fn arbitrary_packets_never_panic(packets in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 1..20)) {
         let (mut node, mut rng, now) = setup();

@@ -91,7 +91,7 @@ pub enum Action {
         /// The encoded KRPC message.
         packet: Vec<u8>,
     },
-    /// A [`Node::ping`] finished.
+    /// A [`Node::ping`](super::Node::ping) finished.
     PingDone {
         /// Which ping.
         request: RequestId,

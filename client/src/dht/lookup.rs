@@ -190,7 +190,12 @@ impl Lookup {
         for node in nodes.iter().take(MAX_NODES_PER_REPLY) {
             self.add(node.addr, Some(node.id));
         }
-        for peer in values {
+        self.add_peers(values);
+    }
+
+    /// Adds peers learnt elsewhere (our own peer store), without duplicates, up to [`MAX_PEERS`].
+    pub fn add_peers(&mut self, peers: &[SocketAddr]) {
+        for peer in peers {
             if self.peers.len() >= MAX_PEERS {
                 break;
             }

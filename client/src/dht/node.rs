@@ -24,7 +24,7 @@ use rill_common::krpc::{
 };
 
 use super::lookup::Lookup;
-use super::peer_store::PeerStore;
+use super::peer_store::{MAX_REPLY_PEERS, PeerStore};
 use super::rate_limit::RateLimiter;
 use super::routing_table::{Contact, Insert, K, RoutingTable};
 use super::tokens::Tokens;
@@ -172,7 +172,12 @@ impl Node {
         out: &mut Vec<Action>,
     ) -> RequestId {
         let seeds = self.table.closest(&target, K * 2, now);
-        let lookup = Lookup::new(target, Some(self.id), seeds, []);
+        let mut lookup = Lookup::new(target, Some(self.id), seeds, []);
+        if kind != LookupKind::FindNode {
+            // We may be one of the closest nodes ourselves: peers announced to us count too.
+            let info_hash = InfoHash::from_bytes(*target.as_bytes());
+            lookup.add_peers(&self.store.live_peers(&info_hash, now, MAX_REPLY_PEERS));
+        }
         self.start(lookup, kind, now, out)
     }
 

@@ -70,6 +70,18 @@ impl PeerStore {
             .choose_multiple(rng, MAX_REPLY_PEERS)
     }
 
+    /// Up to `max` live peers of `info_hash`, in no particular order (no sampling).
+    pub fn live_peers(&self, info_hash: &InfoHash, now: Instant, max: usize) -> Vec<SocketAddr> {
+        self.swarms.get(info_hash).map_or_else(Vec::new, |swarm| {
+            swarm
+                .iter()
+                .filter(|(_, seen)| now.saturating_duration_since(**seen) < PEER_TTL)
+                .map(|(addr, _)| *addr)
+                .take(max)
+                .collect()
+        })
+    }
+
     /// Drops peers not announced within [`PEER_TTL`] and swarms left empty.
     pub fn expire(&mut self, now: Instant) {
         let mut removed = 0;

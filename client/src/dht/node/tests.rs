@@ -718,3 +718,47 @@ fn full_bucket_pings_its_questionable_nodes_before_replacing() {
         "newcomer took the place of a node that failed"
     );
 }
+
+#[test]
+fn own_lookup_includes_peers_announced_to_us() {
+    let (mut node, mut rng, now) = setup();
+    let them = NodeId::from_bytes([0x22; 20]);
+    let hash = InfoHash::from_bytes([0x33; 20]);
+    let token = response(ask(
+        &mut node,
+        &mut rng,
+        now,
+        addr(1),
+        Query::GetPeers {
+            id: them,
+            info_hash: hash,
+            want: Want::default(),
+        },
+    ))
+    .token
+    .unwrap();
+    ask(
+        &mut node,
+        &mut rng,
+        now,
+        addr(1),
+        Query::AnnouncePeer {
+            id: them,
+            info_hash: hash,
+            port: 6000,
+            implied_port: false,
+            token,
+        },
+    );
+    let mut out = Vec::new();
+    let request = node.get_peers(hash, now, &mut out);
+    // The querier is in our table and is asked; it never answers.
+    node.tick(now + Duration::from_secs(5), &mut rng, &mut out);
+    let done = out.iter().find_map(|a| match a {
+        Action::LookupDone {
+            request: r, peers, ..
+        } if *r == request => Some(peers.clone()),
+        _ => None,
+    });
+    assert_eq!(done, Some(vec![SocketAddr::from(([127, 0, 0, 1], 6000))]));
+}

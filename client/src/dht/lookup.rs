@@ -10,6 +10,7 @@
 //! Invariants: at most [`MAX_CANDIDATES`] candidates, each address once; at most
 //! [`MAX_NODES_PER_REPLY`] nodes taken from one reply and [`MAX_PEERS`] peers in all, so a
 //! lying node can waste a few queries but not memory or the whole lookup. Pure: no clock.
+#![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 

@@ -12,6 +12,7 @@
 //!   an unknown method) unless we are read-only: a read-only node answers nothing and marks
 //!   its queries `ro=1`; a querier marked `ro` is answered but never enters our table (BEP 43);
 //! - a packet that is not KRPC at all is dropped; nothing panics on any input.
+#![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -4,6 +4,7 @@
 //! peers per info-hash and `max_total` in all (a full store refuses new peers rather than
 //! evicting fresh ones, so a flood cannot push out honest announces); a reply carries at most
 //! [`MAX_REPLY_PEERS`] peers so it fits in one UDP packet. Pure: time and randomness come in.
+#![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

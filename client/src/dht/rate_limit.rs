@@ -4,6 +4,7 @@
 //! at most `max_tracked` addresses are remembered (idle ones are forgotten first, and when
 //! all are busy the map is reset rather than grown), so a flood from many addresses costs
 //! bounded memory. Pure: time comes in.
+#![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -15,6 +15,7 @@
 //! newcomer waits in the replacement cache and the caller is told which questionable nodes to
 //! ping — when one of them fails enough, the freshest replacement takes its place. Pure: time
 //! and randomness come in as arguments.
+#![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

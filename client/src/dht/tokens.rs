@@ -4,6 +4,7 @@
 //! Invariants: a token is `SHA-1(secret || ip)` cut to [`TOKEN_LEN`] bytes, so it is bound to
 //! the querier's IP; the secret rotates every [`ROTATE_EVERY`] and the previous secret is still
 //! accepted, so a token lives between 5 and 10 minutes. Pure: time and randomness come in.
+#![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};

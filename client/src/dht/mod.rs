@@ -21,4 +21,4 @@ pub mod task;
 pub mod tokens;
 
 pub use node::{Node, NodeConfig, QueryFailure};
-pub use task::{DEFAULT_BOOTSTRAP, Dht, DhtConfig, DhtError, DhtStats};
+pub use task::{DEFAULT_BOOTSTRAP, Dht, DhtConfig, DhtError, DhtStats, LookupOutcome};

@@ -8,10 +8,12 @@
 //! - [`progress`]: progress display on the terminal (indicatif).
 //! - [`torrent`]: a torrent's pure state machines: piece picker, choker, transfer rates.
 //! - [`storage`]: where a torrent's data lives on disk (piece to file layout).
+//! - [`dht`]: the mainline DHT (BEP 5): routing table, lookups, tokens, and its UDP shell.
 
 pub mod announce;
 pub mod cli;
 pub mod create;
+pub mod dht;
 pub mod peer;
 pub mod progress;
 pub mod storage;

@@ -1,6 +1,7 @@
 //! End-to-end tests across Rill's crates: one test binary, a module per area.
 //!
 //! - `fixtures`: rill-common against the torrents real tools made (`fixtures/`).
+//! - `dht`: rill's DHT node in a private loopback DHT with libtorrent (ping, get_peers, announce).
 //! - `cli`: the `rill` command: `rill info` against transmission-show and libtorrent, errors.
 //! - `interop_create`: torrents made by `rill create`, read and verified by real tools.
 //! - `tracker`: rill-tracker in process on port 0, over HTTP and UDP, and its `/metrics`.
@@ -8,6 +9,7 @@
 
 mod announce;
 mod cli;
+mod dht;
 mod fixtures;
 mod interop_create;
 mod interop_tracker;

@@ -517,7 +517,7 @@ impl TorrentState {
     }
 }
 
-mod book;
+pub(crate) mod book;
 mod connection;
 mod download;
 mod fast;

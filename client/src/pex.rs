@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use rill_common::wire::extension::{PexFlags, PexMessage, PexPeer};
 
+/// The extended id we receive `ut_pex` under (announced in our `m`).
+pub const OUR_UT_PEX: u8 = 1;
 /// At most one PEX message a minute per peer (BEP 11).
 pub const PEX_INTERVAL: Duration = Duration::from_secs(60);
 /// The first message goes this long after the peer announced `ut_pex`.

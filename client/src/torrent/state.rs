@@ -23,7 +23,8 @@
 //! The work is split by seam: `connection.rs` (dialling, admitting, first messages, bans,
 //! stop), `book.rs` (known addresses, backoff), `messages.rs` (validating each message),
 //! `download.rs` (pipelines, blocks, verification, blame), `upload.rs` (serving requests,
-//! choking), `timers.rs` (tick), `fast.rs` (BEP 6 allowed fast set). Tests: `tests.rs`
+//! choking), `timers.rs` (tick), `fast.rs` (BEP 6 allowed fast set), `extensions.rs`
+//! (serving `ut_metadata`, BEP 9; peer exchange, BEP 11). Tests: `tests.rs`
 //! (one behaviour each), `props.rs` (random events keep the invariants), `sim.rs` (a whole
 //! swarm in memory).
 //!
@@ -74,6 +75,8 @@ pub struct Config {
     pub piece_priorities: Vec<u8>,
     /// A private torrent (BEP 27): peers only from trackers, no PEX.
     pub private: bool,
+    /// The raw info dict, served to peers with `ut_metadata` (BEP 9); `None` rejects requests.
+    pub metadata: Option<Bytes>,
 }
 
 /// Why we close a connection.
@@ -520,6 +523,7 @@ impl TorrentState {
 pub(crate) mod book;
 mod connection;
 mod download;
+mod extensions;
 mod fast;
 mod messages;
 mod timers;

@@ -23,6 +23,7 @@ use sha1::{Digest, Sha1};
 
 use super::harness::{config, info_hash};
 use super::{Action, Config, Event, RESERVED, Reason, TorrentState};
+use crate::pex::OUR_UT_PEX;
 use crate::torrent::PeerKey;
 
 /// How a node behaves.
@@ -73,6 +74,10 @@ struct Swarm {
     delivered: u64,
     /// Block bytes in flight on connections that closed before they arrived.
     lost: u64,
+    /// PEX messages sent (BEP 11).
+    pex_sent: u64,
+    /// Connections dialled from one leecher to another.
+    leecher_dials: u64,
 }
 
 impl Swarm {
@@ -140,6 +145,8 @@ impl Swarm {
             closed: Vec::new(),
             delivered: 0,
             lost: 0,
+            pex_sent: 0,
+            leecher_dials: 0,
         }
     }
 
@@ -149,6 +156,18 @@ impl Swarm {
         for i in 0..self.nodes.len() {
             let others = addrs.iter().copied().filter(|a| *a != addrs[i]).collect();
             self.push(i, Event::PeersFound(others), Duration::ZERO);
+            self.push(i, Event::Start, Duration::ZERO);
+        }
+    }
+
+    /// Starts every node; leechers know only the seed (node 0), which knows nobody: they
+    /// can learn each other only through PEX.
+    fn start_via_seed(&mut self) {
+        let seed = self.nodes[0].addr;
+        for i in 0..self.nodes.len() {
+            if i > 0 {
+                self.push(i, Event::PeersFound(vec![seed]), Duration::ZERO);
+            }
             self.push(i, Event::Start, Duration::ZERO);
         }
     }
@@ -258,6 +277,11 @@ impl Swarm {
                     self.push(node, Event::ConnectFailed(addr), LATENCY);
                     return;
                 };
+                if self.nodes[node].role == Role::Leecher
+                    && self.nodes[target].role == Role::Leecher
+                {
+                    self.leecher_dials += 1;
+                }
                 let ka = self.key(node);
                 let kb = self.key(target);
                 self.nodes[node].links.insert(ka, (target, kb));
@@ -282,6 +306,9 @@ impl Swarm {
                 self.transmit(node, ka, (target, accepted), 0);
             }
             Action::Send(key, message) => {
+                if matches!(message, Message::Extended { id: OUR_UT_PEX, .. }) {
+                    self.pex_sent += 1;
+                }
                 if let Some(&(other, theirs)) = self.nodes[node].links.get(&key) {
                     let bytes = match &message {
                         Message::Piece { data, .. } => data.len() as u64,
@@ -496,6 +523,38 @@ fn leechers_finish_among_themselves_when_the_seed_leaves() {
     swarm.run(Duration::from_secs(600), Swarm::honest_complete);
     assert!(swarm.nodes[0].links.is_empty());
     for node in &swarm.nodes[1..] {
+        assert_eq!(node.store, swarm.nodes[0].store);
+    }
+}
+
+#[test]
+fn leechers_learn_each_other_only_through_pex_and_all_complete() {
+    let mut swarm = Swarm::new(&roles(1, 0, 8), TOTAL, PIECE_LEN, 8);
+    swarm.start_via_seed();
+    swarm.run(Duration::from_secs(600), Swarm::honest_complete);
+    assert!(swarm.pex_sent > 0, "PEX was sent");
+    assert!(
+        swarm.leecher_dials > 0,
+        "leechers dialled addresses learnt by PEX"
+    );
+    for node in &swarm.nodes {
+        assert_eq!(node.store, swarm.nodes[0].store);
+    }
+    // The leechers traded among themselves: the seed did not upload everything.
+    let seed_up = swarm.nodes[0].state.stats(swarm.now).uploaded;
+    assert!(seed_up < 8 * TOTAL as u64, "seed uploaded {seed_up}");
+}
+
+#[test]
+fn a_private_swarm_sends_no_pex() {
+    let mut swarm = Swarm::with(&roles(1, 0, 4), TOTAL, PIECE_LEN, 9, |_, cfg| {
+        cfg.private = true;
+    });
+    swarm.start_via_seed();
+    swarm.run(Duration::from_secs(600), Swarm::honest_complete);
+    assert_eq!(swarm.pex_sent, 0, "BEP 27: no PEX");
+    assert_eq!(swarm.leecher_dials, 0, "leechers only knew the seed");
+    for node in &swarm.nodes {
         assert_eq!(node.store, swarm.nodes[0].store);
     }
 }

@@ -488,3 +488,87 @@ proptest! {
         }
     }
 }
+
+/// A fetch and a rill seed ([`crate::torrent::state::TorrentState`]) wired in memory: the
+/// seed serves its dict and the fetch assembles it.
+#[test]
+fn fetches_the_dict_from_a_torrent_state_seed() {
+    use crate::torrent::choker::ChokerConfig;
+    use crate::torrent::state::{self, Config, RESERVED, TorrentState};
+    use rill_common::bitfield::Bitfield;
+
+    let mut h = H::new(3 * 16384 + 77);
+    let info_hash = InfoHash::of_info(&h.dict);
+    let config = Config {
+        info_hash,
+        peer_id: PeerId::from_bytes([b'S'; 20]),
+        client: "Rill seed".into(),
+        listen_port: Some(6881),
+        max_peers: 10,
+        choker: ChokerConfig::default(),
+        sequential: false,
+        piece_priorities: Vec::new(),
+        private: false,
+        metadata: Some(h.dict.clone()),
+    };
+    let mut seed = TorrentState::new(config, 65536, 16384, Bitfield::full(4), h.now, 1).unwrap();
+    let seed_addr: SocketAddr = "10.0.0.9:6881".parse().unwrap();
+    let mut to_fetch = vec![Event::PeersFound(vec![seed_addr]), Event::Start];
+    let mut to_seed: Vec<state::Event> = vec![state::Event::Start];
+    let mut result = None;
+    for _ in 0..100 {
+        let mut out = Vec::new();
+        for event in to_fetch.drain(..) {
+            h.fetch.handle(event, h.now, &mut out);
+        }
+        for action in out {
+            match action {
+                Action::Connect(addr) => {
+                    assert_eq!(addr, seed_addr);
+                    to_fetch.push(Event::Connected {
+                        peer: PeerKey(1),
+                        addr,
+                        handshake: Handshake::new(
+                            RESERVED,
+                            info_hash,
+                            PeerId::from_bytes([b'S'; 20]),
+                        ),
+                        outgoing: true,
+                    });
+                    to_seed.push(state::Event::Connected {
+                        peer: PeerKey(5),
+                        addr: "10.0.0.1:50000".parse().unwrap(),
+                        handshake: Handshake::new(
+                            RESERVED,
+                            info_hash,
+                            PeerId::from_bytes([b'R'; 20]),
+                        ),
+                        outgoing: false,
+                    });
+                }
+                Action::Send(_, message) => {
+                    to_seed.push(state::Event::Received(PeerKey(5), message))
+                }
+                Action::Disconnect(_, reason) => panic!("fetch closed the seed: {reason:?}"),
+                Action::Done(bytes) => result = Some(bytes),
+            }
+        }
+        let mut out = Vec::new();
+        for event in to_seed.drain(..) {
+            seed.handle(event, h.now, &mut out);
+        }
+        for action in out {
+            match action {
+                state::Action::Send(_, message) => {
+                    to_fetch.push(Event::Received(PeerKey(1), message))
+                }
+                state::Action::Disconnect(_, reason) => panic!("seed closed the fetch: {reason:?}"),
+                _ => {}
+            }
+        }
+        if result.is_some() {
+            break;
+        }
+    }
+    assert_eq!(result, Some(h.dict.clone()));
+}

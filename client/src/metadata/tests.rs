@@ -572,3 +572,57 @@ fn fetches_the_dict_from_a_torrent_state_seed() {
     }
     assert_eq!(result, Some(h.dict.clone()));
 }
+
+fn any_message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        (0u8..4, prop::collection::vec(any::<u8>(), 0..64)).prop_map(|(id, p)| {
+            Message::Extended {
+                id: if id == 3 { OUR_UT_METADATA } else { id },
+                payload: Bytes::from(p),
+            }
+        }),
+        (any::<u32>(), any::<u32>(), 0usize..20000).prop_map(|(piece, total_size, len)| {
+            Message::Extended {
+                id: OUR_UT_METADATA,
+                payload: MetadataMessage::Data {
+                    piece: piece % 8,
+                    total_size: total_size % (8 * 16384),
+                    data: Bytes::from(vec![0; len]),
+                }
+                .to_bytes(),
+            }
+        }),
+        (0u32..8).prop_map(|piece| Message::Extended {
+            id: OUR_UT_METADATA,
+            payload: MetadataMessage::Reject { piece }.to_bytes(),
+        }),
+        (any::<Option<u32>>()).prop_map(|size| ext_handshake(size.map(|s| s % (1 << 24)))),
+        Just(Message::HaveAll),
+        Just(Message::Unchoke),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn hostile_messages_never_panic_nor_finish_with_a_wrong_dict(
+        ops in prop::collection::vec((1u32..5, any_message(), 0u64..40), 1..200),
+    ) {
+        let mut h = H::new(3 * 16384 + 5);
+        for key in 1..5 {
+            h.connect(key, true);
+        }
+        for (key, message, wait) in ops {
+            let mut out = h.handle(Event::Received(PeerKey(key), message));
+            if wait > 30 {
+                out.extend(h.advance(Duration::from_secs(wait)));
+                out.extend(h.handle(Event::Disconnected(PeerKey(key))));
+                out.extend(h.connect(key, true));
+            }
+            for a in &out {
+                if let Action::Done(bytes) = a {
+                    prop_assert_eq!(bytes, &h.dict);
+                }
+            }
+        }
+    }
+}

@@ -19,7 +19,8 @@
 //!   asks only those peers. With no peer of that size left it starts over with another.
 //! - Pieces are requested from several peers at once, at most [`PER_PEER_REQUESTS`] each;
 //!   a `reject` or a request unanswered for [`REQUEST_TIMEOUT`] is asked of another peer
-//!   (the refusing peer is not asked that piece again for [`REFUSE_MEMORY`]).
+//!   (the refusing peer is not asked that piece again for [`REFUSE_MEMORY`]); peers that
+//!   rejected or stalled less often are asked first, so every peer gets its turn.
 //! - Invariant: [`Action::Done`] carries bytes whose SHA-1 is the info hash (v1), and only
 //!   those. On a mismatch, a sole sender is banned; with several senders nobody is blamed
 //!   yet: each piece's digest and sender is remembered, and the fetch goes on parole, one
@@ -155,6 +156,8 @@ struct FetchPeer {
     /// Pieces it rejected or stalled on, and when.
     refused: BTreeMap<u32, Instant>,
     rejects: u32,
+    /// Requests it left unanswered past [`REQUEST_TIMEOUT`].
+    stalls: u32,
     rejects_sent: u32,
     unrequested: u32,
 }
@@ -167,6 +170,11 @@ impl FetchPeer {
 
     fn size(&self) -> Option<u32> {
         self.ut_metadata.map(|(_, size)| size)
+    }
+
+    /// How often it let us down: peers that did less often are asked first.
+    fn failures(&self) -> u32 {
+        self.rejects.saturating_add(self.stalls)
     }
 
     fn refuses(&self, piece: u32, now: Instant) -> bool {
@@ -399,6 +407,7 @@ impl MetadataFetch {
             requests: BTreeMap::new(),
             refused: BTreeMap::new(),
             rejects: 0,
+            stalls: 0,
             rejects_sent: 0,
             unrequested: 0,
         };
@@ -651,6 +660,7 @@ impl MetadataFetch {
             for piece in stalled {
                 peer.requests.remove(&piece);
                 peer.refused.insert(piece, now);
+                peer.stalls += 1;
             }
             if since(peer.last_sent) >= KEEPALIVE_INTERVAL {
                 peer.send(Message::KeepAlive, now, out);
@@ -714,7 +724,8 @@ impl MetadataFetch {
                     .peers
                     .values()
                     .filter(|p| p.size() == Some(size))
-                    .find(|p| !missing.iter().any(|i| p.refuses(*i, now)))
+                    .filter(|p| !missing.iter().any(|i| p.refuses(*i, now)))
+                    .min_by_key(|p| p.failures())
                     .map(|p| p.key);
             }
         }
@@ -725,7 +736,7 @@ impl MetadataFetch {
                 .values_mut()
                 .filter(|p| p.size() == Some(size) && solo.is_none_or(|s| s == p.key))
                 .filter(|p| p.requests.len() < PER_PEER_REQUESTS && !p.refuses(piece, now))
-                .min_by_key(|p| p.requests.len());
+                .min_by_key(|p| (p.requests.len(), p.failures()));
             let Some(peer) = peer else {
                 if self.parole && solo.is_none() {
                     break;

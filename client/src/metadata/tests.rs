@@ -480,10 +480,8 @@ proptest! {
         if let Some(bytes) = result {
             prop_assert_eq!(bytes, h.dict.clone());
         }
-        // An honest peer beside only liars of the right size: the dict comes out.
-        let honest = peers.iter().any(|b| matches!(b, Behaviour::Honest));
-        let clean = peers.iter().all(|b| matches!(b, Behaviour::Honest | Behaviour::Liar(_) | Behaviour::Rejecter));
-        if honest && clean {
+        // With one honest peer, whatever the others do, the dict comes out.
+        if peers.iter().any(|b| matches!(b, Behaviour::Honest)) {
             prop_assert!(h.fetch.is_finished(), "honest peer present but no dict");
         }
     }

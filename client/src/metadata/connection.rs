@@ -141,9 +141,16 @@ impl MetadataFetch {
                 peer.sender.listen_addr = Some(listen);
                 self.book.connected(listen);
             }
-            let ext = theirs.id_of(UT_METADATA);
+            // A later handshake (BEP 10) changes what it names and keeps the rest; an id
+            // of 0 disables the extension.
+            let before = peer.ut_metadata;
+            let ext = match theirs.messages.get(UT_METADATA) {
+                Some(id) => Some(*id).filter(|id| *id != 0),
+                None => before.map(|(id, _)| id),
+            };
             let size = theirs
                 .metadata_size
+                .or(before.map(|(_, size)| size))
                 .filter(|s| *s > 0 && *s <= MAX_METADATA_SIZE);
             match (ext, size) {
                 (Some(ext), Some(size)) => peer.ut_metadata = Some((ext, size)),

@@ -211,6 +211,38 @@ fn peers_without_ut_metadata_or_size_are_closed() {
 }
 
 #[test]
+fn a_later_extended_handshake_keeps_what_it_does_not_name() {
+    let mut h = H::new(40000);
+    assert_eq!(requested(&h.join(1, 40000), 1), vec![0, 1, 2]);
+    let update = ExtendedHandshake {
+        upload_only: true,
+        ..Default::default()
+    };
+    let update = Message::Extended {
+        id: HANDSHAKE_ID,
+        payload: update.to_bytes(),
+    };
+    let out = h.handle(Event::Received(PeerKey(1), update));
+    assert_eq!(disconnected(&out, 1), None);
+    h.answer(1, 0, h.piece(0));
+    h.answer(1, 1, h.piece(1));
+    assert_eq!(done(&h.answer(1, 2, h.piece(2))), Some(h.dict.clone()));
+    // Disabling ut_metadata (id 0) makes the peer useless.
+    let mut h = H::new(40000);
+    h.join(1, 40000);
+    let off = ExtendedHandshake {
+        messages: [(UT_METADATA.to_owned(), 0)].into(),
+        ..Default::default()
+    };
+    let off = Message::Extended {
+        id: HANDSHAKE_ID,
+        payload: off.to_bytes(),
+    };
+    let out = h.handle(Event::Received(PeerKey(1), off));
+    assert_eq!(disconnected(&out, 1), Some(Reason::NotUseful));
+}
+
+#[test]
 fn rejected_and_stalled_pieces_are_asked_elsewhere() {
     let mut h = H::new(2 * 16384);
     let size = h.dict.len() as u32;

@@ -17,6 +17,9 @@
 //! - [`Action::Read`] is answered with [`Event::BlockRead`]; the state sends the block only if
 //!   the request still stands (not cancelled, peer still unchoked and connected).
 //! - [`Event::Tick`] is due at [`TorrentState::next_deadline`] (at least once a second is fine).
+//! - `Config::metadata` holds the raw bytes of the info dict (`Metainfo::raw_info`, or what
+//!   a magnet's [`crate::metadata::MetadataFetch`] produced), served to peers with
+//!   `ut_metadata` (BEP 9).
 //! - Nothing is dialled before [`Event::Start`]; a torrent complete at start emits
 //!   [`Action::Completed`] on `Start` (and never `Announce(Completed)`).
 //!

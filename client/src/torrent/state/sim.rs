@@ -14,15 +14,17 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
-use rill_common::PeerId;
 use rill_common::bitfield::Bitfield;
+use rill_common::metainfo::Info;
 use rill_common::pieces::PieceIndex;
 use rill_common::wire::Message;
 use rill_common::wire::handshake::Handshake;
+use rill_common::{InfoHash, PeerId};
 use sha1::{Digest, Sha1};
 
-use super::harness::{config, info_hash};
+use super::harness::config;
 use super::{Action, Config, Event, RESERVED, Reason, TorrentState};
+use crate::metadata::{self as fetch, FetchConfig, MetadataFetch};
 use crate::pex::OUR_UT_PEX;
 use crate::torrent::PeerKey;
 
@@ -33,6 +35,8 @@ enum Role {
     Leecher,
     /// A seed that serves corrupt blocks.
     Liar,
+    /// A leecher from a magnet link: it fetches the info dict first (BEP 9).
+    Magnet,
 }
 
 struct Node {
@@ -46,6 +50,17 @@ struct Node {
     links: HashMap<PeerKey, (usize, PeerKey)>,
     completed: bool,
     hash_failures: u32,
+    /// A magnet node's fetch, until it has the info dict.
+    fetch: Option<MetadataFetch>,
+}
+
+impl Node {
+    fn deadline(&self) -> Instant {
+        match &self.fetch {
+            Some(fetch) => fetch.next_deadline(),
+            None => self.state.next_deadline(),
+        }
+    }
 }
 
 /// A disconnect one node asked for: (by, of, reason).
@@ -60,6 +75,7 @@ const UPLINK: u64 = 256 * 1024;
 
 struct Swarm {
     nodes: Vec<Node>,
+    info_hash: InfoHash,
     hashes: Vec<[u8; 20]>,
     piece_len: u32,
     now: Instant,
@@ -103,12 +119,14 @@ impl Swarm {
             .collect();
         let count = hashes.len() as u32;
         let now = Instant::now();
+        let metadata = info_dict(total, piece_len, &hashes);
+        let info_hash = InfoHash::of_info(&metadata);
         let nodes = roles
             .iter()
             .enumerate()
             .map(|(i, role)| {
                 let peer_id = PeerId::from_bytes([i as u8 + 1; 20]);
-                let full = *role != Role::Leecher;
+                let full = !matches!(role, Role::Leecher | Role::Magnet);
                 let have = if full {
                     Bitfield::full(count)
                 } else {
@@ -116,7 +134,19 @@ impl Swarm {
                 };
                 let mut cfg = config(peer_id);
                 cfg.listen_port = Some(6881);
+                cfg.info_hash = info_hash;
+                cfg.metadata = Some(metadata.clone());
                 configure(i, &mut cfg);
+                let fetch = (*role == Role::Magnet).then(|| {
+                    let fetch_config = FetchConfig {
+                        info_hash,
+                        peer_id,
+                        client: cfg.client.clone(),
+                        listen_port: cfg.listen_port,
+                        max_peers: cfg.max_peers,
+                    };
+                    MetadataFetch::new(fetch_config, now)
+                });
                 let state =
                     TorrentState::new(cfg, total as u64, piece_len, have, now, seed + i as u64)
                         .unwrap();
@@ -130,11 +160,13 @@ impl Swarm {
                     links: HashMap::new(),
                     completed: false,
                     hash_failures: 0,
+                    fetch,
                 }
             })
             .collect();
         Swarm {
             nodes,
+            info_hash,
             hashes,
             piece_len,
             now,
@@ -182,7 +214,7 @@ impl Swarm {
                 self.report(),
                 self.closed
             );
-            let next_timer = self.nodes.iter().map(|n| n.state.next_deadline()).min();
+            let next_timer = self.nodes.iter().map(Node::deadline).min();
             let next_event = self.queue.first_key_value().map(|((at, _), _)| *at);
             match (next_event, next_timer) {
                 (Some(at), timer) if timer.is_none_or(|t| at <= t) => {
@@ -195,9 +227,9 @@ impl Swarm {
                 (_, Some(timer)) => {
                     self.now = self.now.max(timer);
                     for i in 0..self.nodes.len() {
-                        if self.nodes[i].state.next_deadline() <= self.now {
+                        if self.nodes[i].deadline() <= self.now {
                             self.deliver(i, Event::Tick);
-                            let next = self.nodes[i].state.next_deadline();
+                            let next = self.nodes[i].deadline();
                             assert!(next > self.now, "node {i}: deadline stuck at {next:?}");
                         }
                     }
@@ -259,6 +291,10 @@ impl Swarm {
             return;
         }
         self.delivered += 1;
+        if self.nodes[node].fetch.is_some() {
+            self.deliver_to_fetch(node, event);
+            return;
+        }
         let mut out = Vec::new();
         self.nodes[node].state.handle(event, self.now, &mut out);
         for action in out {
@@ -267,7 +303,7 @@ impl Swarm {
     }
 
     fn handshake(&self, node: usize) -> Handshake {
-        Handshake::new(RESERVED, info_hash(), self.nodes[node].peer_id)
+        Handshake::new(RESERVED, self.info_hash, self.nodes[node].peer_id)
     }
 
     fn apply(&mut self, node: usize, action: Action) {
@@ -277,9 +313,7 @@ impl Swarm {
                     self.push(node, Event::ConnectFailed(addr), LATENCY);
                     return;
                 };
-                if self.nodes[node].role == Role::Leecher
-                    && self.nodes[target].role == Role::Leecher
-                {
+                if self.nodes[node].role != Role::Seed && self.nodes[target].role != Role::Seed {
                     self.leecher_dials += 1;
                 }
                 let ka = self.key(node);
@@ -355,6 +389,77 @@ impl Swarm {
         }
     }
 
+    /// An event for a magnet node still fetching the info dict.
+    fn deliver_to_fetch(&mut self, node: usize, event: Event) {
+        let event = match event {
+            Event::Start => fetch::Event::Start,
+            Event::PeersFound(addrs) => fetch::Event::PeersFound(addrs),
+            Event::Connected {
+                peer,
+                addr,
+                handshake,
+                outgoing,
+            } => fetch::Event::Connected {
+                peer,
+                addr,
+                handshake,
+                outgoing,
+            },
+            Event::ConnectFailed(addr) => fetch::Event::ConnectFailed(addr),
+            Event::Received(key, message) => fetch::Event::Received(key, message),
+            Event::Disconnected(key) => fetch::Event::Disconnected(key),
+            Event::Tick => fetch::Event::Tick,
+            Event::Stop => fetch::Event::Stop,
+            _ => return,
+        };
+        let mut out = Vec::new();
+        if let Some(fetch) = self.nodes[node].fetch.as_mut() {
+            fetch.handle(event, self.now, &mut out);
+        }
+        for action in out {
+            match action {
+                fetch::Action::Connect(addr) => self.apply(node, Action::Connect(addr)),
+                fetch::Action::Send(key, message) => self.apply(node, Action::Send(key, message)),
+                fetch::Action::Disconnect(key, reason) => {
+                    self.apply(node, Action::Disconnect(key, reason))
+                }
+                fetch::Action::Done(dict) => self.metadata_fetched(node, dict),
+            }
+        }
+    }
+
+    /// What a shell does when a magnet's dict arrives: parse it, close the fetch's
+    /// connections, build the torrent from the dict and hand it the fetch's addresses.
+    fn metadata_fetched(&mut self, node: usize, dict: Bytes) {
+        assert_eq!(InfoHash::of_info(&dict), self.info_hash);
+        let info = Info::from_bytes(&dict).expect("the verified dict parses");
+        let Some(fetch) = self.nodes[node].fetch.take() else {
+            return;
+        };
+        let addrs = fetch.known_addresses();
+        assert!(!addrs.is_empty());
+        let keys: Vec<PeerKey> = self.nodes[node].links.keys().copied().collect();
+        for key in keys {
+            self.apply(node, Action::Disconnect(key, Reason::Shutdown));
+        }
+        let mut cfg = config(self.nodes[node].peer_id);
+        cfg.listen_port = Some(6881);
+        cfg.info_hash = self.info_hash;
+        cfg.metadata = Some(dict);
+        let count = info.pieces.len() as u32;
+        self.nodes[node].state = TorrentState::new(
+            cfg,
+            info.total_length(),
+            info.piece_length,
+            Bitfield::new(count),
+            self.now,
+            node as u64,
+        )
+        .unwrap();
+        self.push(node, Event::PeersFound(addrs), Duration::ZERO);
+        self.push(node, Event::Start, Duration::ZERO);
+    }
+
     fn key(&mut self, node: usize) -> PeerKey {
         let n = &mut self.nodes[node];
         n.next_key += 1;
@@ -373,9 +478,22 @@ impl Swarm {
     fn honest_complete(&self) -> bool {
         self.nodes
             .iter()
-            .filter(|n| n.role == Role::Leecher)
+            .filter(|n| matches!(n.role, Role::Leecher | Role::Magnet))
             .all(|n| n.completed && n.state.is_complete())
     }
+}
+
+/// A single-file info dict (BEP 3) for the swarm's data.
+fn info_dict(total: usize, piece_len: u32, hashes: &[[u8; 20]]) -> Bytes {
+    let pieces: Vec<u8> = hashes.iter().flatten().copied().collect();
+    let mut dict = format!(
+        "d6:lengthi{total}e4:name4:data12:piece lengthi{piece_len}e6:pieces{}:",
+        pieces.len()
+    )
+    .into_bytes();
+    dict.extend_from_slice(&pieces);
+    dict.push(b'e');
+    Bytes::from(dict)
 }
 
 /// 23 full pieces of 64 KiB (4 blocks) and a short last one.
@@ -555,6 +673,19 @@ fn a_private_swarm_sends_no_pex() {
     assert_eq!(swarm.pex_sent, 0, "BEP 27: no PEX");
     assert_eq!(swarm.leecher_dials, 0, "leechers only knew the seed");
     for node in &swarm.nodes {
+        assert_eq!(node.store, swarm.nodes[0].store);
+    }
+}
+
+#[test]
+fn magnet_leechers_fetch_the_dict_then_download() {
+    let mut roles = roles(1, 0, 3);
+    roles.extend([Role::Magnet; 2]);
+    let mut swarm = Swarm::new(&roles, TOTAL, PIECE_LEN, 10);
+    swarm.start();
+    swarm.run(Duration::from_secs(600), Swarm::honest_complete);
+    for node in &swarm.nodes {
+        assert!(node.fetch.is_none());
         assert_eq!(node.store, swarm.nodes[0].store);
     }
 }

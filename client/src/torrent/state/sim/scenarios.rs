@@ -195,3 +195,64 @@ fn magnet_leechers_fetch_the_dict_then_download() {
         assert_eq!(node.store, swarm.nodes[0].store);
     }
 }
+
+#[test]
+fn magnets_never_take_a_liars_dict_and_still_complete() {
+    for seed in [11, 12, 13] {
+        let mut roles = roles(1, 1, 2);
+        roles.extend([Role::Magnet; 3]);
+        let liar = 1;
+        let mut swarm = Swarm::with(&roles, TOTAL, PIECE_LEN, seed, |i, cfg| {
+            if i == liar {
+                // Same size, one byte off in the middle: only the hash can tell.
+                let mut dict = cfg.metadata.clone().unwrap().to_vec();
+                let mid = dict.len() / 2;
+                dict[mid] ^= 0x55;
+                cfg.metadata = Some(Bytes::from(dict));
+            }
+        });
+        // Magnets hear of the liar first, of everyone else a little later; nobody dials them.
+        let addrs: Vec<SocketAddr> = swarm.nodes.iter().map(|n| n.addr).collect();
+        for i in 0..swarm.nodes.len() {
+            let others: Vec<SocketAddr> =
+                addrs.iter().copied().filter(|a| *a != addrs[i]).collect();
+            if swarm.nodes[i].role == Role::Magnet {
+                swarm.push(i, Event::PeersFound(vec![addrs[liar]]), Duration::ZERO);
+                swarm.push(i, Event::PeersFound(others), Duration::from_secs(2));
+            } else {
+                let known = (0..swarm.nodes.len())
+                    .filter(|j| *j != i && swarm.nodes[*j].role != Role::Magnet)
+                    .map(|j| addrs[j])
+                    .collect();
+                swarm.push(i, Event::PeersFound(known), Duration::ZERO);
+            }
+            swarm.push(i, Event::Start, Duration::ZERO);
+        }
+        // `metadata_fetched` asserts the hash and that the dict parses.
+        swarm.run(Duration::from_secs(900), Swarm::honest_complete);
+        for node in swarm.nodes.iter().filter(|n| n.role != Role::Liar) {
+            assert_eq!(node.store, swarm.nodes[0].store);
+        }
+        let honest_banned = swarm
+            .closed
+            .iter()
+            .any(|(_, of, r)| *r == Reason::Banned && *of != liar);
+        assert!(
+            !honest_banned,
+            "an honest peer was banned: {:?}",
+            swarm.closed
+        );
+        let magnets = swarm
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.role == Role::Magnet);
+        for (i, _) in magnets {
+            let banned_liar = swarm
+                .closed
+                .iter()
+                .any(|(by, of, r)| *by == i && *of == liar && *r == Reason::Banned);
+            assert!(banned_liar, "magnet {i} banned the liar");
+        }
+    }
+}

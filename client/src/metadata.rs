@@ -28,6 +28,11 @@
 //!   sender whose piece differs from it is banned: the liar, and only the liar, pays.
 //! - Requests for our metadata are rejected (we have none yet), at most
 //!   [`MAX_REJECTS_SENT`] per connection, then ignored.
+//! - No PEX before the dict is known: it may turn out private (BEP 27).
+//! - The dict is checked against a v1 info hash only (BEP 9 over a v2 `btmh` is not done).
+//!
+//! Seams: `connection.rs` (admitting, messages, time-outs, bans), `assembly.rs` (which
+//! size, which piece of which peer, the hash check and blame).
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;

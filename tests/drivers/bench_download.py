@@ -12,7 +12,7 @@ Each run measures, against the same data and the same torrent:
   seeding   `rill seed` against the libtorrent seed, each serving one libtorrent leecher that
             dials it (the libtorrent figure is the download run's own leecher).
 Figures per process: wall time, MiB/s, CPU seconds (user+sys from wait4's rusage) and peak
-RSS (ru_maxrss); for a seed, the CPU it spent while the leecher ran (from /proc/PID/stat) and
+RSS (ru_maxrss as GNU time, /usr/bin/time, reports it); for a seed, the CPU it spent while the leecher ran (from /proc/PID/stat) and
 its VmHWM. libtorrent runs inside Python: its leecher's time and CPU are counted from its
 `listening` event (session up, interpreter loaded) to the end, so Python's start-up is not
 charged to it; rill's are counted from exec to exit, start-up and shutdown included.
@@ -51,6 +51,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 LT_PEER = os.path.join(HERE, "lt_peer.py")
 PYTHON = "/usr/bin/python3"
+GNU_TIME = "/usr/bin/time"  # Debian package `time`
 TICK = os.sysconf("SC_CLK_TCK")
 MIB = 1024 * 1024
 SEED_ADDR = "127.0.0.2"
@@ -113,9 +114,17 @@ STARTED = []
 class Child:
     """A process started here, reaped with wait4 (for its rusage) within a bounded time."""
 
-    def __init__(self, name, argv, events=False):
+    def __init__(self, name, argv, events=False, measure=False):
         self.name = name
         STARTED.append(self)
+        # Linux carries the peak RSS of a forked copy of this (large) Python process across
+        # exec into ru_maxrss, so the peak RSS comes from GNU time, forked from its own small
+        # process; wait4's CPU figures are exact either way (they include time's, a few ms).
+        self.rss_file = None
+        if measure:
+            fd, self.rss_file = tempfile.mkstemp(prefix="rill-bench-rss-")
+            os.close(fd)
+            argv = [GNU_TIME, "-f", "%M", "-o", self.rss_file, "--", *argv]
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE,
@@ -133,7 +142,24 @@ class Child:
 
     @property
     def pid(self):
-        return self.proc.pid
+        """The measured process: GNU time's child when wrapped, else the process itself."""
+        if self.rss_file is None:
+            return self.proc.pid
+        path = f"/proc/{self.proc.pid}/task/{self.proc.pid}/children"
+        for _ in range(100):
+            with open(path) as f:
+                children = f.read().split()
+            if children:
+                return int(children[0])
+            time.sleep(0.01)
+        raise Failure(f"{self.name}: no process under {GNU_TIME}")
+
+    def peak_rss_mib(self):
+        """Peak RSS in MiB as GNU time reported it (after exit)."""
+        with open(self.rss_file) as f:
+            kib = f.read().split()[-1]
+        os.unlink(self.rss_file)
+        return int(kib) / 1024
 
     def _reap(self):
         _, status, rusage = os.wait4(self.proc.pid, 0)
@@ -237,7 +263,7 @@ def lt_peer(mode, torrent, save_path, listen, peers, timeout):
         argv.append("--exit-when-finished")
     for peer in peers:
         argv += ["--peer", peer]
-    return Child(f"libtorrent {mode[2:]}", argv, events=True)
+    return Child(f"libtorrent {mode[2:]}", argv, events=True, measure=mode == "--leech")
 
 
 def cpu_of(rusage):
@@ -254,11 +280,11 @@ def check_copy(data_dir, out_dir):
 def rill_download(args, torrent, out_dir, seed_addr, size):
     os.mkdir(out_dir)
     child = Child("rill download", [args.rill, "download", torrent, "-o", out_dir, "--peer",
-                                    seed_addr, "--port", "0", "--quiet"])
+                                    seed_addr, "--port", "0", "--quiet"], measure=True)
     end, rusage = child.wait_exit(args.timeout)
     wall = end - child.started
     return {"wall_s": wall, "mib_s": size / MIB / wall, "cpu_s": cpu_of(rusage),
-            "rss_mib": rusage.ru_maxrss / 1024}
+            "rss_mib": child.peak_rss_mib()}
 
 
 def lt_download(args, torrent, out_dir, seed_addr, size, seed):
@@ -276,7 +302,7 @@ def lt_download(args, torrent, out_dir, seed_addr, size, seed):
         child.kill()
     wall = end - begin
     return {"wall_s": wall, "mib_s": size / MIB / wall, "cpu_s": cpu_of(rusage) - cpu_begin,
-            "rss_mib": rusage.ru_maxrss / 1024, "seed_cpu_s": seed_cpu,
+            "rss_mib": child.peak_rss_mib(), "seed_cpu_s": seed_cpu,
             "seed_rss_mib": proc_hwm_mib(seed.pid)}
 
 
@@ -346,6 +372,9 @@ def median_run(results):
 
 def main(argv):
     args = parse_args(argv)
+    if not os.access(GNU_TIME, os.X_OK):
+        print(f"no {GNU_TIME}: apt-get install time", file=sys.stderr)
+        return 1
     if not os.access(args.rill, os.X_OK):
         print(f"no rill binary at {args.rill}: cargo build --release -p rill", file=sys.stderr)
         return 1
@@ -379,6 +408,8 @@ def main(argv):
     finally:
         for child in STARTED:
             child.stop()
+            if child.rss_file and os.path.exists(child.rss_file):
+                os.unlink(child.rss_file)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -86,6 +86,9 @@ pub struct SessionArgs {
     /// Connections per torrent at most.
     #[arg(long, value_name = "N")]
     pub max_peers: Option<usize>,
+    /// Connections at most for all torrents together (default 200).
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
     /// Download limit in bytes per second (K, M suffixes: 500K, 2M).
     #[arg(long, value_name = "RATE", value_parser = crate::config::parse_rate)]
     pub max_down: Option<u64>,

@@ -3,9 +3,9 @@
 //!
 //! Settings come from three places, later ones winning: built-in defaults, an optional TOML
 //! file (`--config FILE`, or the `RILL_CONFIG` environment variable), then command-line flags.
-//! The file has the same names as the flags (`port`, `max-peers`, `max-down`, `max-up`,
-//! `output`, `seed-ratio`, `seed-time`, `sequential`); unknown keys are refused, so a typo is
-//! an error rather than a silently ignored setting.
+//! The file has the same names as the flags (`port`, `max-peers`, `max-connections`,
+//! `max-down`, `max-up`, `output`, `seed-ratio`, `seed-time`, `sequential`); unknown keys are
+//! refused, so a typo is an error rather than a silently ignored setting.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,6 +51,8 @@ pub struct SessionConfig {
     pub port: Option<u16>,
     /// Connections per torrent.
     pub max_peers: usize,
+    /// Connections of the whole process, all torrents together.
+    pub max_connections: usize,
     /// Download limit, bytes per second (`None`: unlimited).
     pub max_down: Option<u64>,
     /// Upload limit, bytes per second (`None`: unlimited).
@@ -73,6 +75,7 @@ impl Default for SessionConfig {
             output: PathBuf::from("."),
             port: None,
             max_peers: 50,
+            max_connections: 200,
             max_down: None,
             max_up: None,
             only_files: Vec::new(),
@@ -92,6 +95,8 @@ pub struct FileConfig {
     pub port: Option<u16>,
     /// `max-peers = 50`
     pub max_peers: Option<usize>,
+    /// `max-connections = 200`
+    pub max_connections: Option<usize>,
     /// `max-down = "2M"` (bytes per second, K/M/G suffixes)
     pub max_down: Option<String>,
     /// `max-up = "512K"`
@@ -152,6 +157,9 @@ impl FileConfig {
         }
         if let Some(max_peers) = self.max_peers {
             config.max_peers = max_peers;
+        }
+        if let Some(max_connections) = self.max_connections {
+            config.max_connections = max_connections;
         }
         if let Some(rate) = &self.max_down {
             config.max_down = Some(parse_rate(rate)?);

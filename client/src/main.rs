@@ -98,6 +98,9 @@ fn session_config(args: &SessionArgs) -> anyhow::Result<SessionConfig> {
     if let Some(max_peers) = args.max_peers {
         config.max_peers = max_peers;
     }
+    if let Some(max_connections) = args.max_connections {
+        config.max_connections = max_connections;
+    }
     if args.max_down.is_some() {
         config.max_down = args.max_down;
     }

@@ -135,12 +135,15 @@ impl Progress {
             let progress = view.progress.borrow();
             let stats = progress.stats;
             bar.set_position(view.wanted_len.saturating_sub(stats.left));
-            let (seeders, leechers) = view.trackers.as_ref().map_or((None, None), |status| {
-                let status = status.borrow();
-                (status.seeders, status.leechers)
-            });
-            let swarm = match (seeders, leechers) {
-                (Some(s), Some(l)) => format!(" (swarm {s}/{l})"),
+            let (seeders, leechers, error) =
+                view.trackers.as_ref().map_or((None, None, None), |status| {
+                    let status = status.borrow();
+                    (status.seeders, status.leechers, status.last_error.clone())
+                });
+            let swarm = match (seeders, leechers, error) {
+                // With no peer, why the trackers gave none is what the user needs to see.
+                (_, _, Some(error)) if stats.peers == 0 => format!(" ({error})"),
+                (Some(s), Some(l), _) => format!(" (swarm {s}/{l})"),
                 _ => String::new(),
             };
             let eta = if stats.download_rate > 1.0 && stats.left > 0 {
@@ -269,5 +272,47 @@ fn format_secs(secs: f64) -> String {
         format!("{}m{:02}s", secs / 60, secs % 60)
     } else {
         format!("{secs}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rill_common::bitfield::Bitfield;
+    use rill_common::pieces::PieceIndex;
+
+    use super::*;
+    use crate::session::FileView;
+
+    #[test]
+    fn eta_is_short_and_capped() {
+        assert_eq!(format_secs(42.4), "42s");
+        assert_eq!(format_secs(125.0), "2m05s");
+        assert_eq!(format_secs(3.0 * 3600.0 + 60.0), "3h01m");
+        assert_eq!(format_secs(1e12), "99h00m");
+    }
+
+    #[test]
+    fn file_progress_counts_its_verified_pieces() {
+        let file = FileView {
+            path: "a".to_owned(),
+            length: 1000,
+            pieces: Some((2, 5)),
+            wanted: true,
+        };
+        let mut have = Bitfield::new(8);
+        assert_eq!(file_done(&file, &have), 0);
+        have.set(PieceIndex(0), true);
+        have.set(PieceIndex(3), true);
+        assert_eq!(file_done(&file, &have), 250);
+        for piece in 2..=5 {
+            have.set(PieceIndex(piece), true);
+        }
+        assert_eq!(file_done(&file, &have), 1000);
+        let empty = FileView {
+            pieces: None,
+            length: 0,
+            ..file
+        };
+        assert_eq!(file_done(&empty, &have), 0);
     }
 }

@@ -182,19 +182,25 @@ pub async fn run(
     let throttles = Arc::new(Throttles {
         down: Throttle::new(config.max_down),
         up: Throttle::new(config.max_up),
+        connections: Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1))),
     });
     let mut running = Vec::new();
     for metainfo in metainfos {
         if *stop.borrow() {
             break;
         }
-        let started = start_torrent(
+        let start = start_torrent(
             &config, &mode, metainfo, peer_id, port, &throttles, timeouts, reporter,
-        )
-        .await;
+        );
+        // Ctrl-C during a long check of existing data stops at once (the check is dropped).
+        let started = tokio::select! {
+            started = start => Some(started),
+            () = stopped(&mut stop) => None,
+        };
         let (handle, view) = match started {
-            Ok(started) => started,
-            Err(err) => {
+            None => break,
+            Some(Ok(started)) => started,
+            Some(Err(err)) => {
                 stop_all(&running);
                 join_all(running, reporter).await?;
                 return Err(err);
@@ -209,8 +215,11 @@ pub async fn run(
         );
         running.push((handle, view));
     }
+    if *stop.borrow() {
+        stop_all(&running);
+    }
     let mut ticker = tokio::time::interval(REPORT_EVERY);
-    loop {
+    while !running.is_empty() {
         tokio::select! {
             _ = ticker.tick() => {}
             changed = stop.changed() => {
@@ -230,6 +239,13 @@ pub async fn run(
     }
     listen_task.abort();
     join_all(running, reporter).await
+}
+
+/// Resolves once `stop` is true (never if its sender is gone without saying so).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// A started torrent.
@@ -525,3 +541,6 @@ fn file_views(layout: &Layout, priorities: &[u8]) -> Vec<FileView> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

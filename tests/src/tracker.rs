@@ -4,6 +4,10 @@
 //!
 //! [`tracker_bin`] builds the `rill-tracker` binary for tests of the command itself.
 //!
+//! Private mode: [`TestDb`] makes a SQLite database in a temp dir with users and torrents
+//! (blocking calls over [`rill_tracker::db::Db`]); [`TestTracker::sync`] makes the tracker
+//! write its accounting and reload the registry, and waits for it.
+//!
 //! Also a blocking HTTP client ([`TestTracker::get`], reqwest underneath) and a BEP 15
 //! client over a std UDP socket ([`UdpClient`]). Waits are bounded by socket timeouts, not
 //! sleeps.
@@ -12,8 +16,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use rill_common::InfoHash;
 use rill_common::tracker::udp::{Family, Request, Response};
-use rill_tracker::{Config, Listeners, TrackerError};
+use rill_tracker::db::{Db, UserStats};
+use rill_tracker::private::{ClientPrefix, Passkey};
+use rill_tracker::{Config, Handle, Listeners, Tracker, TrackerError};
 use tokio::sync::oneshot;
 
 /// How long a test waits for one reply before failing (a bound, not a delay).
@@ -29,6 +36,7 @@ pub struct TestTracker {
     pub udp_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<Result<(), TrackerError>>>,
+    handle: Option<Handle>,
     client: reqwest::Client,
     runtime: tokio::runtime::Runtime,
 }
@@ -69,6 +77,7 @@ impl TestTracker {
             udp: Some(udp),
         };
         let (stop, stopped) = oneshot::channel::<()>();
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel::<Handle>();
         let thread = std::thread::Builder::new()
             .name("rill-tracker".to_owned())
             .spawn(move || {
@@ -77,11 +86,19 @@ impl TestTracker {
                     .enable_all()
                     .build()
                     .expect("tokio runtime for the tracker");
-                runtime.block_on(rill_tracker::run(config, listeners, async {
-                    let _ = stopped.await;
-                }))
+                runtime.block_on(async move {
+                    let tracker = Tracker::open(config).await?;
+                    let _ = handle_tx.send(tracker.handle());
+                    tracker
+                        .serve(listeners, async {
+                            let _ = stopped.await;
+                        })
+                        .await
+                })
             })
             .expect("spawn the tracker thread");
+        // Sent once opened; a failed open drops the sender, and the error comes out below.
+        let handle = handle_rx.recv().ok();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -102,6 +119,7 @@ impl TestTracker {
             udp_addr,
             stop: Some(stop),
             thread: Some(thread),
+            handle,
             client,
             runtime,
         };
@@ -158,6 +176,20 @@ impl TestTracker {
             .unwrap_or_else(|e| panic!("GET {url}: {e}"))
     }
 
+    /// `POST path` with a JSON `body` and extra headers; panics on a transport error.
+    pub fn post_json(&self, path: &str, headers: &[(&str, &str)], body: &str) -> HttpReply {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.http_url))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request)
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
     fn try_get(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Result<HttpReply, String> {
         self.fetch(&format!("{}{path_and_query}", self.http_url), headers)
     }
@@ -167,6 +199,10 @@ impl TestTracker {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
+        self.send(request)
+    }
+
+    fn send(&self, request: reqwest::RequestBuilder) -> Result<HttpReply, String> {
         self.runtime.block_on(async {
             let response = request.send().await.map_err(|e| format!("{e:?}"))?;
             let status = response.status().as_u16();
@@ -186,6 +222,24 @@ impl TestTracker {
                 body,
             })
         })
+    }
+
+    /// Makes the tracker write its pending accounting and reload users and torrents from
+    /// the database, and waits until it has (private mode; returns at once in public mode).
+    pub fn sync(&self) {
+        if let Some(handle) = &self.handle {
+            self.runtime.block_on(handle.sync());
+        }
+    }
+
+    /// `http://IP:PORT/announce/<passkey>`.
+    pub fn private_announce_url(&self, passkey: &Passkey) -> String {
+        format!("{}/announce/{}", self.http_url, passkey.as_str())
+    }
+
+    /// `udp://IP:PORT/announce/<passkey>` (BEP 41).
+    pub fn private_udp_announce_url(&self, passkey: &Passkey) -> String {
+        format!("{}/{}", self.udp_announce_url(), passkey.as_str())
     }
 
     /// A UDP client talking to this tracker from a new loopback socket of the tracker's family.
@@ -310,4 +364,111 @@ pub fn tracker_bin() -> std::path::PathBuf {
             .join(format!("rill-tracker{}", std::env::consts::EXE_SUFFIX))
     })
     .clone()
+}
+
+/// A private-mode database for tests: a SQLite file in its own temp dir, driven through
+/// blocking calls. Passkeys are made from the user's name, so tests are reproducible.
+pub struct TestDb {
+    /// The `sqlite://` URL to put into the tracker's `database`.
+    pub url: String,
+    db: Db,
+    runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    /// A new, migrated database.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir for the database");
+        let url = format!("sqlite://{}", dir.path().join("tracker.db").display());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime for the test database");
+        let db = runtime
+            .block_on(Db::open(&url))
+            .expect("open the test database");
+        TestDb {
+            url,
+            db,
+            runtime,
+            _dir: dir,
+        }
+    }
+
+    /// The path of the database file.
+    pub fn path(&self) -> std::path::PathBuf {
+        self._dir.path().join("tracker.db")
+    }
+
+    /// A private-mode configuration on this database (flushes every second).
+    pub fn config(&self) -> Config {
+        let mut config = Config::default();
+        config.mode = rill_tracker::config::Mode::Private;
+        config.database = Some(self.url.clone());
+        config.private.flush_interval_secs = 1;
+        config
+    }
+
+    /// The passkey `add_user(name)` gives: the name's letters and digits, padded with digits.
+    pub fn passkey_of(name: &str) -> Passkey {
+        let mut text: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
+        text.truncate(16);
+        while text.len() < Passkey::LEN {
+            text.push(char::from(b'0' + (text.len() % 10) as u8));
+        }
+        Passkey::parse(&text).expect("a valid passkey")
+    }
+
+    /// Adds an enabled user and returns its passkey.
+    pub fn add_user(&self, name: &str) -> Passkey {
+        let passkey = Self::passkey_of(name);
+        self.runtime
+            .block_on(self.db.add_user(name, &passkey))
+            .expect("add a user");
+        passkey
+    }
+
+    /// Disables a user.
+    pub fn disable_user(&self, name: &str, reason: &str) {
+        self.runtime
+            .block_on(self.db.disable_user(name, reason))
+            .expect("disable a user");
+    }
+
+    /// Registers a torrent.
+    pub fn add_torrent(&self, info_hash: InfoHash, freeleech: bool) {
+        self.runtime
+            .block_on(self.db.add_torrent(&info_hash, freeleech))
+            .expect("register a torrent");
+    }
+
+    /// Adds a client prefix to the allow-list.
+    pub fn allow_client(&self, prefix: &str) {
+        let prefix = ClientPrefix::parse(prefix).expect("a valid prefix");
+        self.runtime
+            .block_on(self.db.allow_client(&prefix))
+            .expect("allow a client");
+    }
+
+    /// A user's credited totals.
+    pub fn stats(&self, name: &str) -> UserStats {
+        self.runtime
+            .block_on(self.db.user_stats(name))
+            .expect("read a user's totals")
+    }
+
+    /// How many users there are.
+    pub fn user_count(&self) -> usize {
+        self.runtime
+            .block_on(self.db.list_users())
+            .expect("list users")
+            .len()
+    }
+}
+
+impl Default for TestDb {
+    fn default() -> Self {
+        Self::new()
+    }
 }

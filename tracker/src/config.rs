@@ -3,18 +3,21 @@
 //!
 //! Invariants: a [`Config`] that passed [`Config::validate`] has `min_interval <= interval`,
 //! `default_numwant <= max_numwant`, a peer TTL longer than the longest announce interval,
-//! a non-zero purge interval and scrape cap,
-//! and `mode = "public"` (private mode comes later; it is parsed so that the error is clear).
+//! a non-zero purge interval, scrape cap and flush interval, and a `database` URL that names
+//! SQLite or PostgreSQL. Public mode opens no database unless `database` is set; private mode
+//! uses [`DEFAULT_DATABASE`] when it is not.
 //! [`Config::print_default`] prints a commented file that parses back to [`Config::default`].
 
-use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+mod ip_range;
+
+pub use ip_range::{IpRange, IpRangeError};
 
 /// Why a configuration cannot be used.
 #[derive(Debug, Error)]
@@ -42,7 +45,7 @@ pub enum Mode {
     /// Anyone may announce any torrent.
     #[default]
     Public,
-    /// Users with passkeys, registered torrents, accounting (not available yet).
+    /// Users with passkeys, registered torrents, accounting in a database.
     Private,
 }
 
@@ -52,6 +55,11 @@ pub enum Mode {
 pub struct Config {
     /// Public or private.
     pub mode: Mode,
+    /// The database URL (`sqlite://PATH` or `postgres://…`); `None`: [`DEFAULT_DATABASE`] in
+    /// private mode, no database in public mode.
+    pub database: Option<String>,
+    /// The admin REST API's bearer token; `None` leaves the API off.
+    pub admin_token: Option<String>,
     /// The HTTP tracker.
     pub http: HttpConfig,
     /// The UDP tracker (BEP 15).
@@ -62,7 +70,13 @@ pub struct Config {
     pub scrape: ScrapeConfig,
     /// The swarm store.
     pub swarm: SwarmSection,
+    /// Private mode: persistence and limits.
+    pub private: PrivateSection,
 }
+
+/// The database of private mode when `database` is not set: a SQLite file in the working
+/// directory, created on first start.
+pub const DEFAULT_DATABASE: &str = "sqlite://rill-tracker.db";
 
 /// `[http]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +88,9 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Proxies whose `X-Forwarded-For`/`X-Real-IP` headers are believed.
     pub trusted_proxies: Vec<IpRange>,
+    /// The URL clients reach this tracker at (`http://tracker.example:6969`), for the
+    /// announce URLs the admin commands print; `None`: from `listen`.
+    pub public_url: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -82,6 +99,7 @@ impl Default for HttpConfig {
             enabled: true,
             listen: SocketAddr::from(([0, 0, 0, 0], 6969)),
             trusted_proxies: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -119,8 +137,13 @@ pub struct AnnounceConfig {
     pub default_numwant: u32,
     /// Most peers in a reply, whatever the client asks.
     pub max_numwant: u32,
-    /// Whether the `ip=` parameter (HTTP) and the address field (UDP) are believed.
+    /// Whether the `ip=` parameter (HTTP) and the address field (UDP) are believed (never
+    /// in private mode).
     pub allow_ip_param: bool,
+    /// `tracker id` sent in every HTTP announce reply, if set.
+    pub tracker_id: Option<String>,
+    /// `warning message` sent in every HTTP announce reply, if set.
+    pub warning_message: Option<String>,
 }
 
 impl Default for AnnounceConfig {
@@ -132,6 +155,8 @@ impl Default for AnnounceConfig {
             default_numwant: 50,
             max_numwant: 200,
             allow_ip_param: false,
+            tracker_id: None,
+            warning_message: None,
         }
     }
 }
@@ -179,6 +204,51 @@ impl Default for SwarmSection {
     }
 }
 
+/// `[private]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivateSection {
+    /// Seconds between writes of the accounting to the database (and registry reloads).
+    pub flush_interval_secs: u64,
+    /// Announces a user may make at once after a quiet spell; 0 turns the limit off.
+    pub rate_limit_burst: u32,
+    /// Sustained announces per user and minute.
+    pub rate_limit_per_minute: u32,
+    /// Where the swarms (peer addresses) are saved for a restart; `None`: next to a SQLite
+    /// database (`PATH.swarm`), nowhere for PostgreSQL.
+    pub swarm_file: Option<String>,
+    /// Seconds between saves of the swarm file (also saved at shutdown).
+    pub swarm_save_interval_secs: u64,
+}
+
+impl Default for PrivateSection {
+    fn default() -> Self {
+        let limit = crate::private::RateLimit::default();
+        PrivateSection {
+            flush_interval_secs: 5,
+            rate_limit_burst: limit.burst,
+            rate_limit_per_minute: limit.per_minute,
+            swarm_file: None,
+            swarm_save_interval_secs: 60,
+        }
+    }
+}
+
+impl PrivateSection {
+    /// The flush interval as a duration.
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_secs(self.flush_interval_secs)
+    }
+
+    /// The rate limit, `None` when off.
+    pub fn rate_limit(&self) -> Option<crate::private::RateLimit> {
+        (self.rate_limit_burst > 0).then_some(crate::private::RateLimit {
+            burst: self.rate_limit_burst,
+            per_minute: self.rate_limit_per_minute,
+        })
+    }
+}
+
 impl SwarmSection {
     /// The peer TTL as a duration.
     pub fn peer_ttl(&self) -> Duration {
@@ -222,8 +292,27 @@ impl Config {
     /// Checks what serde cannot: consistency between keys, and features not available yet.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_owned()));
-        if self.mode == Mode::Private {
-            return invalid("private mode is not available yet (use mode = \"public\")");
+        if let Some(url) = &self.database {
+            let known = ["sqlite://", "postgres://", "postgresql://"];
+            if !known.iter().any(|scheme| url.starts_with(scheme)) {
+                return Err(ConfigError::Invalid(format!(
+                    "database {url:?} is not a sqlite://PATH or postgres://… URL"
+                )));
+            }
+        }
+        if self.private.flush_interval_secs == 0 {
+            return invalid("private.flush_interval_secs must be at least 1");
+        }
+        if self.private.swarm_save_interval_secs == 0 {
+            return invalid("private.swarm_save_interval_secs must be at least 1");
+        }
+        if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return invalid("admin_token must be at least 16 characters");
+        }
+        if self.admin_token.is_some() && self.database_url().is_none() {
+            return invalid(
+                "admin_token needs a database: set mode = \"private\" or database = \"…\"",
+            );
         }
         let a = &self.announce;
         if a.interval_secs == 0 {
@@ -253,6 +342,40 @@ impl Config {
         Ok(())
     }
 
+    /// The database to open: the configured URL, or [`DEFAULT_DATABASE`] in private mode;
+    /// `None` in public mode without one.
+    pub fn database_url(&self) -> Option<&str> {
+        match (&self.database, self.mode) {
+            (Some(url), _) => Some(url),
+            (None, Mode::Private) => Some(DEFAULT_DATABASE),
+            (None, Mode::Public) => None,
+        }
+    }
+
+    /// The tracker's public HTTP URL without a path (`http.public_url`, or from `listen`).
+    pub fn public_url(&self) -> String {
+        if let Some(url) = &self.http.public_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let addr = self.http.listen;
+        match addr.ip() {
+            ip if ip.is_unspecified() => format!("http://localhost:{}", addr.port()),
+            std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{}", addr.port()),
+            std::net::IpAddr::V4(v4) => format!("http://{v4}:{}", addr.port()),
+        }
+    }
+
+    /// Where the swarm file goes: `private.swarm_file`, else `PATH.swarm` next to a SQLite
+    /// database; `None` without a database or for PostgreSQL without a setting.
+    pub fn swarm_file(&self) -> Option<std::path::PathBuf> {
+        if let Some(path) = &self.private.swarm_file {
+            return Some(path.into());
+        }
+        let path = self.database_url()?.strip_prefix("sqlite://")?;
+        let path = path.split('?').next().unwrap_or(path);
+        Some(format!("{path}.swarm").into())
+    }
+
     /// The default configuration as a commented TOML file (what `--print-config` prints).
     pub fn print_default() -> String {
         DEFAULT_TOML.to_owned()
@@ -263,8 +386,16 @@ impl Config {
 const DEFAULT_TOML: &str = r#"# rill-tracker configuration. Every key is optional; the values below are the defaults.
 # An unknown key is an error.
 
-# "public": anyone may announce any torrent. ("private" is not available yet.)
+# "public": anyone may announce any torrent.
+# "private": users announce to /announce/<passkey> (HTTP) or udp://HOST:PORT/announce/<passkey>
+# (BEP 41), registered torrents only, per-user accounting kept in the database.
 mode = "public"
+# The database: "sqlite://PATH" (created on first start) or "postgres://USER@HOST/DB".
+# Unset: "sqlite://rill-tracker.db" in the working directory in private mode; public mode
+# uses no database.
+# database = "sqlite://rill-tracker.db"
+# A bearer token (16 characters or more) that turns the admin REST API on. Unset: off.
+# admin_token = "change-me-to-a-long-random-string"
 
 [http]
 # Serve announces and scrapes over HTTP (BEP 3, 7, 23, 48), plus /health and /stats.
@@ -274,6 +405,9 @@ listen = "0.0.0.0:6969"
 # client is the right-most address in X-Forwarded-For that is not in these ranges. Requests
 # from other addresses use the socket's address and their headers are ignored.
 trusted_proxies = []
+# The URL clients reach this tracker at, used in the announce URLs that `rill-tracker user
+# add` prints. Unset: http:// and the listen address (0.0.0.0 shown as localhost).
+# public_url = "http://tracker.example.org:6969"
 
 [udp]
 # Serve announces and scrapes over UDP (BEP 15).
@@ -294,6 +428,10 @@ max_numwant = 200
 # Believe the address a client claims (HTTP `ip=`, UDP address field) instead of the one
 # it connects from. Off: anyone could insert any address into a swarm.
 allow_ip_param = false
+# Sent as `tracker id` in every HTTP announce reply (clients echo it back as `trackerid`).
+# tracker_id = "rill"
+# Sent as `warning message` in every HTTP announce reply (clients show it to the user).
+# warning_message = "maintenance on Sunday"
 
 [scrape]
 # Most info hashes in one HTTP scrape (UDP allows 74, what fits in a datagram).
@@ -309,104 +447,22 @@ peer_ttl_secs = 4200
 purge_interval_secs = 60
 # Locks the torrents are spread over; 0 picks 4 per CPU.
 shards = 0
+
+[private]
+# Seconds between writes of the accounting to the database, and reloads of users, torrents
+# and the client allow-list (what `rill-tracker user add` and friends change). After a
+# `kill -9` at most this much accounting is lost; SIGINT/SIGTERM write everything first.
+flush_interval_secs = 5
+# Per-user announce rate limit: this many at once after a quiet spell (0: no limit) ...
+rate_limit_burst = 240
+# ... refilled at this many a minute.
+rate_limit_per_minute = 120
+# Where the swarms (peer addresses) are saved, so a restart does not empty them. Unset:
+# next to a SQLite database ("PATH.swarm"); nowhere for PostgreSQL.
+# swarm_file = "/var/lib/rill-tracker/swarm"
+# Seconds between saves of the swarm file (it is also saved at shutdown).
+swarm_save_interval_secs = 60
 "#;
-
-/// An IP address range in CIDR notation (`10.0.0.0/8`, `::1/128`); a bare address is a
-/// single-address range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IpRange {
-    /// The network address (host bits cleared).
-    network: IpAddr,
-    /// The prefix length.
-    prefix: u8,
-}
-
-/// Why an [`IpRange`] does not parse.
-#[derive(Clone, Debug, Error, PartialEq, Eq)]
-#[error("{0:?} is not an address range like 10.0.0.0/8 or fd00::/8")]
-pub struct IpRangeError(String);
-
-impl IpRange {
-    /// The range of `addr/prefix`; `None` when the prefix is longer than the address.
-    pub fn new(addr: IpAddr, prefix: u8) -> Option<Self> {
-        let network = match addr {
-            IpAddr::V4(v4) if prefix <= 32 => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-                IpAddr::V4((u32::from(v4) & mask).into())
-            }
-            IpAddr::V6(v6) if prefix <= 128 => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-                IpAddr::V6((u128::from(v6) & mask).into())
-            }
-            _ => return None,
-        };
-        Some(IpRange { network, prefix })
-    }
-
-    /// Whether `addr` is in the range; IPv4-mapped IPv6 addresses count as IPv4.
-    pub fn contains(&self, addr: IpAddr) -> bool {
-        match (self.network, addr.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(a)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(a) & mask == u32::from(net)
-            }
-            (IpAddr::V6(net), IpAddr::V6(a)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(a) & mask == u128::from(net)
-            }
-            _ => false,
-        }
-    }
-}
-
-impl FromStr for IpRange {
-    type Err = IpRangeError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let err = || IpRangeError(text.to_owned());
-        let (addr, prefix) = match text.split_once('/') {
-            Some((addr, prefix)) => {
-                let addr: IpAddr = addr.parse().map_err(|_| err())?;
-                (addr, prefix.parse::<u8>().map_err(|_| err())?)
-            }
-            None => {
-                let addr: IpAddr = text.parse().map_err(|_| err())?;
-                (addr, if addr.is_ipv4() { 32 } else { 128 })
-            }
-        };
-        // A mapped IPv4 range is the IPv4 range, so that `contains` compares like with like.
-        match (addr, addr.to_canonical()) {
-            (IpAddr::V6(_), IpAddr::V4(v4)) if prefix >= 96 => {
-                IpRange::new(IpAddr::V4(v4), prefix - 96)
-            }
-            _ => IpRange::new(addr, prefix),
-        }
-        .ok_or_else(err)
-    }
-}
-
-impl fmt::Display for IpRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
-    }
-}
-
-impl Serialize for IpRange {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for IpRange {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -434,14 +490,30 @@ mod tests {
     }
 
     #[test]
-    fn private_mode_is_refused_clearly() {
-        let err = Config::from_toml("mode = \"private\"\n").unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("private mode is not available yet"),
-            "{err}"
+    fn private_mode_defaults_to_a_sqlite_file() {
+        let config = Config::from_toml("mode = \"private\"\n").unwrap();
+        assert_eq!(config.database_url(), Some(DEFAULT_DATABASE));
+        assert_eq!(
+            config.swarm_file(),
+            Some("rill-tracker.db.swarm".into()),
+            "next to the database"
         );
+        assert_eq!(
+            Config::default().database_url(),
+            None,
+            "public: no database"
+        );
+        assert_eq!(Config::default().swarm_file(), None);
+        let config =
+            Config::from_toml("mode = \"private\"\ndatabase = \"postgres://u@h/db\"\n").unwrap();
+        assert_eq!(config.swarm_file(), None);
         assert!(Config::from_toml("mode = \"secret\"\n").is_err());
+        let err = Config::from_toml("database = \"mysql://h/db\"\n").unwrap_err();
+        assert!(err.to_string().contains("mysql://h/db"), "{err}");
+        assert!(Config::from_toml("admin_token = \"short\"\n").is_err());
+        assert!(Config::from_toml("[private]\nflush_interval_secs = 0\n").is_err());
+        let config = Config::from_toml("[private]\nrate_limit_burst = 0\n").unwrap();
+        assert_eq!(config.private.rate_limit(), None);
     }
 
     #[test]
@@ -471,35 +543,5 @@ mod tests {
         assert_eq!(config.udp.listen, "[::]:7000".parse().unwrap());
         assert!(config.scrape.full_scrape);
         assert_eq!(config.announce, AnnounceConfig::default());
-    }
-
-    #[test]
-    fn ip_ranges() {
-        let range: IpRange = "10.1.2.3/8".parse().unwrap();
-        assert_eq!(range.to_string(), "10.0.0.0/8");
-        assert!(range.contains("10.200.0.1".parse().unwrap()));
-        assert!(range.contains("::ffff:10.9.9.9".parse().unwrap()));
-        assert!(!range.contains("11.0.0.1".parse().unwrap()));
-        assert!(!range.contains("::1".parse().unwrap()));
-
-        let all: IpRange = "0.0.0.0/0".parse().unwrap();
-        assert!(all.contains("1.2.3.4".parse().unwrap()));
-        let one: IpRange = "::1".parse().unwrap();
-        assert!(one.contains("::1".parse().unwrap()));
-        assert!(!one.contains("::2".parse().unwrap()));
-        let mapped: IpRange = "::ffff:192.168.0.0/112".parse().unwrap();
-        assert_eq!(mapped.to_string(), "192.168.0.0/16");
-        assert!(mapped.contains("192.168.5.5".parse().unwrap()));
-
-        for bad in [
-            "",
-            "10.0.0.0/33",
-            "::/129",
-            "10.0.0.0/",
-            "example.com/8",
-            "1.2.3.4/-1",
-        ] {
-            assert!(bad.parse::<IpRange>().is_err(), "{bad}");
-        }
     }
 }

@@ -3,20 +3,24 @@
 //! - [`admin`]: the admin CLI commands and the JSON REST admin API (private mode).
 //! - [`config`]: the TOML configuration ([`Config`]), `--print-config`'s commented default.
 //! - [`run`]: serves on listeners the caller bound (tests bind port 0) until a shutdown
-//!   future completes, then stops gracefully.
+//!   future completes, then stops gracefully; [`Tracker`] splits it in two (open, then
+//!   serve) for callers that want a [`Handle`] or the database first.
 //! - `service` (internal): the protocol-neutral core both front ends call.
 //! - `http/` (axum) and `udp/` (BEP 15): thin shells that parse, call the service, encode.
 //! - `store`: the swarm store sharded over locks, swept by a purge timer.
 //! - [`swarm`]: the swarm store (pure): peers per torrent, replies, expiry.
-//! - [`db`]: persistence for private mode (sqlx; SQLite now, PostgreSQL later): [`db::Db`].
+//! - [`db`]: persistence for private mode (sqlx): [`db::Db`].
 //! - [`private`]: private mode (pure): passkeys, users, registered torrents, rate limit, accounting.
+//! - `flush`: private mode's persistence shell: batches, registry reloads, swarm file, drain.
 //!
-//! This increment serves public mode; private mode and persistence plug into `service` and
-//! `store` later.
+//! Shutdown order: the shutdown future completes; HTTP finishes the requests in flight, UDP
+//! and the timers stop; only then is the accounting drained to the database, so that no
+//! announce is credited after the last write.
 
 pub mod admin;
 pub mod config;
 pub mod db;
+mod flush;
 mod http;
 pub mod private;
 mod service;
@@ -35,6 +39,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 pub use config::{Config, ConfigError};
+pub use flush::Handle;
 
 /// The sockets to serve on, bound by the caller: `None` leaves that protocol off.
 #[derive(Debug, Default)]
@@ -88,6 +93,12 @@ pub enum TrackerError {
     /// Neither HTTP nor UDP is enabled.
     #[error("nothing to serve: both HTTP and UDP are disabled")]
     NothingToServe,
+    /// The database cannot be opened or loaded.
+    #[error("{0}")]
+    Db(db::DbError),
+    /// The accounting could not be written at shutdown.
+    #[error("accounting lost at shutdown: {0}")]
+    Drain(String),
     /// A socket failed while serving.
     #[error("{what}: {error}")]
     Io {
@@ -103,18 +114,110 @@ fn io_error(what: &'static str) -> impl FnOnce(std::io::Error) -> TrackerError {
 }
 
 /// Serves `listeners` until `shutdown` completes, then stops: HTTP finishes the requests in
-/// flight (axum's graceful shutdown), UDP and the purge timer end.
+/// flight (axum's graceful shutdown), UDP and the timers end, private mode's accounting is
+/// drained to the database. Opens (and migrates) the database first: see [`Tracker::open`].
 pub async fn run(
     config: Config,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), TrackerError> {
-    config.validate()?;
-    if listeners.http.is_none() && listeners.udp.is_none() {
-        return Err(TrackerError::NothingToServe);
+    Tracker::open(config)
+        .await?
+        .serve(listeners, shutdown)
+        .await
+}
+
+/// A tracker loaded and ready to serve: [`run`] in two steps.
+#[derive(Debug)]
+pub struct Tracker {
+    service: Arc<service::Service>,
+    db: Option<db::Db>,
+    handle: Handle,
+    routes: Option<axum::Router>,
+}
+
+impl Tracker {
+    /// Validates `config`, opens and migrates the database (if any: private mode, or
+    /// `database` set), loads private mode's users, torrents, baselines and saved swarms.
+    pub async fn open(config: Config) -> Result<Self, TrackerError> {
+        config.validate()?;
+        let loaded = flush::load(&config).await?;
+        let active = loaded.tracker.is_some();
+        let admin_token = config.admin_token.clone();
+        let service = Arc::new(service::Service::with_private(config, loaded.tracker));
+        flush::restore_swarms(&service, &loaded.restored);
+        let handle = Handle::new(active);
+        // The admin REST API under /admin, when a token is configured (validation made sure
+        // there is a database then).
+        let routes = match (&admin_token, &loaded.db) {
+            (Some(token), Some(db)) => Some(axum::Router::new().nest(
+                "/admin",
+                admin::api::router(db.clone(), token.clone(), handle.change_notifier()),
+            )),
+            _ => None,
+        };
+        Ok(Tracker {
+            service,
+            db: loaded.db,
+            handle,
+            routes,
+        })
     }
-    let purge_every = config.swarm.purge_interval();
-    let service = Arc::new(service::Service::new(config));
+
+    /// Asks for (and waits on) flushes and registry reloads.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// The database, if one is open (for the admin API).
+    pub fn db(&self) -> Option<&db::Db> {
+        self.db.as_ref()
+    }
+
+    /// Extra routes served by the HTTP listener next to the tracker's (and the admin API's,
+    /// when `admin_token` is set): merged into the router, so their paths must not clash
+    /// with `/announce`, `/scrape`, `/health`, `/stats`, `/metrics`, `/admin`.
+    pub fn with_routes(mut self, routes: axum::Router) -> Self {
+        self.routes = Some(match self.routes.take() {
+            Some(existing) => existing.merge(routes),
+            None => routes,
+        });
+        self
+    }
+
+    /// Serves `listeners` until `shutdown` completes (see [`run`]).
+    pub async fn serve(
+        self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), TrackerError> {
+        if listeners.http.is_none() && listeners.udp.is_none() {
+            return Err(TrackerError::NothingToServe);
+        }
+        let Tracker {
+            service,
+            db,
+            handle,
+            routes,
+        } = self;
+        let result = serve(&service, listeners, routes, db.as_ref(), &handle, shutdown).await;
+        let drained = match &db {
+            Some(db) => flush::drain(&service, db, &handle).await,
+            None => Ok(()),
+        };
+        result.and(drained)
+    }
+}
+
+async fn serve(
+    service: &Arc<service::Service>,
+    listeners: Listeners,
+    routes: Option<axum::Router>,
+    db: Option<&db::Db>,
+    handle: &Handle,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), TrackerError> {
+    let purge_every = service.config().swarm.purge_interval();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks: JoinSet<Result<(), TrackerError>> = JoinSet::new();
 
@@ -127,8 +230,11 @@ pub async fn run(
         if let Ok(addr) = listener.local_addr() {
             info!("HTTP tracker listening on http://{addr}/announce");
         }
-        let app =
-            http::router(Arc::clone(&service)).into_make_service_with_connect_info::<SocketAddr>();
+        let mut router = http::router(Arc::clone(service));
+        if let Some(routes) = routes {
+            router = router.merge(routes);
+        }
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
         let stop = stopped(stop_rx.clone());
         tasks.spawn(async move {
             axum::serve(listener, app)
@@ -145,10 +251,10 @@ pub async fn run(
         if let Ok(addr) = socket.local_addr() {
             info!("UDP tracker listening on udp://{addr}/announce");
         }
-        udp::spawn(socket, Arc::clone(&service), stop_rx.clone(), &mut tasks);
+        udp::spawn(socket, Arc::clone(service), stop_rx.clone(), &mut tasks);
     }
     {
-        let service = Arc::clone(&service);
+        let service = Arc::clone(service);
         let stop = stopped(stop_rx.clone());
         tasks.spawn(async move {
             let mut timer = tokio::time::interval(purge_every);
@@ -161,6 +267,15 @@ pub async fn run(
                 }
             }
         });
+    }
+    if let Some(db) = db.filter(|_| service.private().is_some()) {
+        let stop = stopped(stop_rx.clone());
+        tasks.spawn(flush::run(
+            Arc::clone(service),
+            db.clone(),
+            handle.clone(),
+            stop,
+        ));
     }
 
     // Serve until asked to stop, or until a server ends on its own (an error).

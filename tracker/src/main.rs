@@ -1,5 +1,12 @@
 //! The `rill-tracker` command: parse arguments, build the configuration, bind, serve until
-//! SIGINT or SIGTERM. The one place an error becomes an exit code.
+//! SIGINT or SIGTERM (which drains private mode's accounting before exit). The one place an
+//! error becomes an exit code.
+//!
+//! The admin commands (`user add`, `torrent add`, `stats`, …, from `rill_tracker::admin`)
+//! open the configured database (`--config`, `--db`, else `sqlite://rill-tracker.db`), make
+//! one change, print the result and exit; a running tracker picks the change up at its next
+//! flush. The admin REST API is served under `/admin` when `admin_token` is set (wired in
+//! `rill_tracker::Tracker::open`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,6 +14,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use rill_tracker::config::{DEFAULT_DATABASE, Mode};
 use rill_tracker::{Config, Listeners};
 
 /// Rill's BitTorrent tracker: public HTTP and UDP on port 6969 with no configuration.
@@ -16,6 +24,8 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
+    source: Source,
+    #[command(flatten)]
     serve: ServeArgs,
 }
 
@@ -23,13 +33,37 @@ struct Cli {
 enum Command {
     /// Serve announces and scrapes (the default).
     Serve(ServeArgs),
+    #[command(flatten)]
+    Admin(rill_tracker::admin::Command),
+}
+
+/// Where the configuration and database are: for serving and for the admin commands.
+#[derive(Debug, Clone, clap::Args)]
+struct Source {
+    /// A TOML configuration file (see --print-config).
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://… [default in private mode and for the admin
+    /// commands: sqlite://rill-tracker.db].
+    #[arg(long, value_name = "URL", global = true)]
+    db: Option<String>,
+}
+
+impl Source {
+    fn load(&self) -> Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(url) = &self.db {
+            config.database = Some(url.clone());
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
 struct ServeArgs {
-    /// A TOML configuration file (see --print-config).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
     /// Print the default configuration, with comments, and exit.
     #[arg(long)]
     print_config: bool,
@@ -39,6 +73,9 @@ struct ServeArgs {
     /// UDP listen address, or "off" [default: 0.0.0.0:6969].
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     udp: Option<Listen>,
+    /// Private mode: passkeys, registered torrents, accounting.
+    #[arg(long)]
+    private: bool,
 }
 
 /// A listen address or "off".
@@ -72,6 +109,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Admin(command)) => {
+            return match admin(&command, &cli.source) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rill-tracker: error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         None => cli.serve,
     };
     if args.print_config {
@@ -85,7 +131,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match serve(args) {
+    match serve(args, &cli.source) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rill-tracker: error: {e:#}");
@@ -94,28 +140,61 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(args: ServeArgs) -> Result<()> {
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+/// Runs one admin command against the configured database and prints its output.
+fn admin(command: &rill_tracker::admin::Command, source: &Source) -> Result<()> {
+    let config = source.load()?;
+    let url = config.database_url().unwrap_or(DEFAULT_DATABASE).to_owned();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let text = runtime.block_on(async {
+        let db = rill_tracker::db::Db::open(&url).await?;
+        let result = rill_tracker::admin::run(command, &db, &config.public_url()).await;
+        db.close().await;
+        anyhow::Ok(result?)
+    })?;
+    print!("{text}");
+    Ok(())
+}
+
+fn serve(args: ServeArgs, source: &Source) -> Result<()> {
+    let mut config = source.load()?;
     apply(args.http, &mut config.http.enabled, &mut config.http.listen);
     apply(args.udp, &mut config.udp.enabled, &mut config.udp.listen);
+    if args.private {
+        config.mode = Mode::Private;
+    }
     config.validate()?;
     if !config.http.enabled && !config.udp.enabled {
         anyhow::bail!("nothing to serve: both HTTP and UDP are off");
     }
     let listeners = Listeners::bind(&config)?;
+    let (mode, suffix) = match config.mode {
+        Mode::Public => ("public", ""),
+        Mode::Private => ("private", "/<passkey>"),
+    };
     let mut lines = Vec::new();
     if let Some(addr) = listeners.http.as_ref().and_then(|l| l.local_addr().ok()) {
-        lines.push(format!("http://{addr}/announce"));
+        lines.push(format!("http://{addr}/announce{suffix}"));
     }
     if let Some(addr) = listeners.udp.as_ref().and_then(|s| s.local_addr().ok()) {
-        lines.push(format!("udp://{addr}/announce"));
+        lines.push(format!("udp://{addr}/announce{suffix}"));
     }
-    println!("rill-tracker: public tracker on {}", lines.join(" and "));
+    let database = config.database_url().map(str::to_owned);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(rill_tracker::run(config, listeners, shutdown_signal()))?;
+    runtime.block_on(async {
+        // Open (and migrate) the database before saying where the tracker serves.
+        let tracker = rill_tracker::Tracker::open(config).await?;
+        match &database {
+            Some(url) => println!(
+                "rill-tracker: {mode} tracker on {} (database {url})",
+                lines.join(" and ")
+            ),
+            None => println!("rill-tracker: {mode} tracker on {}", lines.join(" and ")),
+        }
+        tracker.serve(listeners, shutdown_signal()).await
+    })?;
     Ok(())
 }
 

@@ -2,21 +2,38 @@
 //!
 //! HTTP and UDP parse their own wire formats into [`Announce`] and hash lists, and encode
 //! what comes back. Everything a tracker decides beyond the swarm itself lives here: reply
-//! intervals with jitter, counters for `/stats` and `/metrics`, and (later) private mode's
-//! checks, which will refuse with a [`Refusal`] before the swarm is touched.
+//! intervals with jitter, counters for `/stats` and `/metrics`, and private mode's checks
+//! ([`crate::private::PrivateTracker::check`]), which refuse with a [`Refusal`] before the
+//! swarm is touched.
+//!
+//! Private mode invariants: the passkey comes from the request path (HTTP) or BEP 41 URL
+//! data (UDP) and is validated by `Passkey::parse` before any lookup; the peer's address is
+//! the one the shell resolved from the socket (the shells never apply `ip=` in private
+//! mode); one lock guards the private state, held for one `check` (never across an
+//! `.await`) and released before the swarm shard is locked; a refused announce changes no
+//! state and gets no peers; an admitted `stopped` of an unknown torrent is answered with an
+//! empty success without touching the swarm.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Instant, SystemTime};
 
 use rand::Rng;
 use rill_common::tracker::AnnounceEvent;
 use rill_common::{InfoHash, PeerId};
-use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, Mode};
+use crate::private::{self, Passkey, PrivateAnnounce, PrivateConfig, PrivateTracker};
 use crate::store::{Shards, StoreTotals};
 use crate::swarm::{AnnounceReply, PeerAnnounce, ScrapeCounts, SwarmConfig};
+
+mod stats;
+
+pub use stats::{
+    CounterSnapshot, Counters, ErrorKind, FlushCounters, PrivateStats, ProtocolStats, RequestKind,
+    Stats,
+};
 
 /// Which front end a request came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,10 +56,8 @@ pub struct Announce {
     /// The event.
     pub event: Option<AnnounceEvent>,
     /// Bytes uploaded (accounting, private mode).
-    #[allow(dead_code)] // Read by private mode's accounting, which comes later.
     pub uploaded: u64,
     /// Bytes downloaded (accounting, private mode).
-    #[allow(dead_code)] // Read by private mode's accounting, which comes later.
     pub downloaded: u64,
     /// Bytes left; 0 is a seeder.
     pub left: u64,
@@ -61,207 +76,62 @@ pub struct Granted {
     pub reply: AnnounceReply,
 }
 
-/// Why a request is refused (the text of a `failure reason` or UDP error).
+/// Why a request is refused: the text of a `failure reason` or UDP error, and its kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal(pub String);
-
-/// What a refused or malformed request asked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RequestKind {
-    /// An announce.
-    Announce,
-    /// A scrape.
-    Scrape,
-    /// Anything else (a UDP packet with an unknown action, say).
-    Other,
+pub struct Refusal {
+    /// For `/metrics`.
+    pub kind: ErrorKind,
+    /// What the client is told.
+    pub reason: String,
 }
 
-/// Why a request was refused, for `/metrics`' `errors_total{kind}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// A missing, repeated or malformed query parameter (HTTP).
-    BadQuery,
-    /// A query string over the size limit (HTTP).
-    QueryTooLong,
-    /// More info hashes in a scrape than allowed.
-    TooManyHashes,
-    /// A packet that does not decode, from a sender holding a connection id (UDP).
-    BadPacket,
-    /// A wrong or expired connection id (UDP).
-    BadConnectionId,
-    /// Refused by the service (full scrape disabled; private mode's checks, later).
-    Refused,
-    /// Garbage dropped without an answer (UDP).
-    Dropped,
-}
-
-impl ErrorKind {
-    /// Every kind, in the order of the counters.
-    pub const ALL: [ErrorKind; 7] = [
-        ErrorKind::BadQuery,
-        ErrorKind::QueryTooLong,
-        ErrorKind::TooManyHashes,
-        ErrorKind::BadPacket,
-        ErrorKind::BadConnectionId,
-        ErrorKind::Refused,
-        ErrorKind::Dropped,
-    ];
-
-    /// The label value in `/metrics`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::BadQuery => "bad_query",
-            ErrorKind::QueryTooLong => "query_too_long",
-            ErrorKind::TooManyHashes => "too_many_hashes",
-            ErrorKind::BadPacket => "bad_packet",
-            ErrorKind::BadConnectionId => "bad_connection_id",
-            ErrorKind::Refused => "refused",
-            ErrorKind::Dropped => "garbage_dropped",
+impl Refusal {
+    fn new(kind: ErrorKind, reason: impl Into<String>) -> Self {
+        Refusal {
+            kind,
+            reason: reason.into(),
         }
     }
+}
 
-    /// Whether `protocol` can produce this kind (so `/metrics` lists only real series).
-    pub fn applies_to(self, protocol: Protocol) -> bool {
-        match self {
-            ErrorKind::BadQuery | ErrorKind::QueryTooLong => protocol == Protocol::Http,
-            ErrorKind::BadPacket | ErrorKind::BadConnectionId | ErrorKind::Dropped => {
-                protocol == Protocol::Udp
+impl From<private::Refusal> for Refusal {
+    fn from(refusal: private::Refusal) -> Self {
+        let kind = match refusal {
+            private::Refusal::MalformedPasskey | private::Refusal::UnknownPasskey => {
+                ErrorKind::Passkey
             }
-            ErrorKind::TooManyHashes | ErrorKind::Refused => true,
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// Request counters for `/stats` and `/metrics`, per protocol.
-#[derive(Debug, Default)]
-pub struct Counters {
-    http: ProtocolCounters,
-    udp: ProtocolCounters,
-}
-
-/// The counters of one protocol.
-#[derive(Debug, Default)]
-struct ProtocolCounters {
-    announces: AtomicU64,
-    scrapes: AtomicU64,
-    /// Answered with a failure (refused or malformed), of any request kind.
-    failures: AtomicU64,
-    announce_failures: AtomicU64,
-    scrape_failures: AtomicU64,
-    connects: AtomicU64,
-    errors: [AtomicU64; ErrorKind::ALL.len()],
-}
-
-/// A copy of one protocol's counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CounterSnapshot {
-    /// Announces answered.
-    pub announces: u64,
-    /// Scrapes answered.
-    pub scrapes: u64,
-    /// Requests answered with a failure.
-    pub failures: u64,
-    /// Announces answered with a failure.
-    pub announce_failures: u64,
-    /// Scrapes answered with a failure.
-    pub scrape_failures: u64,
-    /// UDP connects (0 for HTTP).
-    pub connects: u64,
-    /// Errors by kind, in [`ErrorKind::ALL`] order.
-    pub errors: [u64; ErrorKind::ALL.len()],
-}
-
-impl CounterSnapshot {
-    /// The count of one error kind.
-    pub fn error(&self, kind: ErrorKind) -> u64 {
-        self.errors.get(kind.index()).copied().unwrap_or(0)
-    }
-}
-
-impl Counters {
-    fn of(&self, protocol: Protocol) -> &ProtocolCounters {
-        match protocol {
-            Protocol::Http => &self.http,
-            Protocol::Udp => &self.udp,
-        }
-    }
-
-    /// Counts a request answered with a failure: refused or malformed.
-    pub fn failure(&self, protocol: Protocol, request: RequestKind, kind: ErrorKind) {
-        let c = self.of(protocol);
-        c.failures.fetch_add(1, Ordering::Relaxed);
-        match request {
-            RequestKind::Announce => c.announce_failures.fetch_add(1, Ordering::Relaxed),
-            RequestKind::Scrape => c.scrape_failures.fetch_add(1, Ordering::Relaxed),
-            RequestKind::Other => 0,
+            private::Refusal::Disabled(_) => ErrorKind::Disabled,
+            private::Refusal::ClientNotAllowed => ErrorKind::ClientNotAllowed,
+            private::Refusal::UnregisteredTorrent => ErrorKind::Unregistered,
+            private::Refusal::RateLimited => ErrorKind::RateLimited,
         };
-        self.error(protocol, kind);
-    }
-
-    /// Counts an error of `kind` only (garbage dropped without an answer, say).
-    pub fn error(&self, protocol: Protocol, kind: ErrorKind) {
-        if let Some(counter) = self.of(protocol).errors.get(kind.index()) {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Counts a UDP connect.
-    pub fn udp_connect(&self) {
-        self.udp.connects.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A copy of one protocol's counters.
-    pub fn snapshot(&self, protocol: Protocol) -> CounterSnapshot {
-        let c = self.of(protocol);
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        CounterSnapshot {
-            announces: load(&c.announces),
-            scrapes: load(&c.scrapes),
-            failures: load(&c.failures),
-            announce_failures: load(&c.announce_failures),
-            scrape_failures: load(&c.scrape_failures),
-            connects: load(&c.connects),
-            errors: std::array::from_fn(|i| c.errors.get(i).map_or(0, load)),
-        }
+        Refusal::new(kind, refusal.to_string())
     }
 }
 
-/// `/stats`: the swarm totals and the request counters.
-#[derive(Clone, Debug, Serialize)]
-pub struct Stats {
-    /// "public" (or "private", later).
-    pub mode: &'static str,
-    /// Torrents with peers.
-    pub torrents: u64,
-    /// Seeders over every torrent.
-    pub seeders: u64,
-    /// Leechers over every torrent.
-    pub leechers: u64,
-    /// Announces answered (HTTP + UDP).
-    pub announces: u64,
-    /// Scrapes answered (HTTP + UDP).
-    pub scrapes: u64,
-    /// Per protocol.
-    pub http: ProtocolStats,
-    /// Per protocol.
-    pub udp: ProtocolStats,
+/// Private mode's shared state: the pure tracker behind one lock, and flush counters.
+#[derive(Debug)]
+pub struct PrivateState {
+    tracker: Mutex<PrivateTracker>,
+    /// Written by the flush task.
+    pub flush: FlushCounters,
 }
 
-/// Counters of one protocol.
-#[derive(Clone, Debug, Serialize)]
-pub struct ProtocolStats {
-    /// Announces answered.
-    pub announces: u64,
-    /// Scrapes answered.
-    pub scrapes: u64,
-    /// Requests refused or malformed.
-    pub failures: u64,
-    /// UDP connects (0 for HTTP).
-    pub connects: u64,
+impl PrivateState {
+    /// Locks the private state (recovering from a poisoned lock: the state is plain data).
+    pub fn lock(&self) -> MutexGuard<'_, PrivateTracker> {
+        self.tracker.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The private settings of a configuration.
+pub fn private_config(config: &Config) -> PrivateConfig {
+    let a = &config.announce;
+    let longest = u64::from(a.interval_secs) + u64::from(a.interval_jitter_secs);
+    PrivateConfig {
+        rate_limit: config.private.rate_limit(),
+        ..PrivateConfig::for_interval(longest)
+    }
 }
 
 /// The tracker's shared state.
@@ -270,11 +140,21 @@ pub struct Service {
     config: Config,
     store: Shards,
     counters: Counters,
+    private: Option<PrivateState>,
 }
 
 impl Service {
-    /// A tracker with empty swarms. `config` must have passed [`Config::validate`].
+    /// A public tracker with empty swarms (or a private one with an empty registry, if the
+    /// configuration says private). `config` must have passed [`Config::validate`].
+    #[cfg(test)]
     pub fn new(config: Config) -> Self {
+        let private = (config.mode == Mode::Private)
+            .then(|| PrivateTracker::new(private_config(&config), private::Registry::new()));
+        Service::with_private(config, private)
+    }
+
+    /// A tracker with this private state (`Some` for private mode), empty swarms.
+    pub fn with_private(config: Config, private: Option<PrivateTracker>) -> Self {
         let swarm_config = || SwarmConfig {
             peer_ttl: config.swarm.peer_ttl(),
             default_numwant: usize::try_from(config.announce.default_numwant).unwrap_or(50),
@@ -284,6 +164,10 @@ impl Service {
         Service {
             store,
             counters: Counters::default(),
+            private: private.map(|tracker| PrivateState {
+                tracker: Mutex::new(tracker),
+                flush: FlushCounters::default(),
+            }),
             config,
         }
     }
@@ -298,14 +182,58 @@ impl Service {
         &self.counters
     }
 
-    /// Records an announce and builds its reply. Public mode refuses nothing; private mode
-    /// will check the passkey, client and rate here.
+    /// Private mode's state; `None` in public mode.
+    pub fn private(&self) -> Option<&PrivateState> {
+        self.private.as_ref()
+    }
+
+    /// Whether `ip=` and UDP's address field may be believed: configured, and never in
+    /// private mode.
+    pub fn trusts_ip_param(&self) -> bool {
+        self.config.announce.allow_ip_param && self.private.is_none()
+    }
+
+    /// Records an announce and builds its reply. `passkey` is what the request's path
+    /// carried (`None`: no passkey): private mode checks it, the client, the torrent and the
+    /// rate first; public mode refuses a passkey.
     pub fn announce(
         &self,
+        passkey: Option<&str>,
         announce: &Announce,
         protocol: Protocol,
         now: Instant,
     ) -> Result<Granted, Refusal> {
+        if let Some(private) = &self.private {
+            let passkey = match passkey {
+                Some(text) => Passkey::parse(text).map_err(private::Refusal::from)?,
+                None => return Err(no_passkey()),
+            };
+            let report = PrivateAnnounce {
+                info_hash: announce.info_hash,
+                peer_id: announce.peer_id,
+                event: announce.event,
+                uploaded: announce.uploaded,
+                downloaded: announce.downloaded,
+                left: announce.left,
+            };
+            let unix = private::unix_secs(SystemTime::now());
+            let admitted = {
+                let mut tracker = private.lock();
+                let admitted = tracker.check(&passkey, &report, unix)?;
+                tracker.locate(&admitted, announce.peer_id, announce.addr);
+                admitted
+            };
+            if admitted.torrent.is_none() {
+                // A `stopped` for a torrent that is not registered: answered, ignored.
+                self.count_announce(protocol);
+                return Ok(self.granted(AnnounceReply::default()));
+            }
+        } else if passkey.is_some() {
+            return Err(Refusal::new(
+                ErrorKind::Passkey,
+                "this tracker is public: announce to /announce, without a passkey",
+            ));
+        }
         let reply = self.store.announce(
             &PeerAnnounce {
                 info_hash: announce.info_hash,
@@ -317,42 +245,120 @@ impl Service {
             },
             now,
         );
+        self.count_announce(protocol);
+        Ok(self.granted(reply))
+    }
+
+    fn count_announce(&self, protocol: Protocol) {
         self.counters
             .of(protocol)
             .announces
             .fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn granted(&self, reply: AnnounceReply) -> Granted {
         let a = &self.config.announce;
         let jitter = if a.interval_jitter_secs > 0 {
             rand::rng().random_range(0..=a.interval_jitter_secs)
         } else {
             0
         };
-        Ok(Granted {
+        Granted {
             interval: a.interval_secs.saturating_add(jitter),
             min_interval: a.min_interval_secs,
             reply,
-        })
+        }
     }
 
-    /// The counters of each torrent asked for, in order (zeros for unknown torrents).
+    /// Puts a saved peer into the swarm store as if it had announced at `at` (a restart).
+    pub fn restore_peer(&self, peer: &private::RestoredPeer, at: Instant) {
+        self.store.announce(
+            &PeerAnnounce {
+                info_hash: peer.info_hash,
+                peer_id: peer.peer_id,
+                addr: peer.addr,
+                event: None,
+                left: u64::from(!peer.seeder),
+                numwant: Some(0),
+            },
+            at,
+        );
+    }
+
+    /// Checks the passkey of a scrape in private mode (see [`Service::announce`]); the
+    /// info hashes a private scrape may see are filtered by [`Service::scrape`].
+    fn authorize_scrape(&self, passkey: Option<&str>) -> Result<(), Refusal> {
+        match (&self.private, passkey) {
+            (Some(private), Some(text)) => {
+                let passkey = Passkey::parse(text).map_err(private::Refusal::from)?;
+                private.lock().authorize(&passkey)?;
+                Ok(())
+            }
+            (Some(_), None) => Err(no_passkey()),
+            (None, Some(_)) => Err(Refusal::new(
+                ErrorKind::Passkey,
+                "this tracker is public: scrape /scrape, without a passkey",
+            )),
+            (None, None) => Ok(()),
+        }
+    }
+
+    /// The counters of each torrent asked for, in order (zeros for unknown torrents, and in
+    /// private mode for torrents that are not registered).
     pub fn scrape(
         &self,
+        passkey: Option<&str>,
         info_hashes: &[InfoHash],
         protocol: Protocol,
     ) -> Result<Vec<ScrapeCounts>, Refusal> {
-        let counts = info_hashes.iter().map(|h| self.store.scrape(h)).collect();
+        self.authorize_scrape(passkey)?;
+        let counts = match &self.private {
+            Some(private) => {
+                let registered: Vec<bool> = {
+                    let tracker = private.lock();
+                    let registry = tracker.registry();
+                    info_hashes
+                        .iter()
+                        .map(|h| registry.torrent(h).is_some())
+                        .collect()
+                };
+                info_hashes
+                    .iter()
+                    .zip(registered)
+                    .map(|(h, known)| {
+                        if known {
+                            self.store.scrape(h)
+                        } else {
+                            ScrapeCounts::default()
+                        }
+                    })
+                    .collect()
+            }
+            None => info_hashes.iter().map(|h| self.store.scrape(h)).collect(),
+        };
         self.count_scrape(protocol);
         Ok(counts)
     }
 
-    /// Every torrent's counters, if full scrapes are enabled.
-    pub fn scrape_all(&self, protocol: Protocol) -> Result<Vec<(InfoHash, ScrapeCounts)>, Refusal> {
+    /// Every torrent's counters, if full scrapes are enabled (private mode: the registered
+    /// torrents with a swarm).
+    pub fn scrape_all(
+        &self,
+        passkey: Option<&str>,
+        protocol: Protocol,
+    ) -> Result<Vec<(InfoHash, ScrapeCounts)>, Refusal> {
+        self.authorize_scrape(passkey)?;
         if !self.config.scrape.full_scrape {
-            return Err(Refusal(
-                "full scrape is disabled: name at least one info_hash".to_owned(),
+            return Err(Refusal::new(
+                ErrorKind::Refused,
+                "full scrape is disabled: name at least one info_hash",
             ));
         }
-        let all = self.store.scrape_all();
+        let mut all = self.store.scrape_all();
+        if let Some(private) = &self.private {
+            let tracker = private.lock();
+            all.retain(|(h, _)| tracker.registry().torrent(h).is_some());
+        }
         self.count_scrape(protocol);
         Ok(all)
     }
@@ -364,14 +370,56 @@ impl Service {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Drops expired peers and empty torrents.
+    /// Drops expired peers and empty torrents (and, in private mode, expired baselines).
     pub fn purge(&self, now: Instant) {
         self.store.purge(now);
+        if let Some(private) = &self.private {
+            private.lock().purge(private::unix_secs(SystemTime::now()));
+        }
     }
 
     /// Torrents, seeders and leechers over every shard.
     pub fn totals(&self) -> StoreTotals {
         self.store.totals()
+    }
+
+    /// Private mode's counters; `None` in public mode.
+    pub fn private_stats(&self) -> Option<PrivateStats> {
+        let private = self.private.as_ref()?;
+        let (users, registered_torrents, peers, (credits, changed)) = {
+            let tracker = private.lock();
+            let registry = tracker.registry();
+            (
+                registry.users().count(),
+                registry.torrents().count(),
+                tracker.ledger().peer_count(),
+                tracker.backlog(),
+            )
+        };
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let refused = |kind| {
+            let (h, u) = (
+                self.counters.snapshot(Protocol::Http),
+                self.counters.snapshot(Protocol::Udp),
+            );
+            h.error(kind).saturating_add(u.error(kind))
+        };
+        let wide = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        Some(PrivateStats {
+            users: wide(users),
+            registered_torrents: wide(registered_torrents),
+            peers: wide(peers),
+            pending_credits: wide(credits),
+            pending_peers: wide(changed),
+            flushes: load(&private.flush.flushes),
+            flush_failures: load(&private.flush.failures),
+            last_flush_ms: load(&private.flush.last_micros) / 1000,
+            refused_passkey: refused(ErrorKind::Passkey),
+            refused_disabled: refused(ErrorKind::Disabled),
+            refused_client: refused(ErrorKind::ClientNotAllowed),
+            refused_unregistered: refused(ErrorKind::Unregistered),
+            refused_rate_limited: refused(ErrorKind::RateLimited),
+        })
     }
 
     /// The totals and counters for `/stats`.
@@ -392,7 +440,10 @@ impl Service {
         };
         let (http, udp) = (of(Protocol::Http), of(Protocol::Udp));
         Stats {
-            mode: "public",
+            mode: match self.config.mode {
+                Mode::Public => "public",
+                Mode::Private => "private",
+            },
             torrents,
             seeders,
             leechers,
@@ -400,6 +451,14 @@ impl Service {
             scrapes: http.scrapes + udp.scrapes,
             http,
             udp,
+            private: self.private_stats(),
         }
     }
+}
+
+fn no_passkey() -> Refusal {
+    Refusal::new(
+        ErrorKind::Passkey,
+        "this tracker is private: use your personal announce URL, /announce/<passkey>",
+    )
 }

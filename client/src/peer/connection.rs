@@ -15,6 +15,7 @@
 //! - Each connection reports on the torrent's bounded channel: its messages in order, then
 //!   exactly one [`PeerEvent::Closed`] (from whichever loop stops first; later ones are
 //!   dropped by the torrent, which knows the key is gone).
+#![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -29,7 +30,7 @@ use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::AbortHandle;
 use tokio::time::timeout;
 
@@ -205,13 +206,15 @@ pub enum PeerEvent {
     Closed(PeerKey, String),
 }
 
-/// The byte-rate limits every connection shares.
+/// The limits every connection of a process shares: byte rates and the connection count.
 #[derive(Debug)]
 pub struct Throttles {
     /// Block payload received.
     pub down: Throttle,
     /// Block payload sent.
     pub up: Throttle,
+    /// One permit per established connection, across all torrents.
+    pub connections: Arc<Semaphore>,
 }
 
 impl Throttles {
@@ -220,6 +223,7 @@ impl Throttles {
         Throttles {
             down: Throttle::unlimited(),
             up: Throttle::unlimited(),
+            connections: Arc::new(Semaphore::new(Semaphore::MAX_PERMITS)),
         }
     }
 }
@@ -232,9 +236,15 @@ pub struct Link {
     pub addr: SocketAddr,
     writer: mpsc::UnboundedSender<Message>,
     reader: AbortHandle,
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Link {
+    /// Holds `permit` (of [`Throttles::connections`]) for as long as the link lives.
+    pub fn hold(&mut self, permit: OwnedSemaphorePermit) {
+        self.permit = Some(permit);
+    }
+
     /// Queues a message; `false` if the connection is already gone.
     pub fn send(&self, message: Message) -> bool {
         self.writer.send(message).is_ok()
@@ -288,6 +298,7 @@ pub fn spawn(
         addr,
         writer,
         reader,
+        permit: None,
     }
 }
 
@@ -419,8 +430,10 @@ impl Batch {
         self.flush_control();
         let mut first = 0;
         while first < self.segments.len() {
-            let slices: Vec<IoSlice<'_>> = self.segments[first..]
+            let slices: Vec<IoSlice<'_>> = self
+                .segments
                 .iter()
+                .skip(first)
                 .take(64)
                 .map(|segment| IoSlice::new(segment))
                 .collect();
@@ -429,7 +442,9 @@ impl Batch {
                 return Err(io::ErrorKind::WriteZero.into());
             }
             while written > 0 {
-                let segment = &mut self.segments[first];
+                let Some(segment) = self.segments.get_mut(first) else {
+                    break;
+                };
                 let step = written.min(segment.len());
                 segment.advance(step);
                 written -= step;

@@ -44,6 +44,12 @@ pub const RESUME_EVERY: Duration = Duration::from_secs(30);
 const MAX_TICK: Duration = Duration::from_secs(1);
 /// Connection events queued before connections wait for the task.
 const EVENT_QUEUE: usize = 1024;
+/// Disk completions queued for the task: more than may be in flight, so a blocking thread
+/// never waits to report.
+const DISK_QUEUE: usize = 1024;
+/// Disk operations in flight above which the task stops taking messages from peers, so
+/// received blocks wait in the sockets (the peers slow down) rather than in memory.
+const MAX_DISK_IN_FLIGHT: usize = 256;
 /// Incoming connections queued for the task.
 const INCOMING_QUEUE: usize = 32;
 
@@ -85,7 +91,7 @@ pub struct Progress {
     pub have: Bitfield,
     /// Where the torrent is.
     pub phase: Phase,
-    /// Pieces that passed their hash check in this run.
+    /// Distinct pieces that passed their hash check in this run.
     pub verified_this_run: u32,
     /// Pieces that failed their hash check in this run.
     pub failed_this_run: u32,
@@ -213,7 +219,7 @@ struct Task {
     completed_at: Option<Instant>,
     stopping: bool,
     fatal: Option<String>,
-    verified_this_run: u32,
+    verified_this_run: Bitfield,
     failed_this_run: u32,
     last_publish: Option<Instant>,
     last_resume: Instant,
@@ -247,14 +253,14 @@ impl Task {
             next_key: 0,
             peer_events: mpsc::channel(EVENT_QUEUE),
             dials: mpsc::channel(64),
-            disk: mpsc::channel(EVENT_QUEUE),
+            disk: mpsc::channel(DISK_QUEUE),
             disk_in_flight: 0,
             queue: VecDeque::new(),
             actions: Vec::new(),
             completed_at: complete.then_some(now),
             stopping: false,
             fatal: None,
-            verified_this_run: 0,
+            verified_this_run: Bitfield::new(piece_count),
             failed_this_run: 0,
             last_publish: None,
             last_resume: now,
@@ -289,7 +295,9 @@ impl Task {
                     self.note_disk_event(&event);
                     self.feed(event);
                 }
-                Some(event) = self.peer_events.1.recv() => self.on_peer_event(event),
+                Some(event) = self.peer_events.1.recv(), if self.disk_in_flight < MAX_DISK_IN_FLIGHT => {
+                    self.on_peer_event(event);
+                }
                 Some((addr, dialled)) = self.dials.1.recv() => self.on_dialled(addr, dialled),
                 Some(established) = incoming.recv() => self.on_connected(established),
                 Some(peers) = self.found.recv() => self.feed(Event::PeersFound(peers)),
@@ -390,7 +398,9 @@ impl Task {
 
     fn note_disk_event(&mut self, event: &Event) {
         match event {
-            Event::PieceVerified(_, true) => self.verified_this_run += 1,
+            Event::PieceVerified(piece, true) => {
+                self.verified_this_run.set(*piece, true);
+            }
             Event::PieceVerified(_, false) => self.failed_this_run += 1,
             _ => {}
         }
@@ -421,13 +431,21 @@ impl Task {
     }
 
     fn on_connected(&mut self, established: Established) {
+        // The process-wide connection limit (`--max-connections`), over all torrents.
+        let Ok(permit) = Arc::clone(&self.throttles.connections).try_acquire_owned() else {
+            debug!(addr = %established.addr, "connection limit reached: closed");
+            if established.outgoing {
+                self.feed(Event::ConnectFailed(established.addr));
+            }
+            return;
+        };
         let peer = PeerKey(self.next_key);
         self.next_key = self.next_key.wrapping_add(1);
         let addr = established.addr;
         let handshake = established.handshake;
         let outgoing = established.outgoing;
         debug!(%addr, outgoing, peer_id = %handshake.peer_id, "connected");
-        let link = connection::spawn(
+        let mut link = connection::spawn(
             peer,
             established,
             self.max_len,
@@ -435,6 +453,7 @@ impl Task {
             self.peer_events.0.clone(),
             Arc::clone(&self.throttles),
         );
+        link.hold(permit);
         self.links.insert(peer, link);
         self.feed(Event::Connected {
             peer,
@@ -605,7 +624,7 @@ impl Task {
             stats,
             have: self.state.have().clone(),
             phase,
-            verified_this_run: self.verified_this_run,
+            verified_this_run: self.verified_this_run.count(),
             failed_this_run: self.failed_this_run,
         });
     }

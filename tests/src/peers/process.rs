@@ -224,6 +224,26 @@ impl Process {
 }
 
 impl Process {
+    /// Waits up to `timeout` for the process to exit by itself (no signal sent) and returns
+    /// its status; fails with its recent output if it is still running then.
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                self.status = Some(status);
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                bail!("timed out after {timeout:?} {}", self.report("the exit"));
+            }
+            self.drain();
+            thread::park_timeout(Duration::from_millis(20));
+        }
+    }
+
     /// Ends the process gracefully and returns its exit status: closes stdin, sends the stop
     /// signal (if any) by PID, waits up to a few seconds, then kills it. Idempotent.
     pub(crate) fn stop(&mut self) -> anyhow::Result<ExitStatus> {

@@ -161,6 +161,12 @@ impl RillPeer {
         Ok(())
     }
 
+    /// Waits up to `timeout` for rill to exit by itself (after its last line) and returns
+    /// its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        self.process.wait_exit(timeout)
+    }
+
     /// Stops rill (SIGINT, then SIGKILL after a grace period) and returns its status.
     pub fn stop(mut self) -> anyhow::Result<ExitStatus> {
         self.process.stop()

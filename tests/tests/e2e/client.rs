@@ -17,6 +17,10 @@ use crate::support::{assert_one_line_error, write_data};
 /// Bound on one download of the test payload between rill peers.
 pub const DOWNLOAD: Duration = Duration::from_secs(120);
 
+/// Bound on rill exiting by itself after its last progress line (it announces `stopped`
+/// first, for a few seconds at most).
+pub const EXIT: Duration = Duration::from_secs(30);
+
 /// The files of the test torrent, sizes off piece boundaries, one empty.
 pub const FILES: [(&str, usize); 5] = [
     ("a.bin", 1_500_000),
@@ -112,8 +116,8 @@ fn one_rill_seed_and_three_rill_leechers_through_rill_tracker() {
         assert_eq!(last["have"], last["pieces"], "{last}");
         payload.assert_copied(out, &FILES);
     }
-    for (peer, _) in leechers {
-        let status = peer.stop().unwrap();
+    for (mut peer, _) in leechers {
+        let status = peer.wait_exit(EXIT).unwrap();
         assert!(status.success(), "a finished download exits 0: {status}");
     }
     // Each leecher announced `completed`, then `stopped` before it exited; the seed stays.
@@ -139,7 +143,7 @@ fn download_from_a_peer_given_by_address_without_a_tracker() {
     let last = leech.wait_final(DOWNLOAD).unwrap();
     assert_eq!(last["verified_this_run"], last["pieces"], "{last}");
     payload.assert_copied(&out, &FILES);
-    assert!(leech.stop().unwrap().success());
+    assert!(leech.wait_exit(EXIT).unwrap().success());
 }
 
 #[test]
@@ -289,7 +293,7 @@ fn two_torrents_download_in_one_process() {
     }
     first.assert_copied(&out, &FILES);
     second.assert_copied(&out, &FILES[..2]);
-    assert!(leech.stop().unwrap().success());
+    assert!(leech.wait_exit(EXIT).unwrap().success());
 }
 
 #[test]
@@ -307,7 +311,7 @@ fn a_seed_with_a_ratio_stops_by_itself_once_reached() {
         last["uploaded"].as_u64() >= last["total_bytes"].as_u64(),
         "{last}"
     );
-    assert!(seed.stop().unwrap().success());
+    assert!(seed.wait_exit(EXIT).unwrap().success());
 }
 
 #[test]
@@ -361,4 +365,41 @@ fn output_that_is_a_file_is_one_line() {
         "--quiet".as_ref(),
     ]);
     assert_one_line_error(&output, "rill download -o FILE");
+}
+
+#[test]
+fn a_config_file_with_a_typo_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::new(dir.path(), None);
+    let config = dir.path().join("rill.toml");
+    fs::write(&config, "max-peer = 10\n").unwrap();
+    let output = run_rill([
+        "download".as_ref(),
+        payload.torrent.as_os_str(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--quiet".as_ref(),
+    ]);
+    assert_one_line_error(&output, "rill download with a bad config file");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("max-peer"), "names the key: {stderr}");
+}
+
+#[test]
+fn flags_win_over_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::new(dir.path(), None);
+    let seed = RillPeer::seed(&payload.torrent, &payload.seed_dir, RillOptions::default()).unwrap();
+    // The file's port is taken by the seed: only `--port 0` (a flag, from RillOptions) lets
+    // the download listen at all.
+    let config = dir.path().join("rill.toml");
+    fs::write(&config, format!("port = {}\nmax-peers = 5\n", seed.port())).unwrap();
+    let out = dir.path().join("leech");
+    let options = RillOptions::default()
+        .peer(seed.addr())
+        .args(["--config".to_owned(), config.display().to_string()]);
+    let mut leech = RillPeer::download(&[&payload.torrent], &out, options).unwrap();
+    assert_ne!(leech.port(), seed.port());
+    leech.wait_final(DOWNLOAD).unwrap();
+    payload.assert_copied(&out, &FILES);
 }

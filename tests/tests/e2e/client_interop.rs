@@ -17,7 +17,7 @@ use rill_tests::{
 };
 use rill_tracker::Config;
 
-use crate::client::{DOWNLOAD, FILES, Payload};
+use crate::client::{DOWNLOAD, EXIT, FILES, Payload};
 
 /// Bound on a download involving Transmission (it rechokes every 10 s).
 const TRANSMISSION_DOWNLOAD: Duration = Duration::from_secs(120);
@@ -46,7 +46,7 @@ fn rill_downloads_from_a_libtorrent_seed() {
     let last = rill.wait_final(DOWNLOAD).unwrap();
     assert_eq!(last["have"], last["pieces"], "{last}");
     payload.assert_copied(&out, &FILES);
-    assert!(rill.stop().unwrap().success());
+    assert!(rill.wait_exit(EXIT).unwrap().success());
 }
 
 #[test]
@@ -68,7 +68,7 @@ fn rill_downloads_from_a_transmission_seed() {
     let last = rill.wait_final(TRANSMISSION_DOWNLOAD).unwrap();
     assert_eq!(last["have"], last["pieces"], "{last}");
     payload.assert_copied(&out, &FILES);
-    assert!(rill.stop().unwrap().success());
+    assert!(rill.wait_exit(EXIT).unwrap().success());
 }
 
 #[test]
@@ -175,5 +175,5 @@ fn rill_finds_a_libtorrent_seed_through_rill_tracker_over_udp() {
     let last = rill.wait_final(DOWNLOAD).unwrap();
     assert_eq!(last["have"], last["pieces"], "{last}");
     payload.assert_copied(&out, &FILES);
-    assert!(rill.stop().unwrap().success());
+    assert!(rill.wait_exit(EXIT).unwrap().success());
 }

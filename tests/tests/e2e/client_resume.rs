@@ -9,7 +9,7 @@ use std::time::Duration;
 use rill_tests::{RillOptions, RillPeer};
 use serde_json::Value;
 
-use crate::client::{DOWNLOAD, FILES, Payload};
+use crate::client::{DOWNLOAD, EXIT, FILES, Payload};
 
 /// Bound on waiting for the first run to be part way.
 const PART_WAY: Duration = Duration::from_secs(60);
@@ -49,7 +49,7 @@ fn finish(payload: &Payload, seed: &RillPeer, out: &Path, had: u64) {
         "pieces had at start were fetched again: {last}"
     );
     payload.assert_copied(out, &FILES);
-    assert!(second.stop().unwrap().success());
+    assert!(second.wait_exit(EXIT).unwrap().success());
 }
 
 #[test]
@@ -66,7 +66,7 @@ fn a_download_stopped_by_ctrl_c_resumes_without_fetching_verified_pieces() {
     assert_eq!(last["phase"], "done", "{last}");
     let had = last["have"].as_u64().unwrap();
     assert!(had < last["pieces"].as_u64().unwrap(), "{last}");
-    let status = first.stop().unwrap();
+    let status = first.wait_exit(EXIT).unwrap();
     assert_eq!(status.code(), Some(130), "Ctrl-C exits 130: {status}");
     let resume_dir = out.join(".rill");
     assert!(

@@ -3,9 +3,13 @@
 //! - this file: HTTP (announce, scrape, bad input, proxies, /stats) and the shared helpers.
 //! - `udp`: BEP 15 over a std UDP socket.
 //! - `command`: the `rill-tracker` binary (flags, errors, SIGTERM).
+//! - `private`: private mode in process (passkeys, refusals, accounting, bad passkeys).
+//! - `restart`: private mode across restarts of the binary (SIGTERM, `kill -9`).
 
 mod command;
 mod metrics;
+mod private;
+mod restart;
 mod udp;
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};

@@ -6,6 +6,10 @@
 //! UDP sockets, default 64). opentracker is skipped with a line saying so when
 //! `/usr/bin/opentracker` (or `$OPENTRACKER`) is absent.
 //!
+//! rill-tracker runs twice: public mode, then private mode (`rill-private`: `USERS` users,
+//! every torrent registered, each peer announcing to `/announce/<passkey>` over HTTP and
+//! with BEP 41 URL data over UDP, accounting flushed to SQLite every 5 s, no rate limit).
+//!
 //! The load: 1000 torrents; a population of 50,000 simulated peers, each with its own peer
 //! id, port and torrent (so swarms hold about 50 peers); every request is a random peer's
 //! announce (`compact=1`, `numwant=50`, random `left` with a fifth seeders, random
@@ -40,6 +44,8 @@ use udp::udp_phase;
 
 const TORRENTS: usize = 1000;
 const PEERS: usize = 50_000;
+/// Users in private mode (each peer belongs to one, round robin).
+const USERS: usize = 1000;
 const NUMWANT: u32 = 50;
 /// A bound on requests per phase, whatever the duration.
 const MAX_REQUESTS: u64 = 5_000_000;
@@ -99,8 +105,13 @@ fn main() {
     let pop = Arc::new(Population::new());
     let mut rows = Vec::new();
     let result = (|| -> BenchResult<()> {
-        let rill = Rill::start()?;
+        let rill = Rill::start(&pop)?;
         rows.extend(runtime.block_on(measure("rill", rill.http, rill.udp, &pop, conns, secs))?);
+        drop(rill);
+        let private = Arc::new(Population::private());
+        let rill = Rill::start(&private)?;
+        let measured = measure("rill-private", rill.http, rill.udp, &private, conns, secs);
+        rows.extend(runtime.block_on(measured)?);
         drop(rill);
         let bin = std::env::var_os("OPENTRACKER")
             .map_or_else(|| PathBuf::from("/usr/bin/opentracker"), PathBuf::from);

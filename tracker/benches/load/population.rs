@@ -4,8 +4,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rill_common::tracker::http::percent_encode_bytes;
 use rill_common::{InfoHash, PeerId};
+use rill_tracker::private::Passkey;
 
-use crate::{NUMWANT, PEERS, TORRENTS};
+use crate::{NUMWANT, PEERS, TORRENTS, USERS};
 
 /// One simulated peer: always announces to the same torrent from the same port.
 pub(crate) struct Peer {
@@ -14,6 +15,8 @@ pub(crate) struct Peer {
     peer_id_query: String,
     pub(crate) port: u16,
     pub(crate) torrent: usize,
+    /// Its user (private mode), an index into `Population::passkeys`.
+    pub(crate) user: usize,
 }
 
 /// The fixed load: torrents and peers.
@@ -21,6 +24,8 @@ pub(crate) struct Population {
     pub(crate) hashes: Vec<InfoHash>,
     hash_queries: Vec<String>,
     pub(crate) peers: Vec<Peer>,
+    /// Private mode: the users' passkeys (`None`: public mode, `/announce`).
+    pub(crate) passkeys: Option<Vec<Passkey>>,
 }
 
 impl Population {
@@ -45,6 +50,7 @@ impl Population {
                     // peers by address and port.
                     port: 10_000 + u16::try_from(i).unwrap_or(0),
                     torrent: rng.random_range(0..TORRENTS),
+                    user: i % USERS,
                 }
             })
             .collect();
@@ -52,6 +58,27 @@ impl Population {
             hashes,
             hash_queries,
             peers,
+            passkeys: None,
+        }
+    }
+
+    /// The same peers in private mode: `USERS` users with random passkeys, each peer
+    /// announcing with its user's.
+    pub(crate) fn private() -> Self {
+        let mut rng = StdRng::seed_from_u64(0x9a55);
+        let passkeys = (0..USERS).map(|_| Passkey::generate(&mut rng)).collect();
+        Population {
+            passkeys: Some(passkeys),
+            ..Population::new()
+        }
+    }
+
+    /// The announce path of a peer: `/announce` or `/announce/<passkey>` (also its BEP 41
+    /// URL data over UDP).
+    pub(crate) fn path(&self, peer: &Peer) -> String {
+        match self.passkeys.as_ref().and_then(|keys| keys.get(peer.user)) {
+            Some(key) => format!("/announce/{}", key.as_str()),
+            None => "/announce".to_owned(),
         }
     }
 }
@@ -81,8 +108,9 @@ pub(crate) fn draw(rng: &mut StdRng, warm_up: bool) -> Draw {
 pub(crate) fn http_request(pop: &Population, peer: &Peer, d: &Draw, host: &str) -> Vec<u8> {
     let event = if d.started { "&event=started" } else { "" };
     format!(
-        "GET /announce?info_hash={}&peer_id={}&port={}&uploaded={}&downloaded={}&left={}\
+        "GET {}?info_hash={}&peer_id={}&port={}&uploaded={}&downloaded={}&left={}\
          {event}&compact=1&numwant={NUMWANT} HTTP/1.1\r\nHost: {host}\r\n\r\n",
+        pop.path(peer),
         pop.hash_queries[peer.torrent],
         peer.peer_id_query,
         peer.port,

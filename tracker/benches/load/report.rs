@@ -106,4 +106,12 @@ pub(crate) fn print_table(rows: &[Row], conns: usize, secs: u64) {
         "rill UDP/HTTP:         {} (target >= 2x)",
         ratio(("rill", "UDP"), ("rill", "HTTP"))
     );
+    println!(
+        "rill private/public HTTP: {} (target >= 0.8x)",
+        ratio(("rill-private", "HTTP"), ("rill", "HTTP"))
+    );
+    println!(
+        "rill private/public UDP:  {} (target >= 0.8x)",
+        ratio(("rill-private", "UDP"), ("rill", "UDP"))
+    );
 }

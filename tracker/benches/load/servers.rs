@@ -14,10 +14,51 @@ pub(crate) struct Rill {
     pub(crate) udp: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Private mode's database folder, removed on drop.
+    _db_dir: Option<tempfile::TempDir>,
+}
+
+/// Creates a SQLite database with the population's users and every torrent registered, and
+/// returns its URL. Private mode runs with the default flush interval and no rate limit
+/// (a simulated user announces far more often than a real one).
+fn private_database(dir: &Path, pop: &Population) -> BenchResult<String> {
+    let url = format!("sqlite://{}", dir.join("bench.db").display());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let db = rill_tracker::db::Db::open(&url)
+            .await
+            .map_err(|e| e.to_string())?;
+        for (i, key) in pop.passkeys.iter().flatten().enumerate() {
+            db.add_user(&format!("user{i}"), key)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        for hash in &pop.hashes {
+            db.add_torrent(hash, false)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        db.close().await;
+        Ok::<(), String>(())
+    })?;
+    Ok(url)
 }
 
 impl Rill {
-    pub(crate) fn start() -> BenchResult<Self> {
+    /// Public mode, or private mode when `pop` has passkeys.
+    pub(crate) fn start(pop: &Population) -> BenchResult<Self> {
+        let mut config = rill_tracker::Config::default();
+        let mut db_dir = None;
+        if pop.passkeys.is_some() {
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            config.mode = rill_tracker::config::Mode::Private;
+            config.database = Some(private_database(dir.path(), pop)?);
+            config.private.rate_limit_burst = 0;
+            db_dir = Some(dir);
+        }
         let http = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
         let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
         let (http_addr, udp_addr) = (
@@ -35,7 +76,6 @@ impl Rill {
                 http: Some(http),
                 udp: Some(udp),
             };
-            let config = rill_tracker::Config::default();
             let result = runtime.block_on(rill_tracker::run(config, listeners, async {
                 let _ = stopped.await;
             }));
@@ -48,6 +88,7 @@ impl Rill {
             udp: udp_addr,
             stop: Some(stop),
             thread: Some(thread),
+            _db_dir: db_dir,
         })
     }
 }

@@ -68,7 +68,11 @@ pub(crate) async fn udp_worker(
             key: 0,
             num_want: NUMWANT as i32,
             port: peer.port,
-            url_data: Vec::new(),
+            url_data: if pop.passkeys.is_some() {
+                pop.path(peer).into_bytes()
+            } else {
+                Vec::new()
+            },
         })
         .encode();
         let start = Instant::now();

@@ -6,8 +6,7 @@
 //!   `rill_tracker_*`, counters end in `_total`.
 //! - The label sets are fixed and always present (zeros included), so that `rate()` works
 //!   from the first scrape; an error kind is listed only for the protocol that can produce it.
-//! - Only metrics that exist are emitted: persistence's flush latency and backlog come with
-//!   persistence.
+//! - Only metrics that exist are emitted: the flush families only in private mode.
 //!
 //! Families:
 //! - `rill_tracker_announces_total{protocol, result}` and `rill_tracker_scrapes_total{protocol,
@@ -16,6 +15,10 @@
 //! - `rill_tracker_errors_total{protocol, kind}`: failures by cause, plus UDP garbage dropped
 //!   unanswered (`kind="garbage_dropped"`, which is not a failure reply).
 //! - `rill_tracker_torrents`, `rill_tracker_seeders`, `rill_tracker_leechers`: gauges.
+//! - Private mode: `rill_tracker_flushes_total`, `rill_tracker_flush_failures_total`,
+//!   `rill_tracker_flush_duration_seconds_sum` (counter) and
+//!   `rill_tracker_flush_last_duration_seconds` (gauge): the accounting writes;
+//!   `rill_tracker_flush_backlog{kind="credits"|"peers"}` (gauge): what waits for the next.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -25,7 +28,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use rill_common::tracker::http::HttpTrackerError;
 
-use crate::service::{CounterSnapshot, ErrorKind, Protocol, Service};
+use crate::service::{CounterSnapshot, ErrorKind, PrivateStats, Protocol, Service};
 use crate::store::StoreTotals;
 
 /// The `Content-Type` of the text exposition format.
@@ -34,11 +37,23 @@ pub const CONTENT_TYPE_0_0_4: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// The handler of `GET /metrics`.
 pub async fn metrics(State(service): State<Arc<Service>>) -> Response {
     let counters = service.counters();
-    let body = render(
+    let mut body = render(
         &counters.snapshot(Protocol::Http),
         &counters.snapshot(Protocol::Udp),
         service.totals(),
+        service.private().is_some(),
     );
+    if let (Some(stats), Some(private)) = (service.private_stats(), service.private()) {
+        let total_micros = private
+            .flush
+            .total_micros
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let last_micros = private
+            .flush
+            .last_micros
+            .load(std::sync::atomic::Ordering::Relaxed);
+        render_flush(&mut body, &stats, total_micros, last_micros);
+    }
     ([(CONTENT_TYPE, CONTENT_TYPE_0_0_4)], body).into_response()
 }
 
@@ -53,8 +68,14 @@ pub fn kind_of(error: &HttpTrackerError) -> ErrorKind {
 
 const PROTOCOLS: [(Protocol, &str); 2] = [(Protocol::Http, "http"), (Protocol::Udp, "udp")];
 
-/// The exposition text of both protocols' counters and the swarm totals.
-pub fn render(http: &CounterSnapshot, udp: &CounterSnapshot, totals: StoreTotals) -> String {
+/// The exposition text of both protocols' counters and the swarm totals; private mode's
+/// error kinds only when `private`.
+pub fn render(
+    http: &CounterSnapshot,
+    udp: &CounterSnapshot,
+    totals: StoreTotals,
+    private: bool,
+) -> String {
     let of = |protocol| match protocol {
         Protocol::Http => http,
         Protocol::Udp => udp,
@@ -122,7 +143,7 @@ pub fn render(http: &CounterSnapshot, udp: &CounterSnapshot, totals: StoreTotals
     );
     for (protocol, name) in PROTOCOLS {
         for kind in ErrorKind::ALL {
-            if kind.applies_to(protocol) {
+            if kind.applies_to(protocol) && (private || !kind.private_only()) {
                 sample(
                     &mut out,
                     "rill_tracker_errors_total",
@@ -154,6 +175,53 @@ pub fn render(http: &CounterSnapshot, udp: &CounterSnapshot, totals: StoreTotals
         sample(&mut out, name, &[], value);
     }
     out
+}
+
+/// Appends private mode's flush families (see the module doc).
+pub fn render_flush(out: &mut String, stats: &PrivateStats, total_micros: u64, last_micros: u64) {
+    let counters = [
+        (
+            "rill_tracker_flushes_total",
+            "Accounting batches written to the database.",
+            stats.flushes,
+        ),
+        (
+            "rill_tracker_flush_failures_total",
+            "Accounting writes that failed (each batch is kept and retried).",
+            stats.flush_failures,
+        ),
+    ];
+    for (name, help, value) in counters {
+        family(out, name, "counter", help);
+        sample(out, name, &[], value);
+    }
+    let seconds = |micros: u64| format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000);
+    for (name, kind, help, micros) in [
+        (
+            "rill_tracker_flush_duration_seconds_sum",
+            "counter",
+            "Seconds spent writing accounting batches, in total.",
+            total_micros,
+        ),
+        (
+            "rill_tracker_flush_last_duration_seconds",
+            "gauge",
+            "Seconds the last accounting write took.",
+            last_micros,
+        ),
+    ] {
+        family(out, name, kind, help);
+        let _ = writeln!(out, "{name} {}", seconds(micros));
+    }
+    let name = "rill_tracker_flush_backlog";
+    family(
+        out,
+        name,
+        "gauge",
+        "What waits for the next write: (user, torrent) credit rows and changed peer baselines.",
+    );
+    sample(out, name, &[("kind", "credits")], stats.pending_credits);
+    sample(out, name, &[("kind", "peers")], stats.pending_peers);
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -204,7 +272,9 @@ mod tests {
             seeders: 1,
             leechers: 6,
         };
-        let text = render(&http, &udp, totals);
+        let text = render(&http, &udp, totals, false);
+        assert!(!text.contains("rate_limited"));
+        assert!(render(&http, &udp, totals, true).contains("kind=\"rate_limited\"} 0"));
         for line in [
             "# TYPE rill_tracker_announces_total counter",
             "rill_tracker_announces_total{protocol=\"http\",result=\"ok\"} 3",
@@ -240,6 +310,29 @@ mod tests {
                 })
                 .unwrap();
             assert!(type_line < first_sample, "{name}");
+        }
+    }
+
+    #[test]
+    fn flush_families() {
+        let stats = PrivateStats {
+            flushes: 3,
+            pending_credits: 2,
+            pending_peers: 5,
+            ..PrivateStats::default()
+        };
+        let mut text = String::new();
+        render_flush(&mut text, &stats, 2_500_000, 1_234);
+        for line in [
+            "# TYPE rill_tracker_flushes_total counter",
+            "rill_tracker_flushes_total 3",
+            "rill_tracker_flush_failures_total 0",
+            "rill_tracker_flush_duration_seconds_sum 2.500000",
+            "rill_tracker_flush_last_duration_seconds 0.001234",
+            "rill_tracker_flush_backlog{kind=\"credits\"} 2",
+            "rill_tracker_flush_backlog{kind=\"peers\"} 5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }
     }
 

@@ -334,6 +334,11 @@ impl Ledger {
         })
     }
 
+    /// What waits for the next batch: (user, torrent) credit rows and changed baselines.
+    pub fn backlog(&self) -> (usize, usize) {
+        (self.pending.len(), self.dirty.len())
+    }
+
     /// The live baseline of a peer.
     pub fn peer(&self, key: &PeerKey) -> Option<&PeerRecord> {
         self.peers.get(key)

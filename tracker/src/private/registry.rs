@@ -233,6 +233,23 @@ impl Registry {
         self.torrents.get(info_hash)
     }
 
+    /// The registered torrent with this database id.
+    pub fn torrent_by_id(&self, id: TorrentId) -> Option<&Torrent> {
+        self.torrent_ids
+            .get(&id)
+            .and_then(|info_hash| self.torrents.get(info_hash))
+    }
+
+    /// Takes over the rate buckets of the users of `old` that are still here (same id), so
+    /// that replacing the registry with a fresh copy from the database keeps the limits.
+    pub fn adopt_buckets(&mut self, old: &mut Registry) {
+        for (id, entry) in &mut self.users {
+            if let Some(previous) = old.users.get_mut(id) {
+                entry.bucket = previous.bucket.take();
+            }
+        }
+    }
+
     /// Every registered torrent, in no particular order.
     pub fn torrents(&self) -> impl Iterator<Item = &Torrent> {
         self.torrents.values()

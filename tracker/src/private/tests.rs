@@ -324,3 +324,83 @@ fn config_follows_the_interval() {
     assert_eq!(c.rate_limit, Some(RateLimit::default()));
     assert_eq!(PrivateConfig::default(), PrivateConfig::for_interval(1980));
 }
+
+#[test]
+fn reload_keeps_rate_buckets_and_takes_registry_changes() {
+    let limit = RateLimit {
+        burst: 1,
+        per_minute: 1,
+    };
+    let mut f = fixture(Some(limit));
+    let a = announce(1, peer(b"-qB", 1), None, 0, 0, 10);
+    f.alice(a, T0).unwrap();
+    assert_eq!(f.alice(a, T0), Err(Refusal::RateLimited));
+    // A fresh copy of the registry (as from the database), with torrent 4 added.
+    let mut fresh = f.tracker.registry().clone();
+    fresh
+        .add_torrent(Torrent {
+            id: TorrentId(4),
+            info_hash: hash(4),
+            freeleech: false,
+            upload_multiplier: UploadMultiplier::ONE,
+        })
+        .unwrap();
+    let mut fresh_without_buckets = Registry::new();
+    for user in fresh.users() {
+        fresh_without_buckets.add_user(user.clone()).unwrap();
+    }
+    for torrent in fresh.torrents() {
+        fresh_without_buckets.add_torrent(*torrent).unwrap();
+    }
+    f.tracker.reload(fresh_without_buckets);
+    assert_eq!(f.alice(a, T0), Err(Refusal::RateLimited), "bucket kept");
+    let four = announce(4, peer(b"-qB", 1), None, 0, 0, 10);
+    assert!(f.alice(four, T0 + 60).is_ok(), "torrent 4 now registered");
+}
+
+#[test]
+fn addresses_follow_baselines_and_come_back_after_a_restart() {
+    let mut f = fixture(None);
+    let id = peer(b"-qB", 1);
+    let addr: std::net::SocketAddr = "10.0.0.1:6881".parse().unwrap();
+    let admitted = f.alice(announce(1, id, None, 0, 0, 0), T0).unwrap();
+    f.tracker.locate(&admitted, id, addr);
+    let saved = f.tracker.addresses();
+    assert_eq!(saved.len(), 1);
+    assert_eq!(saved[0].1, addr);
+
+    // A restart: the baselines come from the database, the addresses from the swarm file.
+    let snapshot = f.tracker.snapshot();
+    let mut restarted = fixture(None);
+    restarted.tracker.restore(snapshot);
+    let bytes = saved::encode(&saved);
+    let restored = restarted
+        .tracker
+        .restore_addresses(saved::decode(&bytes).unwrap());
+    assert_eq!(
+        restored,
+        [RestoredPeer {
+            info_hash: hash(1),
+            peer_id: id,
+            addr,
+            seeder: true,
+            last_seen: T0,
+        }]
+    );
+    // An address without a baseline is not restored.
+    let mut empty = fixture(None);
+    assert!(empty.tracker.restore_addresses(saved.clone()).is_empty());
+
+    // `stopped` forgets the address; so does a purge.
+    let stop = announce(1, id, Some(AnnounceEvent::Stopped), 0, 0, 0);
+    let admitted = restarted.alice(stop, T0 + 10).unwrap();
+    restarted.tracker.locate(&admitted, id, addr);
+    assert!(restarted.tracker.addresses().is_empty());
+    let admitted = f
+        .alice(announce(1, peer(b"-qB", 2), None, 0, 0, 0), T0)
+        .unwrap();
+    f.tracker.locate(&admitted, peer(b"-qB", 2), addr);
+    assert_eq!(f.tracker.addresses().len(), 2);
+    f.tracker.purge(T0 + 10 * GAP);
+    assert!(f.tracker.addresses().is_empty());
+}

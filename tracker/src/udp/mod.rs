@@ -12,7 +12,10 @@
 //!   so the tracker never answers spoofed or random traffic with more than a connect reply.
 //! - Announce replies carry only peers of the request's address family (BEP 15 has one peer
 //!   size per packet); IPv4-mapped sources on a dual-stack socket count as IPv4.
-//! - BEP 41 URL data is parsed by the codec and ignored in public mode.
+//! - BEP 41 URL data is parsed by the codec and ignored in public mode. In private mode it
+//!   carries the passkey (`udp://host:port/announce/<passkey>` sends `/announce/<passkey>`,
+//!   see [`passkey_of`]); the address field is never believed there. BEP 15 scrapes carry
+//!   no URL data, so private mode refuses them (scrape over HTTP with the passkey).
 //! - Several workers share the socket; each handles a datagram synchronously (no `.await`
 //!   while a shard is locked).
 
@@ -132,10 +135,7 @@ pub fn answer(
                 return error(request, kind, a.transaction_id, EXPIRED.to_owned());
             }
             let mut ip = client.ip();
-            if service.config().announce.allow_ip_param
-                && family == Family::V4
-                && !a.ip.is_unspecified()
-            {
+            if service.trusts_ip_param() && family == Family::V4 && !a.ip.is_unspecified() {
                 ip = IpAddr::V4(a.ip);
             }
             let announce = Announce {
@@ -149,11 +149,16 @@ pub fn answer(
                 // -1 (or any negative) asks for the default.
                 numwant: u32::try_from(a.num_want).ok(),
             };
-            let granted = match service.announce(&announce, Protocol::Udp, now) {
+            let passkey = if service.private().is_some() {
+                passkey_of(&a.url_data)
+            } else {
+                None
+            };
+            let granted = match service.announce(passkey, &announce, Protocol::Udp, now) {
                 Ok(granted) => granted,
                 Err(refusal) => {
-                    let (request, kind) = (RequestKind::Announce, ErrorKind::Refused);
-                    return error(request, kind, a.transaction_id, refusal.0);
+                    let request = RequestKind::Announce;
+                    return error(request, refusal.kind, a.transaction_id, refusal.reason);
                 }
             };
             let reply = granted.reply;
@@ -178,11 +183,11 @@ pub fn answer(
                 let (request, kind) = (RequestKind::Scrape, ErrorKind::BadConnectionId);
                 return error(request, kind, transaction_id, EXPIRED.to_owned());
             }
-            let counts = match service.scrape(&info_hashes, Protocol::Udp) {
+            let counts = match service.scrape(None, &info_hashes, Protocol::Udp) {
                 Ok(counts) => counts,
                 Err(refusal) => {
-                    let (request, kind) = (RequestKind::Scrape, ErrorKind::Refused);
-                    return error(request, kind, transaction_id, refusal.0);
+                    let request = RequestKind::Scrape;
+                    return error(request, refusal.kind, transaction_id, refusal.reason);
                 }
             };
             Response::Scrape {
@@ -199,6 +204,23 @@ pub fn answer(
         }
     };
     Some(response.encode(family))
+}
+
+/// The passkey in BEP 41 URL data: `/announce/<passkey>` or `/<passkey>/announce`, up to a
+/// `?` (a query may follow). Junk in its place is returned as is for `Passkey::parse` to
+/// refuse. `None` when the URL data names no passkey at all (empty, or `/announce`).
+pub fn passkey_of(url_data: &[u8]) -> Option<&str> {
+    let path_end = url_data
+        .iter()
+        .position(|&b| b == b'?')
+        .unwrap_or(url_data.len());
+    let path = url_data.get(..path_end)?;
+    let rest = match path.strip_prefix(b"/announce") {
+        Some(rest) => rest.strip_prefix(b"/")?,
+        None => path.strip_suffix(b"/announce")?.strip_prefix(b"/")?,
+    };
+    // Not UTF-8 cannot be a passkey: hand over something `Passkey::parse` refuses.
+    Some(std::str::from_utf8(rest).unwrap_or("\u{fffd}"))
 }
 
 /// The error message for a wrong or expired connection id.
@@ -329,6 +351,19 @@ mod tests {
         // The same packet from an address without that id is dropped.
         let other: SocketAddr = "10.0.0.2:5000".parse().unwrap();
         assert_eq!(answer(&service, &ids, &truncated, other, now), None);
+    }
+
+    #[test]
+    fn passkey_from_url_data() {
+        assert_eq!(passkey_of(b""), None);
+        assert_eq!(passkey_of(b"/announce"), None);
+        assert_eq!(passkey_of(b"/announce?x=1"), None);
+        assert_eq!(passkey_of(b"/announce/abc"), Some("abc"));
+        assert_eq!(passkey_of(b"/announce/abc?x=1"), Some("abc"));
+        assert_eq!(passkey_of(b"/announce/a'b"), Some("a'b"));
+        assert_eq!(passkey_of(b"/announce/\xff"), Some("\u{fffd}"));
+        assert_eq!(passkey_of(b"/other/abc"), None);
+        assert_eq!(passkey_of(b"/abc/announce?x"), Some("abc"));
     }
 
     #[test]

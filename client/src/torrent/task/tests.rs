@@ -117,6 +117,54 @@ async fn a_complete_torrent_stops_by_itself_unless_seeding() {
     assert_eq!(saves.last(), Some(&(4, 5, 6)), "{saves:?}");
 }
 
+/// A connected pair for the torrent of [`setup`]: the remote end, and ours established.
+async fn connected_pair() -> (tokio::net::TcpStream, Established) {
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let theirs = Handshake::new(
+        Reserved::NONE,
+        InfoHash::from_bytes([3; 20]),
+        PeerId::from_bytes([9; 20]),
+    );
+    let (dialled, accepted) = tokio::join!(
+        connection::connect(addr, theirs, Timeouts::default()),
+        async {
+            let (stream, from) = socket.accept().await.unwrap();
+            connection::accept(stream, from, Timeouts::default(), |_| Some((theirs, ())))
+                .await
+                .unwrap()
+                .0
+        }
+    );
+    (dialled.unwrap().stream, accepted)
+}
+
+#[tokio::test]
+async fn connections_over_the_process_limit_are_closed() {
+    let seed = Finish::Seed {
+        ratio: None,
+        time: None,
+    };
+    let mut setup = setup(Bitfield::full(4), seed, Arc::new(MemoryStore::default()));
+    setup.throttles = Arc::new(Throttles {
+        connections: Arc::new(tokio::sync::Semaphore::new(0)),
+        ..Throttles::unlimited()
+    });
+    let handle = spawn(setup);
+    let (mut remote, accepted) = connected_pair().await;
+    handle.incoming.send(accepted).await.unwrap();
+    // Closed at once, while the torrent runs on.
+    let mut sink = Vec::new();
+    let read = tokio::io::AsyncReadExt::read_to_end(&mut remote, &mut sink);
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .expect("the connection over the limit is closed")
+        .unwrap();
+    assert!(!handle.is_finished());
+    handle.stop();
+    handle.join().await.unwrap();
+}
+
 #[tokio::test]
 async fn incoming_connections_are_taken_and_closed_on_stop() {
     let store = Arc::new(MemoryStore::default());

@@ -29,14 +29,11 @@ fn config_errors_name_the_key_and_fail() {
     assert!(stderr.contains("numwant_max"), "{stderr}");
     assert!(output.stdout.is_empty());
 
-    std::fs::write(&path, "mode = \"private\"\n").unwrap();
+    std::fs::write(&path, "mode = \"private\"\ndatabase = \"mysql://db\"\n").unwrap();
     let output = run_tracker(&["--config", path.to_str().unwrap()]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("private mode is not available yet"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("mysql://db"), "{stderr}");
 }
 
 #[test]
@@ -101,4 +98,101 @@ fn serves_then_stops_on_sigterm() {
     assert!(killed.success());
     let status = child.wait().unwrap();
     assert!(status.success(), "graceful stop exits 0, got {status}");
+}
+
+/// The README's "private tracker in three commands", with a user disabled from another
+/// process while the tracker runs.
+#[cfg(unix)]
+#[test]
+fn private_tracker_in_three_commands() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use rill_common::tracker::http::{AnnounceRequest, AnnounceResponse};
+    use rill_common::{InfoHash, PeerId};
+
+    let dir = tempfile::tempdir().unwrap();
+    let admin = |args: &[&str]| {
+        let output = Command::new(tracker_bin())
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("run rill-tracker");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+    let added = admin(&["user", "add", "alice"]);
+    let passkey = added
+        .lines()
+        .find_map(|l| l.strip_prefix("passkey: "))
+        .unwrap_or_else(|| panic!("no passkey in {added:?}"))
+        .to_owned();
+    let info_hash = InfoHash::from_bytes([7; 20]);
+    admin(&["torrent", "add", &info_hash.to_hex()]);
+    assert!(dir.path().join("rill-tracker.db").exists());
+
+    std::fs::write(
+        dir.path().join("fast.toml"),
+        "[private]\nflush_interval_secs = 1\n",
+    )
+    .unwrap();
+    let mut child = Command::new(tracker_bin())
+        .args(["--private", "--config", "fast.toml"])
+        .args(["--http", "127.0.0.1:0", "--udp", "off"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start rill-tracker");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let http = line
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("http://"))
+        .and_then(|rest| rest.strip_suffix("/announce/<passkey>"))
+        .unwrap_or_else(|| panic!("no HTTP address in {line:?}"))
+        .to_owned();
+    let announce = || {
+        let mut request = AnnounceRequest::new(
+            info_hash,
+            PeerId::from_bytes(*b"-RL0100-aaaaaaaaaaaa"),
+            6001,
+        );
+        request.left = 10;
+        let url = request.announce_url(&format!("http://{http}/announce/{passkey}"));
+        let (status, body) = rill_tests::http_get(&url).unwrap();
+        assert_eq!(status, 200);
+        AnnounceResponse::from_bytes(&body).unwrap()
+    };
+    assert!(matches!(announce(), AnnounceResponse::Success(_)));
+
+    // Disabled from another process: refused within a flush interval (bounded wait).
+    admin(&["user", "disable", "alice", "--reason", "gone"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match announce() {
+            AnnounceResponse::Failure(reason) => {
+                assert_eq!(reason, "account disabled: gone");
+                break;
+            }
+            AnnounceResponse::Success(_) => {
+                assert!(Instant::now() < deadline, "the disable never took effect");
+                // The wait is for the other process's reload timer.
+                std::thread::park_timeout(Duration::from_millis(100));
+            }
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
 }

@@ -232,6 +232,14 @@ fn metrics_count_requests_by_protocol_result_and_kind() {
             "rill_tracker_errors_total{protocol=\"udp\",kind=\"refused\"}",
             0.0,
         ),
+        (
+            "rill_tracker_errors_total{protocol=\"http\",kind=\"passkey\"}",
+            0.0,
+        ),
+        (
+            "rill_tracker_errors_total{protocol=\"udp\",kind=\"passkey\"}",
+            0.0,
+        ),
         (dropped, 1.0),
         ("rill_tracker_torrents", 3.0),
         ("rill_tracker_seeders", 2.0),

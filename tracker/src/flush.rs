@@ -1,0 +1,384 @@
+//! Private mode's persistence shell: loads the state at start, writes the accounting in
+//! batches, reloads the registry, saves the swarms, drains on shutdown.
+//!
+//! Invariants:
+//! - One batch in flight: only the flush task (and, after it has ended, [`drain`]) takes a
+//!   batch, and it takes the next one only after the previous one was written or given back
+//!   (`restore_pending`). A failed write is never dropped: it is retried at the next tick
+//!   (and counted in `flush_failures`).
+//! - Each cycle (every `private.flush_interval_secs`, or at once on [`Handle::sync`] or
+//!   [`Handle::request_sync`], which the admin API calls after a change) writes the pending
+//!   batch, then reloads users, torrents and the allow-list from the database, so changes
+//!   made by `rill-tracker user …` in another process take effect within one interval.
+//! - [`drain`] runs after the HTTP and UDP servers have stopped, so nothing is credited
+//!   after it: it writes until nothing is pending (bounded retries), then saves the swarms.
+//! - The swarm file (peer addresses; the database holds baselines without them) is written
+//!   to a temporary file and renamed over the old one, so a crash leaves the old or the new
+//!   file, never half of one. A missing or damaged file starts empty swarms.
+//! - The private lock is held only to take, give back or read state, never across an
+//!   `.await`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{Notify, watch};
+use tracing::{debug, info, warn};
+
+use crate::TrackerError;
+use crate::config::{Config, Mode};
+use crate::db::Db;
+use crate::private::{self, PrivateTracker, RestoredPeer, saved};
+use crate::service::{PrivateState, Service, private_config};
+
+/// Attempts [`drain`] makes before giving up on a database that keeps failing.
+const DRAIN_ATTEMPTS: u32 = 8;
+
+/// Asks the flush task for a cycle and waits for one; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    inner: Arc<SyncState>,
+}
+
+#[derive(Debug)]
+struct SyncState {
+    /// Whether a flush task runs (private mode); `sync` returns at once otherwise.
+    active: bool,
+    /// Cycles asked for so far.
+    requested: AtomicU64,
+    /// Wakes the flush task (shared with the admin API, see [`Handle::change_notifier`]).
+    wake: Arc<Notify>,
+    /// The `requested` value seen at the start of the last finished cycle (`u64::MAX`
+    /// once the task has drained and ended).
+    done: watch::Sender<u64>,
+}
+
+impl Handle {
+    pub(crate) fn new(active: bool) -> Self {
+        Handle {
+            inner: Arc::new(SyncState {
+                active,
+                requested: AtomicU64::new(0),
+                wake: Arc::new(Notify::new()),
+                done: watch::Sender::new(0),
+            }),
+        }
+    }
+
+    /// Asks for a flush and registry reload as soon as possible, without waiting (what the
+    /// admin REST API calls after changing the database).
+    pub fn request_sync(&self) {
+        self.inner.requested.fetch_add(1, Ordering::SeqCst);
+        self.inner.wake.notify_one();
+    }
+
+    /// The `Notify` that wakes the flush task for a cycle: hand it to whatever changes the
+    /// database while the tracker runs (the admin REST API's `on_change`), so that a
+    /// `notify_one()` makes the change take effect at once instead of within an interval.
+    pub fn change_notifier(&self) -> Arc<Notify> {
+        Arc::clone(&self.inner.wake)
+    }
+
+    /// Asks for a flush and registry reload and waits until one that started after this
+    /// call has finished (whether the write succeeded or not: see `/stats`). Returns at
+    /// once in public mode or after shutdown.
+    pub async fn sync(&self) {
+        if !self.inner.active {
+            return;
+        }
+        let wanted = self.inner.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut done = self.inner.done.subscribe();
+        self.inner.wake.notify_one();
+        let _ = done.wait_for(|done| *done >= wanted).await;
+    }
+
+    fn finished(&self, requested: u64) {
+        self.inner
+            .done
+            .send_modify(|done| *done = (*done).max(requested));
+    }
+}
+
+/// What private mode loaded at start.
+pub(crate) struct Loaded {
+    pub(crate) db: Option<Db>,
+    pub(crate) tracker: Option<PrivateTracker>,
+    pub(crate) restored: Vec<RestoredPeer>,
+}
+
+/// Opens (migrating) the configured database and, in private mode, loads the registry, the
+/// baselines and the swarm file.
+pub(crate) async fn load(config: &Config) -> Result<Loaded, TrackerError> {
+    let Some(url) = config.database_url() else {
+        return Ok(Loaded {
+            db: None,
+            tracker: None,
+            restored: Vec::new(),
+        });
+    };
+    let db = Db::open(url).await.map_err(TrackerError::Db)?;
+    if config.mode != Mode::Private {
+        return Ok(Loaded {
+            db: Some(db),
+            tracker: None,
+            restored: Vec::new(),
+        });
+    }
+    let registry = db.load_registry().await.map_err(TrackerError::Db)?;
+    let snapshot = db.load_snapshot().await.map_err(TrackerError::Db)?;
+    info!(
+        users = registry.users().count(),
+        torrents = registry.torrents().count(),
+        peers = snapshot.peers.len(),
+        "private mode: loaded the database"
+    );
+    let mut tracker = PrivateTracker::new(private_config(config), registry);
+    tracker.restore(snapshot);
+    let mut restored = match config.swarm_file() {
+        Some(path) => tracker.restore_addresses(read_swarm_file(&path).await),
+        None => Vec::new(),
+    };
+    restored.sort_unstable_by_key(|p| p.last_seen);
+    Ok(Loaded {
+        db: Some(db),
+        tracker: Some(tracker),
+        restored,
+    })
+}
+
+/// Puts restored peers into the swarm store at the time of their last announce.
+pub(crate) fn restore_swarms(service: &Service, restored: &[RestoredPeer]) {
+    let (now, unix) = (Instant::now(), private::unix_secs(SystemTime::now()));
+    for peer in restored {
+        let age = Duration::from_secs(unix.saturating_sub(peer.last_seen));
+        service.restore_peer(peer, now.checked_sub(age).unwrap_or(now));
+    }
+    if !restored.is_empty() {
+        info!(peers = restored.len(), "private mode: swarms restored");
+    }
+}
+
+async fn read_swarm_file(path: &Path) -> Vec<(private::PeerKey, std::net::SocketAddr)> {
+    match tokio::fs::read(path).await {
+        Ok(bytes) => saved::decode(&bytes).unwrap_or_else(|e| {
+            warn!("{}: {e}; starting with empty swarms", path.display());
+            Vec::new()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            warn!(
+                "cannot read {}: {e}; starting with empty swarms",
+                path.display()
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// Writes the swarm file atomically (temporary file, then rename).
+async fn save_swarm_file(private: &PrivateState, path: &Path) {
+    let bytes = saved::encode(&private.lock().addresses());
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let written = async {
+        tokio::fs::write(&tmp, &bytes).await?;
+        tokio::fs::rename(&tmp, path).await
+    };
+    if let Err(e) = written.await {
+        warn!("cannot save the swarms to {}: {e}", path.display());
+    }
+}
+
+/// Writes the pending batch once. `Ok(true)` when something was written.
+async fn write_pending(private: &PrivateState, db: &Db) -> Result<bool, crate::db::DbError> {
+    let batch = private.lock().take_pending();
+    if batch.is_empty() {
+        return Ok(false);
+    }
+    let started = Instant::now();
+    let written = db.apply(&batch).await;
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let flush = &private.flush;
+    flush.last_micros.store(micros, Ordering::Relaxed);
+    flush.total_micros.fetch_add(micros, Ordering::Relaxed);
+    match written {
+        Ok(()) => {
+            flush.flushes.fetch_add(1, Ordering::Relaxed);
+            debug!(
+                credits = batch.credits.len(),
+                peers = batch.peers.len(),
+                micros,
+                "accounting written"
+            );
+            Ok(true)
+        }
+        Err(e) => {
+            flush.failures.fetch_add(1, Ordering::Relaxed);
+            private.lock().restore_pending(batch);
+            Err(e)
+        }
+    }
+}
+
+/// One cycle: write the pending batch, then reload the registry.
+async fn cycle(private: &PrivateState, db: &Db) {
+    if let Err(e) = write_pending(private, db).await {
+        warn!("cannot write the accounting (kept, retried next time): {e}");
+    }
+    match db.load_registry().await {
+        Ok(registry) => private.lock().reload(registry),
+        Err(e) => warn!("cannot reload users and torrents: {e}"),
+    }
+}
+
+/// The flush task: a cycle every flush interval or on request, the swarm file every save
+/// interval, until `stop`. Ends without draining (see [`drain`]).
+pub(crate) async fn run(
+    service: Arc<Service>,
+    db: Db,
+    handle: Handle,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), TrackerError> {
+    let Some(private) = service.private() else {
+        return Ok(());
+    };
+    let config = service.config();
+    let swarm_file = config.swarm_file();
+    let mut flush_timer = tokio::time::interval(config.private.flush_interval());
+    flush_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let save_every = Duration::from_secs(config.private.swarm_save_interval_secs);
+    let mut save_timer =
+        tokio::time::interval_at(tokio::time::Instant::now() + save_every, save_every);
+    save_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return Ok(()),
+            _ = flush_timer.tick() => {}
+            () = handle.inner.wake.notified() => {}
+            _ = save_timer.tick() => {
+                if let Some(path) = &swarm_file {
+                    save_swarm_file(private, path).await;
+                }
+                continue;
+            }
+        }
+        let requested = handle.inner.requested.load(Ordering::SeqCst);
+        cycle(private, &db).await;
+        handle.finished(requested);
+    }
+}
+
+/// After the servers have stopped: writes everything pending (retrying a failing database
+/// a few times), saves the swarm file, closes the database, and releases every waiter.
+pub(crate) async fn drain(service: &Service, db: &Db, handle: &Handle) -> Result<(), TrackerError> {
+    let result = match service.private() {
+        Some(private) => {
+            let mut result = Ok(());
+            let mut attempt = 0;
+            loop {
+                match write_pending(private, db).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        attempt += 1;
+                        if attempt >= DRAIN_ATTEMPTS {
+                            let (credits, peers) = private.lock().backlog();
+                            result = Err(TrackerError::Drain(format!(
+                                "{credits} credit rows and {peers} peer baselines not written: {e}"
+                            )));
+                            break;
+                        }
+                        warn!("cannot write the accounting at shutdown (attempt {attempt}): {e}");
+                        // Back off between attempts: 100 ms, 200 ms, … 1.6 s.
+                        let wait = Duration::from_millis(100 << attempt.min(4));
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+            if let Some(path) = service.config().swarm_file() {
+                save_swarm_file(private, &path).await;
+            }
+            if result.is_ok() {
+                info!("accounting written; stopped cleanly");
+            }
+            result
+        }
+        None => Ok(()),
+    };
+    db.close().await;
+    handle.finished(u64::MAX);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+    use rill_common::{InfoHash, PeerId};
+
+    use super::*;
+    use crate::private::{Passkey, PrivateAnnounce};
+
+    fn announce(uploaded: u64) -> PrivateAnnounce {
+        PrivateAnnounce {
+            info_hash: InfoHash::from_bytes([1; 20]),
+            peer_id: PeerId::from_bytes([2; 20]),
+            event: None,
+            uploaded,
+            downloaded: 0,
+            left: 5,
+        }
+    }
+
+    /// A failed write is given back and counted; the next write carries it, so the
+    /// database ends with every byte, once; the drain empties the backlog.
+    #[tokio::test]
+    async fn failed_writes_are_kept_and_retried_then_drained() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::open(&url).await.unwrap();
+        let passkey = Passkey::generate(&mut StdRng::seed_from_u64(3));
+        db.add_user("alice", &passkey).await.unwrap();
+        db.add_torrent(&InfoHash::from_bytes([1; 20]), false)
+            .await
+            .unwrap();
+        let mut config = Config {
+            mode: Mode::Private,
+            database: Some(url.clone()),
+            ..Config::default()
+        };
+        config.private.rate_limit_burst = 0;
+        let loaded = load(&config).await.unwrap();
+        let service = Service::with_private(config, loaded.tracker);
+        let private = service.private().unwrap();
+        let check = |uploaded, now| {
+            private
+                .lock()
+                .check(&passkey, &announce(uploaded), now)
+                .unwrap();
+        };
+        check(0, 1000);
+        check(100, 1001);
+
+        let closed = Db::open(&url).await.unwrap();
+        closed.close().await;
+        assert!(write_pending(private, &closed).await.is_err());
+        assert_eq!(private.flush.failures.load(Ordering::Relaxed), 1);
+        assert_ne!(private.lock().backlog(), (0, 0), "kept for a retry");
+
+        check(250, 1002);
+        assert!(write_pending(private, &db).await.unwrap());
+        assert_eq!(db.user_stats("alice").await.unwrap().uploaded, 250);
+        check(300, 1003);
+        let handle = Handle::new(true);
+        drain(&service, &db, &handle).await.unwrap();
+        assert_eq!(private.lock().backlog(), (0, 0));
+        // A sync after the drain returns at once.
+        handle.sync().await;
+        let db = Db::open(&url).await.unwrap();
+        assert_eq!(db.user_stats("alice").await.unwrap().uploaded, 300);
+    }
+}

@@ -3,8 +3,31 @@
 //! - this file: HTTP (announce, scrape, bad input, proxies, /stats) and the shared helpers.
 //! - `udp`: BEP 15 over a std UDP socket.
 //! - `command`: the `rill-tracker` binary (flags, errors, SIGTERM).
-//! - `private`: private mode in process (passkeys, refusals, accounting, bad passkeys).
-//! - `restart`: private mode across restarts of the binary (SIGTERM, `kill -9`).
+//! - `private`: private mode in process (passkeys, refusals, accounting, bad passkeys), on
+//!   SQLite and PostgreSQL.
+//! - `restart`: private mode across restarts of the binary (SIGTERM, `kill -9`), on SQLite
+//!   and PostgreSQL.
+
+/// Runs each named `fn(TestDb)` twice, as `NAME::sqlite` (a SQLite file in a temp dir) and
+/// `NAME::postgres` (a fresh schema on `RILL_TEST_POSTGRES`'s server: skipped with a notice
+/// when the variable is unset, failing when `CI` is set).
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(rill_tests::tracker::TestDb::new());
+            }
+
+            #[test]
+            fn postgres() {
+                if let Some(db) = rill_tests::tracker::TestDb::postgres() {
+                    super::$name(db);
+                }
+            }
+        }
+    )*};
+}
 
 mod command;
 mod metrics;

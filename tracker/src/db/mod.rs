@@ -30,6 +30,7 @@
 mod backend;
 mod postgres;
 mod queries;
+mod scratch;
 mod sqlite;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -40,6 +41,7 @@ use rill_common::InfoHash;
 use thiserror::Error;
 
 use backend::Backend;
+pub use scratch::ScratchSchema;
 
 use crate::private::{Batch, Passkey, Registry, Snapshot, Torrent, UploadMultiplier, User};
 

@@ -6,10 +6,12 @@
 //!   batch, and it takes the next one only after the previous one was written or given back
 //!   (`restore_pending`). A failed write is never dropped: it is retried at the next tick
 //!   (and counted in `flush_failures`).
-//! - Each cycle (every `private.flush_interval_secs`, or at once on [`Handle::sync`] or
-//!   [`Handle::request_sync`], which the admin API calls after a change) writes the pending
-//!   batch, then reloads users, torrents and the allow-list from the database, so changes
-//!   made by `rill-tracker user …` in another process take effect within one interval.
+//! - The pending batch is written every `private.flush_interval_secs`; users, torrents and
+//!   the allow-list are reloaded from the database every `private.reload_interval_secs`
+//!   (a reload reads every row, so it runs less often than the writes), so changes made by
+//!   `rill-tracker user …` in another process take effect within one reload interval. On
+//!   [`Handle::sync`] or [`Handle::request_sync`] (the admin API wakes the task after each
+//!   change) a cycle writes, then reloads, at once.
 //! - [`drain`] runs after the HTTP and UDP servers have stopped, so nothing is credited
 //!   after it: it writes until nothing is pending (bounded retries), then saves the swarms.
 //! - The swarm file (peer addresses; the database holds baselines without them) is written
@@ -222,19 +224,31 @@ async fn write_pending(private: &PrivateState, db: &Db) -> Result<bool, crate::d
     }
 }
 
-/// One cycle: write the pending batch, then reload the registry.
-async fn cycle(private: &PrivateState, db: &Db) {
+/// Writes the pending batch, logging (not returning) a failure: the batch is kept.
+async fn flush(private: &PrivateState, db: &Db) {
     if let Err(e) = write_pending(private, db).await {
         warn!("cannot write the accounting (kept, retried next time): {e}");
     }
+}
+
+/// Reloads users, torrents and the allow-list from the database.
+async fn reload(private: &PrivateState, db: &Db) {
+    let started = Instant::now();
     match db.load_registry().await {
-        Ok(registry) => private.lock().reload(registry),
+        Ok(registry) => {
+            private.lock().reload(registry);
+            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            private.flush.reloads.fetch_add(1, Ordering::Relaxed);
+            private.flush.reload_micros.store(micros, Ordering::Relaxed);
+            debug!(micros, "registry reloaded");
+        }
         Err(e) => warn!("cannot reload users and torrents: {e}"),
     }
 }
 
-/// The flush task: a cycle every flush interval or on request, the swarm file every save
-/// interval, until `stop`. Ends without draining (see [`drain`]).
+/// The flush task, until `stop`: a write every flush interval, a registry reload every
+/// reload interval, both at once on request, the swarm file every save interval. Ends
+/// without draining (see [`drain`]).
 pub(crate) async fn run(
     service: Arc<Service>,
     db: Db,
@@ -246,28 +260,35 @@ pub(crate) async fn run(
     };
     let config = service.config();
     let swarm_file = config.swarm_file();
-    let mut flush_timer = tokio::time::interval(config.private.flush_interval());
-    flush_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let save_every = Duration::from_secs(config.private.swarm_save_interval_secs);
-    let mut save_timer =
-        tokio::time::interval_at(tokio::time::Instant::now() + save_every, save_every);
-    save_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let timer = |every: Duration| {
+        // The first tick one period from now: everything was just loaded.
+        let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        timer
+    };
+    let mut flush_timer = timer(config.private.flush_interval());
+    let mut reload_timer = timer(config.private.reload_interval());
+    let mut save_timer = timer(Duration::from_secs(config.private.swarm_save_interval_secs));
     tokio::pin!(stop);
     loop {
         tokio::select! {
             () = &mut stop => return Ok(()),
-            _ = flush_timer.tick() => {}
-            () = handle.inner.wake.notified() => {}
+            _ = flush_timer.tick() => flush(private, &db).await,
+            _ = reload_timer.tick() => reload(private, &db).await,
+            () = handle.inner.wake.notified() => {
+                let requested = handle.inner.requested.load(Ordering::SeqCst);
+                flush(private, &db).await;
+                reload(private, &db).await;
+                // A request is served by one full cycle: the periodic ones start over.
+                reload_timer.reset();
+                handle.finished(requested);
+            }
             _ = save_timer.tick() => {
                 if let Some(path) = &swarm_file {
                     save_swarm_file(private, path).await;
                 }
-                continue;
             }
         }
-        let requested = handle.inner.requested.load(Ordering::SeqCst);
-        cycle(private, &db).await;
-        handle.finished(requested);
     }
 }
 

@@ -414,6 +414,8 @@ impl Service {
             flushes: load(&private.flush.flushes),
             flush_failures: load(&private.flush.failures),
             last_flush_ms: load(&private.flush.last_micros) / 1000,
+            registry_reloads: load(&private.flush.reloads),
+            last_reload_ms: load(&private.flush.reload_micros) / 1000,
             refused_passkey: refused(ErrorKind::Passkey),
             refused_disabled: refused(ErrorKind::Disabled),
             refused_client: refused(ErrorKind::ClientNotAllowed),

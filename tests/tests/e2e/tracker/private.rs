@@ -23,6 +23,7 @@ on_both!(
     sql_metacharacters_in_a_passkey_are_refused_and_write_nothing,
     udp_passkey_in_bep41_url_data,
     admin_api_changes_take_effect_while_running,
+    registry_reloads_run_apart_from_flushes,
 );
 
 /// Alice (enabled) and Bob (disabled); torrent 1 registered, 2 freeleech, 9 not registered.
@@ -378,4 +379,43 @@ fn admin_api_changes_take_effect_while_running(db: TestDb) {
         refusal(&tracker, erin.as_str(), &request(hash(3), 5, 6005, 100)),
         "account disabled: bye"
     );
+}
+
+/// Writes run every flush interval, but the registry is reloaded only every reload interval
+/// (it reads every row) or at once on request: a user added from outside is unknown after
+/// a flush, and known after a sync.
+fn registry_reloads_run_apart_from_flushes(db: TestDb) {
+    let Site { db, alice, .. } = site(db);
+    let tracker = start(&db, |c| {
+        c.private.flush_interval_secs = 1;
+        c.private.reload_interval_secs = 3600;
+    });
+    let stats =
+        || -> serde_json::Value { serde_json::from_slice(&tracker.get("/stats").body).unwrap() };
+    let carol = db.add_user("carol");
+    let base = request(hash(1), 1, 6001, 1000);
+    private_announce(&tracker, &alice, &with(base.clone(), 0, 0, None));
+    private_announce(&tracker, &alice, &with(base, 10, 0, None));
+    // Bounded wait for the flush timer (another task's clock, not a delay of ours).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while db.stats("alice").uploaded < 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no flush: {}",
+            stats()
+        );
+        std::thread::park_timeout(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        stats()["private"]["registry_reloads"],
+        0,
+        "a flush reloads nothing"
+    );
+    assert_eq!(
+        refusal(&tracker, carol.as_str(), &request(hash(1), 2, 6002, 0)),
+        "unknown passkey"
+    );
+    tracker.sync();
+    assert_eq!(stats()["private"]["registry_reloads"], 1);
+    private_announce(&tracker, &carol, &request(hash(1), 2, 6002, 0));
 }

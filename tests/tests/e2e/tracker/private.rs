@@ -222,6 +222,27 @@ fn announces_are_credited_to_the_database(db: TestDb) {
         metrics.contains("rill_tracker_flush_backlog{kind=\"credits\"} 0"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("rill_tracker_flush_backlog{kind=\"peers\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nrill_tracker_flush_failures_total 0\n"),
+        "{metrics}"
+    );
+    // Flush latency: a total and the last write's, in seconds, non-zero after writes.
+    let seconds = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    assert!(seconds("rill_tracker_flush_duration_seconds_sum") > 0.0);
+    assert!(seconds("rill_tracker_flush_last_duration_seconds") > 0.0);
+    assert!(
+        seconds("rill_tracker_registry_reloads_total") >= 2.0,
+        "two syncs"
+    );
 }
 
 fn rate_limit_and_allow_list(db: TestDb) {

@@ -414,6 +414,7 @@ impl Service {
             flushes: load(&private.flush.flushes),
             flush_failures: load(&private.flush.failures),
             last_flush_ms: load(&private.flush.last_micros) / 1000,
+            total_flush_ms: load(&private.flush.total_micros) / 1000,
             registry_reloads: load(&private.flush.reloads),
             last_reload_ms: load(&private.flush.reload_micros) / 1000,
             refused_passkey: refused(ErrorKind::Passkey),

@@ -112,6 +112,11 @@ fn main() {
         let rill = Rill::start(&private)?;
         let measured = measure("rill-private", rill.http, rill.udp, &private, conns, secs);
         rows.extend(runtime.block_on(measured)?);
+        // Where private mode's background work went during the phases.
+        match servers::private_stats(rill.http) {
+            Ok(line) => println!("rill-private: {line}"),
+            Err(e) => eprintln!("rill-private: /stats: {e}"),
+        }
         drop(rill);
         let bin = std::env::var_os("OPENTRACKER")
             .map_or_else(|| PathBuf::from("/usr/bin/opentracker"), PathBuf::from);

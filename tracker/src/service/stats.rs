@@ -266,6 +266,8 @@ pub struct PrivateStats {
     pub flush_failures: u64,
     /// The latency of the last write, in milliseconds.
     pub last_flush_ms: u64,
+    /// Time spent writing batches since start, in milliseconds.
+    pub total_flush_ms: u64,
     /// Registry reloads (users, torrents, allow-list) done since start.
     pub registry_reloads: u64,
     /// The latency of the last registry reload, in milliseconds.

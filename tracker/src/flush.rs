@@ -193,6 +193,35 @@ async fn save_swarm_file(private: &PrivateState, path: &Path) {
     }
 }
 
+/// Writes `batch` from a blocking thread and hands it back (to give back on failure).
+///
+/// Why: a batch holds up to one row per announcing peer (50,000 in the load bench) and
+/// writing it takes a second; run on the runtime, it held one of the workers serving
+/// announces for most of that time (private mode's UDP throughput fell to 0.7× public mode
+/// in the bench, and came back to public mode's with the flush off). On its own thread, the
+/// write only competes for the CPU like any other thread.
+async fn apply_off_the_workers(
+    db: &Db,
+    batch: private::Batch,
+) -> (Result<(), crate::db::DbError>, private::Batch) {
+    let batch = Arc::new(batch);
+    let (db, runtime, shared) = (
+        db.clone(),
+        tokio::runtime::Handle::current(),
+        Arc::clone(&batch),
+    );
+    let written = tokio::task::spawn_blocking(move || runtime.block_on(db.apply(&shared))).await;
+    let written = match written {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Cancelled before it ran (the runtime is shutting down): nothing was written.
+        Err(e) => Err(crate::db::DbError::Interrupted(e.to_string())),
+    };
+    // The blocking task has ended, so this is the last reference.
+    let batch = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
+    (written, batch)
+}
+
 /// Writes the pending batch once. `Ok(true)` when something was written.
 async fn write_pending(private: &PrivateState, db: &Db) -> Result<bool, crate::db::DbError> {
     let batch = private.lock().take_pending();
@@ -200,7 +229,7 @@ async fn write_pending(private: &PrivateState, db: &Db) -> Result<bool, crate::d
         return Ok(false);
     }
     let started = Instant::now();
-    let written = db.apply(&batch).await;
+    let (written, batch) = apply_off_the_workers(db, batch).await;
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let flush = &private.flush;
     flush.last_micros.store(micros, Ordering::Relaxed);

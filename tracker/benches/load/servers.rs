@@ -57,6 +57,13 @@ impl Rill {
             config.mode = rill_tracker::config::Mode::Private;
             config.database = Some(private_database(dir.path(), pop)?);
             config.private.rate_limit_burst = 0;
+            // For experiments: how much of private mode's cost is the flush.
+            if let Some(secs) = std::env::var("LOAD_FLUSH_SECS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                config.private.flush_interval_secs = secs;
+            }
             db_dir = Some(dir);
         }
         let http = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;

@@ -550,10 +550,10 @@ impl Default for TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         self.runtime.block_on(self.db.close());
-        if let Some(scratch) = self.scratch.take() {
-            if let Err(e) = self.runtime.block_on(scratch.drop_schema()) {
-                eprintln!("cannot drop the test schema: {e}");
-            }
+        if let Some(scratch) = self.scratch.take()
+            && let Err(e) = self.runtime.block_on(scratch.drop_schema())
+        {
+            eprintln!("cannot drop the test schema: {e}");
         }
     }
 }

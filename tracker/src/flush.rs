@@ -196,10 +196,9 @@ async fn save_swarm_file(private: &PrivateState, path: &Path) {
 /// Writes `batch` from a blocking thread and hands it back (to give back on failure).
 ///
 /// Why: a batch holds up to one row per announcing peer (50,000 in the load bench) and
-/// writing it takes a second; run on the runtime, it held one of the workers serving
-/// announces for most of that time (private mode's UDP throughput fell to 0.7× public mode
-/// in the bench, and came back to public mode's with the flush off). On its own thread, the
-/// write only competes for the CPU like any other thread.
+/// writing it takes from a few hundred milliseconds to a second; the runtime's workers are
+/// the ones answering announces, so the write (statement building, SQLite's work) is kept
+/// off them and only competes for the CPU like any other thread.
 async fn apply_off_the_workers(
     db: &Db,
     batch: private::Batch,

@@ -4,8 +4,9 @@
 //!
 //! [`tracker_bin`] builds the `rill-tracker` binary for tests of the command itself.
 //!
-//! Private mode: [`TestDb`] makes a SQLite database in a temp dir with users and torrents
-//! (blocking calls over [`rill_tracker::db::Db`]); [`TestTracker::sync`] makes the tracker
+//! Private mode: [`TestDb`] makes a SQLite database in a temp dir, or a schema on the
+//! PostgreSQL server of [`POSTGRES_ENV`], with users and torrents (blocking calls over
+//! [`rill_tracker::db::Db`]); [`TestTracker::sync`] makes the tracker
 //! write its accounting and reload the registry, and waits for it.
 //!
 //! Also a blocking HTTP client ([`TestTracker::get`], reqwest underneath) and a BEP 15
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use rill_common::InfoHash;
 use rill_common::tracker::udp::{Family, Request, Response};
-use rill_tracker::db::{Db, UserStats};
+use rill_tracker::db::{Db, ScratchSchema, UserStats};
 use rill_tracker::private::{ClientPrefix, Passkey};
 use rill_tracker::{Config, Handle, Listeners, Tracker, TrackerError};
 use tokio::sync::oneshot;
@@ -366,47 +367,120 @@ pub fn tracker_bin() -> std::path::PathBuf {
     .clone()
 }
 
-/// A private-mode database for tests: a SQLite file in its own temp dir, driven through
-/// blocking calls. Passkeys are made from the user's name, so tests are reproducible.
+/// The environment variable naming the PostgreSQL server for tests
+/// (`postgres://USER:PASSWORD@HOST:PORT/DB`, a role that may create schemas).
+pub const POSTGRES_ENV: &str = "RILL_TEST_POSTGRES";
+
+/// A private-mode database for tests, driven through blocking calls: a SQLite file in its
+/// own temp dir ([`TestDb::new`]), or a fresh schema on the PostgreSQL server of
+/// [`POSTGRES_ENV`] ([`TestDb::postgres`], dropped with the `TestDb`). Passkeys are made
+/// from the user's name, so tests are reproducible.
 pub struct TestDb {
-    /// The `sqlite://` URL to put into the tracker's `database`.
+    /// The URL to put into the tracker's `database` (`sqlite://…` or `postgres://…`).
     pub url: String,
+    /// `"sqlite"` or `"postgres"`.
+    pub kind: &'static str,
     db: Db,
     runtime: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
+    scratch: Option<ScratchSchema>,
+    dir: tempfile::TempDir,
+}
+
+/// Which database a test runs on (see [`TestDb::on`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in a temp dir.
+    Sqlite,
+    /// A schema on the PostgreSQL server of [`POSTGRES_ENV`].
+    Postgres,
 }
 
 impl TestDb {
-    /// A new, migrated database.
+    /// A new, migrated SQLite database.
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("a temp dir for the database");
         let url = format!("sqlite://{}", dir.path().join("tracker.db").display());
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime for the test database");
-        let db = runtime
-            .block_on(Db::open(&url))
-            .expect("open the test database");
-        TestDb {
-            url,
-            db,
-            runtime,
-            _dir: dir,
+        Self::open(url, "sqlite", None, dir)
+    }
+
+    /// A new, migrated schema on the PostgreSQL server of [`POSTGRES_ENV`]; `None` (the
+    /// test is skipped, with a notice) when the variable is unset, unless `CI` is set, in
+    /// which case this panics, as it does when the server cannot be reached.
+    pub fn postgres() -> Option<Self> {
+        let Ok(server) = std::env::var(POSTGRES_ENV) else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{POSTGRES_ENV} is not set but CI is: the PostgreSQL tests must run in CI \
+                 (.ci/run starts a server and sets {POSTGRES_ENV}=postgres://…)"
+            );
+            eprintln!(
+                "notice: PostgreSQL test skipped: set {POSTGRES_ENV}=postgres://USER:PASSWORD@HOST:PORT/DB to run it"
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("a temp dir for the test");
+        let runtime = current_thread_runtime();
+        let scratch = runtime
+            .block_on(ScratchSchema::create(&server))
+            .unwrap_or_else(|e| panic!("cannot create a schema on {POSTGRES_ENV}: {e}"));
+        drop(runtime);
+        let url = scratch.url().to_owned();
+        Some(Self::open(url, "postgres", Some(scratch), dir))
+    }
+
+    /// [`TestDb::new`] or [`TestDb::postgres`].
+    pub fn on(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => Some(Self::new()),
+            Backend::Postgres => Self::postgres(),
         }
     }
 
-    /// The path of the database file.
-    pub fn path(&self) -> std::path::PathBuf {
-        self._dir.path().join("tracker.db")
+    fn open(
+        url: String,
+        kind: &'static str,
+        scratch: Option<ScratchSchema>,
+        dir: tempfile::TempDir,
+    ) -> Self {
+        let runtime = current_thread_runtime();
+        let db = runtime
+            .block_on(Db::open(&url))
+            .unwrap_or_else(|e| panic!("open the test database ({kind}): {e}"));
+        TestDb {
+            url,
+            kind,
+            db,
+            runtime,
+            scratch,
+            dir,
+        }
     }
 
-    /// A private-mode configuration on this database (flushes every second).
+    /// The path of the SQLite database file (for PostgreSQL, a path in the test's temp dir
+    /// that does not exist).
+    pub fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("tracker.db")
+    }
+
+    /// The test's temp dir (config files, the swarm file).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Where a tracker on this database keeps its swarm file: next to a SQLite file by
+    /// default; for PostgreSQL, it must be configured (`private.swarm_file`).
+    pub fn swarm_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("swarm")
+    }
+
+    /// A private-mode configuration on this database (flushes every second; the swarm file
+    /// in the test's temp dir).
     pub fn config(&self) -> Config {
         let mut config = Config::default();
         config.mode = rill_tracker::config::Mode::Private;
         config.database = Some(self.url.clone());
         config.private.flush_interval_secs = 1;
+        config.private.swarm_file = Some(self.swarm_file().display().to_string());
         config
     }
 
@@ -471,4 +545,22 @@ impl Default for TestDb {
     fn default() -> Self {
         Self::new()
     }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        self.runtime.block_on(self.db.close());
+        if let Some(scratch) = self.scratch.take()
+            && let Err(e) = self.runtime.block_on(scratch.drop_schema())
+        {
+            eprintln!("cannot drop the test schema: {e}");
+        }
+    }
+}
+
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime for the test database")
 }

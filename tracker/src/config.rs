@@ -208,8 +208,11 @@ impl Default for SwarmSection {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PrivateSection {
-    /// Seconds between writes of the accounting to the database (and registry reloads).
+    /// Seconds between writes of the accounting to the database.
     pub flush_interval_secs: u64,
+    /// Seconds between reloads of users, torrents and the allow-list from the database
+    /// (changes through the admin API are reloaded at once).
+    pub reload_interval_secs: u64,
     /// Announces a user may make at once after a quiet spell; 0 turns the limit off.
     pub rate_limit_burst: u32,
     /// Sustained announces per user and minute.
@@ -226,6 +229,7 @@ impl Default for PrivateSection {
         let limit = crate::private::RateLimit::default();
         PrivateSection {
             flush_interval_secs: 5,
+            reload_interval_secs: 30,
             rate_limit_burst: limit.burst,
             rate_limit_per_minute: limit.per_minute,
             swarm_file: None,
@@ -238,6 +242,11 @@ impl PrivateSection {
     /// The flush interval as a duration.
     pub fn flush_interval(&self) -> Duration {
         Duration::from_secs(self.flush_interval_secs)
+    }
+
+    /// The registry reload interval as a duration.
+    pub fn reload_interval(&self) -> Duration {
+        Duration::from_secs(self.reload_interval_secs)
     }
 
     /// The rate limit, `None` when off.
@@ -302,6 +311,9 @@ impl Config {
         }
         if self.private.flush_interval_secs == 0 {
             return invalid("private.flush_interval_secs must be at least 1");
+        }
+        if self.private.reload_interval_secs == 0 {
+            return invalid("private.reload_interval_secs must be at least 1");
         }
         if self.private.swarm_save_interval_secs == 0 {
             return invalid("private.swarm_save_interval_secs must be at least 1");
@@ -449,10 +461,13 @@ purge_interval_secs = 60
 shards = 0
 
 [private]
-# Seconds between writes of the accounting to the database, and reloads of users, torrents
-# and the client allow-list (what `rill-tracker user add` and friends change). After a
-# `kill -9` at most this much accounting is lost; SIGINT/SIGTERM write everything first.
+# Seconds between writes of the accounting to the database. After a `kill -9` at most
+# this much accounting is lost; SIGINT/SIGTERM write everything first.
 flush_interval_secs = 5
+# Seconds between reloads of users, torrents and the client allow-list (what
+# `rill-tracker user add` and friends change from another process). A reload reads every
+# row; changes made through the admin REST API are reloaded at once.
+reload_interval_secs = 30
 # Per-user announce rate limit: this many at once after a quiet spell (0: no limit) ...
 rate_limit_burst = 240
 # ... refilled at this many a minute.
@@ -512,6 +527,7 @@ mod tests {
         assert!(err.to_string().contains("mysql://h/db"), "{err}");
         assert!(Config::from_toml("admin_token = \"short\"\n").is_err());
         assert!(Config::from_toml("[private]\nflush_interval_secs = 0\n").is_err());
+        assert!(Config::from_toml("[private]\nreload_interval_secs = 0\n").is_err());
         let config = Config::from_toml("[private]\nrate_limit_burst = 0\n").unwrap();
         assert_eq!(config.private.rate_limit(), None);
     }

@@ -6,10 +6,12 @@
 //!   batch, and it takes the next one only after the previous one was written or given back
 //!   (`restore_pending`). A failed write is never dropped: it is retried at the next tick
 //!   (and counted in `flush_failures`).
-//! - Each cycle (every `private.flush_interval_secs`, or at once on [`Handle::sync`] or
-//!   [`Handle::request_sync`], which the admin API calls after a change) writes the pending
-//!   batch, then reloads users, torrents and the allow-list from the database, so changes
-//!   made by `rill-tracker user …` in another process take effect within one interval.
+//! - The pending batch is written every `private.flush_interval_secs`; users, torrents and
+//!   the allow-list are reloaded from the database every `private.reload_interval_secs`
+//!   (a reload reads every row, so it runs less often than the writes), so changes made by
+//!   `rill-tracker user …` in another process take effect within one reload interval. On
+//!   [`Handle::sync`] or [`Handle::request_sync`] (the admin API wakes the task after each
+//!   change) a cycle writes, then reloads, at once.
 //! - [`drain`] runs after the HTTP and UDP servers have stopped, so nothing is credited
 //!   after it: it writes until nothing is pending (bounded retries), then saves the swarms.
 //! - The swarm file (peer addresses; the database holds baselines without them) is written
@@ -191,6 +193,34 @@ async fn save_swarm_file(private: &PrivateState, path: &Path) {
     }
 }
 
+/// Writes `batch` from a blocking thread and hands it back (to give back on failure).
+///
+/// Why: a batch holds up to one row per announcing peer (50,000 in the load bench) and
+/// writing it takes from a few hundred milliseconds to a second; the runtime's workers are
+/// the ones answering announces, so the write (statement building, SQLite's work) is kept
+/// off them and only competes for the CPU like any other thread.
+async fn apply_off_the_workers(
+    db: &Db,
+    batch: private::Batch,
+) -> (Result<(), crate::db::DbError>, private::Batch) {
+    let batch = Arc::new(batch);
+    let (db, runtime, shared) = (
+        db.clone(),
+        tokio::runtime::Handle::current(),
+        Arc::clone(&batch),
+    );
+    let written = tokio::task::spawn_blocking(move || runtime.block_on(db.apply(&shared))).await;
+    let written = match written {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Cancelled before it ran (the runtime is shutting down): nothing was written.
+        Err(e) => Err(crate::db::DbError::Interrupted(e.to_string())),
+    };
+    // The blocking task has ended, so this is the last reference.
+    let batch = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
+    (written, batch)
+}
+
 /// Writes the pending batch once. `Ok(true)` when something was written.
 async fn write_pending(private: &PrivateState, db: &Db) -> Result<bool, crate::db::DbError> {
     let batch = private.lock().take_pending();
@@ -198,7 +228,7 @@ async fn write_pending(private: &PrivateState, db: &Db) -> Result<bool, crate::d
         return Ok(false);
     }
     let started = Instant::now();
-    let written = db.apply(&batch).await;
+    let (written, batch) = apply_off_the_workers(db, batch).await;
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let flush = &private.flush;
     flush.last_micros.store(micros, Ordering::Relaxed);
@@ -222,19 +252,31 @@ async fn write_pending(private: &PrivateState, db: &Db) -> Result<bool, crate::d
     }
 }
 
-/// One cycle: write the pending batch, then reload the registry.
-async fn cycle(private: &PrivateState, db: &Db) {
+/// Writes the pending batch, logging (not returning) a failure: the batch is kept.
+async fn flush(private: &PrivateState, db: &Db) {
     if let Err(e) = write_pending(private, db).await {
         warn!("cannot write the accounting (kept, retried next time): {e}");
     }
+}
+
+/// Reloads users, torrents and the allow-list from the database.
+async fn reload(private: &PrivateState, db: &Db) {
+    let started = Instant::now();
     match db.load_registry().await {
-        Ok(registry) => private.lock().reload(registry),
+        Ok(registry) => {
+            private.lock().reload(registry);
+            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            private.flush.reloads.fetch_add(1, Ordering::Relaxed);
+            private.flush.reload_micros.store(micros, Ordering::Relaxed);
+            debug!(micros, "registry reloaded");
+        }
         Err(e) => warn!("cannot reload users and torrents: {e}"),
     }
 }
 
-/// The flush task: a cycle every flush interval or on request, the swarm file every save
-/// interval, until `stop`. Ends without draining (see [`drain`]).
+/// The flush task, until `stop`: a write every flush interval, a registry reload every
+/// reload interval, both at once on request, the swarm file every save interval. Ends
+/// without draining (see [`drain`]).
 pub(crate) async fn run(
     service: Arc<Service>,
     db: Db,
@@ -246,28 +288,35 @@ pub(crate) async fn run(
     };
     let config = service.config();
     let swarm_file = config.swarm_file();
-    let mut flush_timer = tokio::time::interval(config.private.flush_interval());
-    flush_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let save_every = Duration::from_secs(config.private.swarm_save_interval_secs);
-    let mut save_timer =
-        tokio::time::interval_at(tokio::time::Instant::now() + save_every, save_every);
-    save_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let timer = |every: Duration| {
+        // The first tick one period from now: everything was just loaded.
+        let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        timer
+    };
+    let mut flush_timer = timer(config.private.flush_interval());
+    let mut reload_timer = timer(config.private.reload_interval());
+    let mut save_timer = timer(Duration::from_secs(config.private.swarm_save_interval_secs));
     tokio::pin!(stop);
     loop {
         tokio::select! {
             () = &mut stop => return Ok(()),
-            _ = flush_timer.tick() => {}
-            () = handle.inner.wake.notified() => {}
+            _ = flush_timer.tick() => flush(private, &db).await,
+            _ = reload_timer.tick() => reload(private, &db).await,
+            () = handle.inner.wake.notified() => {
+                let requested = handle.inner.requested.load(Ordering::SeqCst);
+                flush(private, &db).await;
+                reload(private, &db).await;
+                // A request is served by one full cycle: the periodic ones start over.
+                reload_timer.reset();
+                handle.finished(requested);
+            }
             _ = save_timer.tick() => {
                 if let Some(path) = &swarm_file {
                     save_swarm_file(private, path).await;
                 }
-                continue;
             }
         }
-        let requested = handle.inner.requested.load(Ordering::SeqCst);
-        cycle(private, &db).await;
-        handle.finished(requested);
     }
 }
 

@@ -3,8 +3,31 @@
 //! - this file: HTTP (announce, scrape, bad input, proxies, /stats) and the shared helpers.
 //! - `udp`: BEP 15 over a std UDP socket.
 //! - `command`: the `rill-tracker` binary (flags, errors, SIGTERM).
-//! - `private`: private mode in process (passkeys, refusals, accounting, bad passkeys).
-//! - `restart`: private mode across restarts of the binary (SIGTERM, `kill -9`).
+//! - `private`: private mode in process (passkeys, refusals, accounting, bad passkeys), on
+//!   SQLite and PostgreSQL.
+//! - `restart`: private mode across restarts of the binary (SIGTERM, `kill -9`), on SQLite
+//!   and PostgreSQL.
+
+/// Runs each named `fn(TestDb)` twice, as `NAME::sqlite` (a SQLite file in a temp dir) and
+/// `NAME::postgres` (a fresh schema on `RILL_TEST_POSTGRES`'s server: skipped with a notice
+/// when the variable is unset, failing when `CI` is set).
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(rill_tests::tracker::TestDb::new());
+            }
+
+            #[test]
+            fn postgres() {
+                if let Some(db) = rill_tests::tracker::TestDb::postgres() {
+                    super::$name(db);
+                }
+            }
+        }
+    )*};
+}
 
 mod command;
 mod metrics;
@@ -388,6 +411,63 @@ fn forwarded_for_is_believed_from_trusted_proxies() {
     success(decode_announce(&tracker.get_with_headers(&path, &headers)));
     let seen = ok_announce(&tracker, &request(hash(1), 2, 6002, 100));
     assert_eq!(addrs(&seen), [sa("203.0.113.7:6001")]);
+}
+
+#[test]
+fn real_ip_is_believed_from_trusted_proxies_only() {
+    let path = format!("/announce?{}", request(hash(1), 1, 6001, 100).to_query());
+    let headers = [("X-Real-IP", "203.0.113.9")];
+    let seen_after = |tracker: &TestTracker| {
+        success(decode_announce(&tracker.get_with_headers(&path, &headers)));
+        addrs(&ok_announce(tracker, &request(hash(1), 2, 6002, 100)))
+    };
+    let trusted = TestTracker::start(config(|c| {
+        c.http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    }));
+    assert_eq!(seen_after(&trusted), [sa("203.0.113.9:6001")]);
+    let untrusted = TestTracker::start(config(|c| {
+        c.http.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+    }));
+    assert_eq!(seen_after(&untrusted), [sa("127.0.0.1:6001")]);
+}
+
+/// Peers not heard from within `peer_ttl_secs` are dropped by the purge timer, and so is
+/// the torrent once its swarm is empty (a bounded wait for the tracker's own timer).
+#[test]
+fn silent_peers_expire_and_empty_torrents_are_dropped() {
+    let tracker = TestTracker::start(config(|c| {
+        c.announce.interval_secs = 1;
+        c.announce.interval_jitter_secs = 0;
+        c.announce.min_interval_secs = 1;
+        c.swarm.peer_ttl_secs = 2;
+        c.swarm.purge_interval_secs = 1;
+    }));
+    ok_announce(&tracker, &request(hash(1), 1, 6001, 100));
+    ok_announce(&tracker, &request(hash(1), 2, 6002, 0));
+    let stats =
+        || -> serde_json::Value { serde_json::from_slice(&tracker.get("/stats").body).unwrap() };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while stats()["torrents"] != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never purged: {}",
+            stats()
+        );
+        std::thread::park_timeout(std::time::Duration::from_millis(50));
+    }
+    let after = stats();
+    assert_eq!(
+        (&after["seeders"], &after["leechers"]),
+        (&0.into(), &0.into())
+    );
+    let files = scrape_files(scrape(&tracker, &[hash(1)]));
+    assert_eq!(files[&hash(1)].complete + files[&hash(1)].incomplete, 0);
+    // A newcomer is handed nobody.
+    assert!(
+        ok_announce(&tracker, &request(hash(1), 3, 6003, 100))
+            .peers
+            .is_empty()
+    );
 }
 
 #[test]

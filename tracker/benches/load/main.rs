@@ -3,7 +3,8 @@
 //!
 //! Run: `cargo bench -p rill-tracker --bench load` (plain `main`, no criterion). Knobs (env):
 //! `LOAD_SECS` (measured seconds per phase, default 10), `LOAD_CONNS` (HTTP connections and
-//! UDP sockets, default 64). opentracker is skipped with a line saying so when
+//! UDP sockets, default 64), `LOAD_FLUSH_SECS` (private mode's flush interval, default the
+//! tracker's 5 s; a large value leaves the flush out). opentracker is skipped with a line saying so when
 //! `/usr/bin/opentracker` (or `$OPENTRACKER`) is absent.
 //!
 //! rill-tracker runs twice: public mode, then private mode (`rill-private`: `USERS` users,
@@ -112,6 +113,11 @@ fn main() {
         let rill = Rill::start(&private)?;
         let measured = measure("rill-private", rill.http, rill.udp, &private, conns, secs);
         rows.extend(runtime.block_on(measured)?);
+        // Where private mode's background work went during the phases.
+        match servers::private_stats(rill.http) {
+            Ok(line) => println!("rill-private: {line}"),
+            Err(e) => eprintln!("rill-private: /stats: {e}"),
+        }
         drop(rill);
         let bin = std::env::var_os("OPENTRACKER")
             .map_or_else(|| PathBuf::from("/usr/bin/opentracker"), PathBuf::from);

@@ -57,6 +57,13 @@ impl Rill {
             config.mode = rill_tracker::config::Mode::Private;
             config.database = Some(private_database(dir.path(), pop)?);
             config.private.rate_limit_burst = 0;
+            // For experiments: how much of private mode's cost is the flush.
+            if let Some(secs) = std::env::var("LOAD_FLUSH_SECS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                config.private.flush_interval_secs = secs;
+            }
             db_dir = Some(dir);
         }
         let http = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
@@ -192,4 +199,35 @@ pub(crate) fn free_port() -> BenchResult<u16> {
         }
     }
     Err("no free port".to_owned())
+}
+
+/// One line from rill-tracker's `/stats` on the database work of private mode: batches
+/// written, the time spent writing (all and last), registry reloads.
+pub(crate) fn private_stats(http: SocketAddr) -> BenchResult<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(http).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(crate::REQUEST_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"GET /stats HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).map_err(|e| e.to_string())?;
+    let body = reply
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .and_then(|at| reply.get(at + 4..))
+        .ok_or("no body in the /stats reply")?;
+    let stats: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let p = &stats["private"];
+    Ok(format!(
+        "{} flushes, {} ms writing in all, last {} ms; {} registry reloads, last {} ms; {} peers",
+        p["flushes"],
+        p["total_flush_ms"],
+        p["last_flush_ms"],
+        p["registry_reloads"],
+        p["last_reload_ms"],
+        p["peers"]
+    ))
 }

@@ -30,6 +30,7 @@
 mod backend;
 mod postgres;
 mod queries;
+mod scratch;
 mod sqlite;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -40,6 +41,7 @@ use rill_common::InfoHash;
 use thiserror::Error;
 
 use backend::Backend;
+pub use scratch::ScratchSchema;
 
 use crate::private::{Batch, Passkey, Registry, Snapshot, Torrent, UploadMultiplier, User};
 
@@ -78,6 +80,9 @@ pub enum DbError {
     /// Running the migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A write that never ran: its task was cancelled (the runtime is shutting down).
+    #[error("database write interrupted: {0}")]
+    Interrupted(String),
     /// The database failed (connection, I/O, constraint, closed pool).
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),

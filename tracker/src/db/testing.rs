@@ -6,9 +6,6 @@
 //! (through the URL's `options[search_path]`), so tests run in parallel. When the variable
 //! is unset, a PostgreSQL test FAILS if `CI` is set and is skipped with a notice otherwise.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use tempfile::TempDir;
 
 use super::Db;
@@ -25,8 +22,8 @@ pub(crate) struct TestDb {
     pub(crate) kind: &'static str,
     /// The SQLite file's directory, removed on drop.
     _dir: Option<TempDir>,
-    /// The PostgreSQL server and schema, dropped by [`TestDb::cleanup`].
-    schema: Option<(String, String)>,
+    /// The PostgreSQL schema, dropped by [`TestDb::cleanup`].
+    schema: Option<super::ScratchSchema>,
 }
 
 impl TestDb {
@@ -56,27 +53,14 @@ impl TestDb {
             );
             return None;
         };
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let schema = format!(
-            "rill_test_{}_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed),
-            rand::random::<u32>()
-        );
-        let mut conn = PgConnection::connect(&base)
+        let scratch = super::ScratchSchema::create(&base)
             .await
-            .unwrap_or_else(|e| panic!("cannot connect to {POSTGRES_ENV}: {e}"));
-        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut conn)
-            .await
-            .expect("create schema");
-        conn.close().await.expect("close");
-        let separator = if base.contains('?') { '&' } else { '?' };
+            .unwrap_or_else(|e| panic!("cannot create a schema on {POSTGRES_ENV}: {e}"));
         Some(TestDb {
-            url: format!("{base}{separator}options%5Bsearch_path%5D={schema}"),
+            url: scratch.url().to_owned(),
             kind: "postgres",
             _dir: None,
-            schema: Some((base, schema)),
+            schema: Some(scratch),
         })
     }
 
@@ -89,13 +73,8 @@ impl TestDb {
 
     /// Drops the test's PostgreSQL schema (a SQLite file goes with its temp dir).
     pub(crate) async fn cleanup(self) {
-        if let Some((base, schema)) = &self.schema {
-            let mut conn = PgConnection::connect(base).await.expect("connect");
-            sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                .execute(&mut conn)
-                .await
-                .expect("drop schema");
-            let _ = conn.close().await;
+        if let Some(scratch) = self.schema {
+            scratch.drop_schema().await.expect("drop schema");
         }
     }
 }

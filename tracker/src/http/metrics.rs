@@ -190,6 +190,11 @@ pub fn render_flush(out: &mut String, stats: &PrivateStats, total_micros: u64, l
             "Accounting writes that failed (each batch is kept and retried).",
             stats.flush_failures,
         ),
+        (
+            "rill_tracker_registry_reloads_total",
+            "Reloads of users, torrents and the client allow-list from the database.",
+            stats.registry_reloads,
+        ),
     ];
     for (name, help, value) in counters {
         family(out, name, "counter", help);

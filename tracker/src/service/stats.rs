@@ -266,6 +266,12 @@ pub struct PrivateStats {
     pub flush_failures: u64,
     /// The latency of the last write, in milliseconds.
     pub last_flush_ms: u64,
+    /// Time spent writing batches since start, in milliseconds.
+    pub total_flush_ms: u64,
+    /// Registry reloads (users, torrents, allow-list) done since start.
+    pub registry_reloads: u64,
+    /// The latency of the last registry reload, in milliseconds.
+    pub last_reload_ms: u64,
     /// Refusals: passkey missing, malformed or unknown.
     pub refused_passkey: u64,
     /// Refusals: user disabled.
@@ -289,4 +295,8 @@ pub struct FlushCounters {
     pub last_micros: AtomicU64,
     /// The sum of all write latencies in microseconds.
     pub total_micros: AtomicU64,
+    /// Registry reloads done.
+    pub reloads: AtomicU64,
+    /// The last registry reload's latency in microseconds.
+    pub reload_micros: AtomicU64,
 }

@@ -139,7 +139,7 @@ fn private_tracker_in_three_commands() {
 
     std::fs::write(
         dir.path().join("fast.toml"),
-        "[private]\nflush_interval_secs = 1\n",
+        "[private]\nflush_interval_secs = 1\nreload_interval_secs = 1\n",
     )
     .unwrap();
     let mut child = Command::new(tracker_bin())
@@ -175,7 +175,7 @@ fn private_tracker_in_three_commands() {
     };
     assert!(matches!(announce(), AnnounceResponse::Success(_)));
 
-    // Disabled from another process: refused within a flush interval (bounded wait).
+    // Disabled from another process: refused within a reload interval (bounded wait).
     admin(&["user", "disable", "alice", "--reason", "gone"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

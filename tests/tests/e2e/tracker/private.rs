@@ -1,7 +1,8 @@
-//! Private mode in process, over HTTP and UDP, on a SQLite database in a temp dir
-//! ([`TestDb`]): passkeys, refusals, the allow-list, the rate limit, accounting credited to
-//! the database, registry changes taking effect while the tracker runs, and bad passkeys
-//! writing nothing.
+//! Private mode in process, over HTTP and UDP: passkeys, refusals, the allow-list, the rate
+//! limit, accounting credited to the database, registry changes taking effect while the
+//! tracker runs, and bad passkeys writing nothing. Every test runs twice ([`on_both!`]): on
+//! a SQLite file in a temp dir and on a fresh schema of the PostgreSQL server named by
+//! `RILL_TEST_POSTGRES` ([`TestDb`]; skipped with a notice when unset, failing under `CI`).
 
 use rill_common::tracker::AnnounceEvent;
 use rill_common::tracker::http::AnnounceRequest;
@@ -14,6 +15,17 @@ use rill_tracker::private::Passkey;
 
 use super::{addrs, decode_announce, failure_reason, hash, peer_id, request, sa, success};
 
+on_both!(
+    http_passkeys_users_and_torrents_are_checked,
+    ip_param_is_never_believed_in_private_mode,
+    announces_are_credited_to_the_database,
+    rate_limit_and_allow_list,
+    sql_metacharacters_in_a_passkey_are_refused_and_write_nothing,
+    udp_passkey_in_bep41_url_data,
+    admin_api_changes_take_effect_while_running,
+    registry_reloads_run_apart_from_flushes,
+);
+
 /// Alice (enabled) and Bob (disabled); torrent 1 registered, 2 freeleech, 9 not registered.
 struct Site {
     db: TestDb,
@@ -21,8 +33,7 @@ struct Site {
     bob: Passkey,
 }
 
-fn site() -> Site {
-    let db = TestDb::new();
+fn site(db: TestDb) -> Site {
     let alice = db.add_user("alice");
     let bob = db.add_user("bob");
     db.disable_user("bob", "ratio too low");
@@ -68,9 +79,8 @@ fn with(
     request
 }
 
-#[test]
-fn http_passkeys_users_and_torrents_are_checked() {
-    let Site { db, alice, bob } = site();
+fn http_passkeys_users_and_torrents_are_checked(db: TestDb) {
+    let Site { db, alice, bob } = site(db);
     let tracker = start(&db, |c| {
         c.announce.tracker_id = Some("rill-test".to_owned());
         c.announce.warning_message = Some("be nice".to_owned());
@@ -148,9 +158,8 @@ fn http_passkeys_users_and_torrents_are_checked() {
     assert_eq!(stats["private"]["refused_unregistered"], 1);
 }
 
-#[test]
-fn ip_param_is_never_believed_in_private_mode() {
-    let Site { db, alice, .. } = site();
+fn ip_param_is_never_believed_in_private_mode(db: TestDb) {
+    let Site { db, alice, .. } = site(db);
     let tracker = start(&db, |c| c.announce.allow_ip_param = true);
     let mut claimed = request(hash(1), 1, 6001, 100);
     claimed.ip = Some("192.0.2.7".to_owned());
@@ -159,9 +168,8 @@ fn ip_param_is_never_believed_in_private_mode() {
     assert_eq!(addrs(&viewer), [sa("127.0.0.1:6001")]);
 }
 
-#[test]
-fn announces_are_credited_to_the_database() {
-    let Site { db, alice, .. } = site();
+fn announces_are_credited_to_the_database(db: TestDb) {
+    let Site { db, alice, .. } = site(db);
     let tracker = start(&db, |_| {});
     let base = request(hash(1), 1, 6001, 1000);
     private_announce(
@@ -214,11 +222,31 @@ fn announces_are_credited_to_the_database() {
         metrics.contains("rill_tracker_flush_backlog{kind=\"credits\"} 0"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("rill_tracker_flush_backlog{kind=\"peers\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nrill_tracker_flush_failures_total 0\n"),
+        "{metrics}"
+    );
+    // Flush latency: a total and the last write's, in seconds, non-zero after writes.
+    let seconds = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    assert!(seconds("rill_tracker_flush_duration_seconds_sum") > 0.0);
+    assert!(seconds("rill_tracker_flush_last_duration_seconds") > 0.0);
+    assert!(
+        seconds("rill_tracker_registry_reloads_total") >= 2.0,
+        "two syncs"
+    );
 }
 
-#[test]
-fn rate_limit_and_allow_list() {
-    let Site { db, alice, .. } = site();
+fn rate_limit_and_allow_list(db: TestDb) {
+    let Site { db, alice, .. } = site(db);
     let tracker = start(&db, |c| {
         c.private.rate_limit_burst = 2;
         c.private.rate_limit_per_minute = 1;
@@ -250,9 +278,8 @@ fn rate_limit_and_allow_list() {
     private_announce(&tracker, &dave, &transmission);
 }
 
-#[test]
-fn sql_metacharacters_in_a_passkey_are_refused_and_write_nothing() {
-    let Site { db, alice, .. } = site();
+fn sql_metacharacters_in_a_passkey_are_refused_and_write_nothing(db: TestDb) {
+    let Site { db, alice, .. } = site(db);
     let tracker = start(&db, |_| {});
     let leecher = request(hash(1), 1, 6001, 100);
     let users = db.user_count();
@@ -311,9 +338,8 @@ fn udp_error(response: Response) -> String {
     }
 }
 
-#[test]
-fn udp_passkey_in_bep41_url_data() {
-    let Site { db, alice, bob } = site();
+fn udp_passkey_in_bep41_url_data(db: TestDb) {
+    let Site { db, alice, bob } = site(db);
     let tracker = start(&db, |_| {});
     let client = tracker.udp_client();
     let id = client.connect(1);
@@ -348,9 +374,8 @@ fn udp_passkey_in_bep41_url_data() {
     assert_eq!(db.stats("alice").uploaded, 5000);
 }
 
-#[test]
-fn admin_api_changes_take_effect_while_running() {
-    let Site { db, .. } = site();
+fn admin_api_changes_take_effect_while_running(db: TestDb) {
+    let Site { db, .. } = site(db);
     let token = "a-long-enough-admin-token";
     let tracker = start(&db, |c| c.admin_token = Some(token.to_owned()));
     let bearer = format!("Bearer {token}");
@@ -375,4 +400,43 @@ fn admin_api_changes_take_effect_while_running() {
         refusal(&tracker, erin.as_str(), &request(hash(3), 5, 6005, 100)),
         "account disabled: bye"
     );
+}
+
+/// Writes run every flush interval, but the registry is reloaded only every reload interval
+/// (it reads every row) or at once on request: a user added from outside is unknown after
+/// a flush, and known after a sync.
+fn registry_reloads_run_apart_from_flushes(db: TestDb) {
+    let Site { db, alice, .. } = site(db);
+    let tracker = start(&db, |c| {
+        c.private.flush_interval_secs = 1;
+        c.private.reload_interval_secs = 3600;
+    });
+    let stats =
+        || -> serde_json::Value { serde_json::from_slice(&tracker.get("/stats").body).unwrap() };
+    let carol = db.add_user("carol");
+    let base = request(hash(1), 1, 6001, 1000);
+    private_announce(&tracker, &alice, &with(base.clone(), 0, 0, None));
+    private_announce(&tracker, &alice, &with(base, 10, 0, None));
+    // Bounded wait for the flush timer (another task's clock, not a delay of ours).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while db.stats("alice").uploaded < 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no flush: {}",
+            stats()
+        );
+        std::thread::park_timeout(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        stats()["private"]["registry_reloads"],
+        0,
+        "a flush reloads nothing"
+    );
+    assert_eq!(
+        refusal(&tracker, carol.as_str(), &request(hash(1), 2, 6002, 0)),
+        "unknown passkey"
+    );
+    tracker.sync();
+    assert_eq!(stats()["private"]["registry_reloads"], 1);
+    private_announce(&tracker, &carol, &request(hash(1), 2, 6002, 0));
 }

@@ -1,4 +1,5 @@
-//! Private mode across restarts of the `rill-tracker` binary, on one SQLite database:
+//! Private mode across restarts of the `rill-tracker` binary, on one database (each test
+//! runs on SQLite and on PostgreSQL, see [`on_both!`]):
 //! SIGTERM drains everything; `kill -9` loses at most what was announced since the last
 //! flush; after a restart the next announce is credited from the saved baseline (exactly
 //! once), and the swarm comes back.
@@ -27,11 +28,13 @@ struct Running {
 
 impl Running {
     fn start(db: &TestDb, flush_secs: u64) -> Self {
-        let dir = db.path().parent().unwrap().to_owned();
-        let config = dir.join("tracker.toml");
+        let config = db.dir().join("tracker.toml");
         std::fs::write(
             &config,
-            format!("[private]\nflush_interval_secs = {flush_secs}\n"),
+            format!(
+                "[private]\nflush_interval_secs = {flush_secs}\nswarm_file = {:?}\n",
+                db.swarm_file().display().to_string()
+            ),
         )
         .unwrap();
         let mut child = Command::new(tracker_bin())
@@ -118,17 +121,20 @@ fn wait_uploaded(db: &TestDb, uploaded: u64) -> u64 {
     }
 }
 
-fn site() -> (TestDb, Passkey) {
-    let db = TestDb::new();
+fn site(db: TestDb) -> (TestDb, Passkey) {
     let alice = db.add_user("alice");
     db.add_user("bob");
     db.add_torrent(hash(1), false);
     (db, alice)
 }
 
-#[test]
-fn sigterm_loses_nothing_and_a_restart_credits_exactly_once() {
-    let (db, alice) = site();
+on_both!(
+    sigterm_loses_nothing_and_a_restart_credits_exactly_once,
+    kill_9_loses_at_most_one_flush_interval_and_never_double_credits,
+);
+
+fn sigterm_loses_nothing_and_a_restart_credits_exactly_once(db: TestDb) {
+    let (db, alice) = site(db);
     let bob = TestDb::passkey_of("bob");
     // An hour between flushes: only the drain at SIGTERM can write.
     let tracker = Running::start(&db, 3600);
@@ -152,9 +158,8 @@ fn sigterm_loses_nothing_and_a_restart_credits_exactly_once() {
     assert_eq!((stats.uploaded, stats.downloaded), (1500, 700));
 }
 
-#[test]
-fn kill_9_loses_at_most_one_flush_interval_and_never_double_credits() {
-    let (db, alice) = site();
+fn kill_9_loses_at_most_one_flush_interval_and_never_double_credits(db: TestDb) {
+    let (db, alice) = site(db);
     let tracker = Running::start(&db, 1);
     tracker.announce(&alice, &leecher(0, 0, Some(AnnounceEvent::Started)));
     tracker.announce(&alice, &leecher(1000, 0, None));

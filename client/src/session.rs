@@ -366,6 +366,7 @@ async fn start_torrent(
         sequential: config.sequential,
         piece_priorities: piece_priorities.clone(),
         private: info.private,
+        metadata: Some(bytes::Bytes::copy_from_slice(metainfo.raw_info())),
     };
     let left = wanted_left(&layout, &have, &piece_priorities);
     let wanted_len = wanted_left(&layout, &Bitfield::new(piece_count), &piece_priorities);

@@ -23,6 +23,7 @@ use rill_common::wire::handshake::Handshake;
 
 use super::PeerKey;
 use super::state::Action;
+use crate::pex::PexOut;
 
 /// How many given-up requests a peer remembers (late blocks for older ones count as unrequested).
 const GIVEN_UP_MEMORY: usize = 1024;
@@ -101,6 +102,10 @@ pub struct Peer {
     pub last_received: Instant,
     /// Last time we sent it anything.
     pub last_sent: Instant,
+    /// Peer exchange with it (BEP 11): what it was told, when next.
+    pub pex: PexOut,
+    /// Its `ut_metadata` requests we answered (BEP 9), capped.
+    pub metadata_answered: u32,
 }
 
 impl Peer {
@@ -151,6 +156,8 @@ impl Peer {
             useless_since: None,
             last_received: now,
             last_sent: now,
+            pex: PexOut::default(),
+            metadata_answered: 0,
         }
     }
 
@@ -158,6 +165,15 @@ impl Peer {
     pub fn send(&mut self, message: Message, now: Instant, out: &mut Vec<Action>) {
         self.last_sent = now;
         out.push(Action::Send(self.key, message));
+    }
+
+    /// The id the peer receives extension `name` under (BEP 10 `m`), unless absent or disabled.
+    pub fn extension_id(&self, name: &str) -> Option<u8> {
+        self.extensions
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| *id)
+            .filter(|id| *id != 0)
     }
 
     /// Whether the peer has every piece.

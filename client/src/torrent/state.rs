@@ -17,13 +17,17 @@
 //! - [`Action::Read`] is answered with [`Event::BlockRead`]; the state sends the block only if
 //!   the request still stands (not cancelled, peer still unchoked and connected).
 //! - [`Event::Tick`] is due at [`TorrentState::next_deadline`] (at least once a second is fine).
+//! - `Config::metadata` holds the raw bytes of the info dict (`Metainfo::raw_info`, or what
+//!   a magnet's [`crate::metadata::MetadataFetch`] produced), served to peers with
+//!   `ut_metadata` (BEP 9).
 //! - Nothing is dialled before [`Event::Start`]; a torrent complete at start emits
 //!   [`Action::Completed`] on `Start` (and never `Announce(Completed)`).
 //!
 //! The work is split by seam: `connection.rs` (dialling, admitting, first messages, bans,
 //! stop), `book.rs` (known addresses, backoff), `messages.rs` (validating each message),
 //! `download.rs` (pipelines, blocks, verification, blame), `upload.rs` (serving requests,
-//! choking), `timers.rs` (tick), `fast.rs` (BEP 6 allowed fast set). Tests: `tests.rs`
+//! choking), `timers.rs` (tick), `fast.rs` (BEP 6 allowed fast set), `extensions.rs`
+//! (serving `ut_metadata`, BEP 9; peer exchange, BEP 11). Tests: `tests.rs`
 //! (one behaviour each), `props.rs` (random events keep the invariants), `sim.rs` (a whole
 //! swarm in memory).
 //!
@@ -74,6 +78,8 @@ pub struct Config {
     pub piece_priorities: Vec<u8>,
     /// A private torrent (BEP 27): peers only from trackers, no PEX.
     pub private: bool,
+    /// The raw info dict, served to peers with `ut_metadata` (BEP 9); `None` rejects requests.
+    pub metadata: Option<Bytes>,
 }
 
 /// Why we close a connection.
@@ -517,9 +523,10 @@ impl TorrentState {
     }
 }
 
-mod book;
+pub(crate) mod book;
 mod connection;
 mod download;
+mod extensions;
 mod fast;
 mod messages;
 mod timers;

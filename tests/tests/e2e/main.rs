@@ -1,6 +1,7 @@
 //! End-to-end tests across Rill's crates: one test binary, a module per area.
 //!
 //! - `fixtures`: rill-common against the torrents real tools made (`fixtures/`).
+//! - `dht`: rill's DHT node in a private loopback DHT with libtorrent (ping, get_peers, announce).
 //! - `cli`: the `rill` command: `rill info` against transmission-show and libtorrent, errors.
 //! - `client`: `rill seed` and `rill download` on loopback, with rill-tracker or `--peer`.
 //! - `client_interop`: rill with libtorrent and Transmission, each way, and a mixed swarm.
@@ -14,6 +15,7 @@ mod cli;
 mod client;
 mod client_interop;
 mod client_resume;
+mod dht;
 mod fixtures;
 mod interop_create;
 mod interop_tracker;

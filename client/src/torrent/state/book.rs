@@ -199,6 +199,15 @@ impl AddressBook {
         }
     }
 
+    /// The addresses worth dialling some day: known, not given up, not banned.
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.status != Status::GivenUp)
+            .map(|(a, _)| *a)
+            .collect()
+    }
+
     /// Whether we know of the address and it is not given up or banned.
     #[cfg(test)]
     pub fn knows(&self, addr: SocketAddr) -> bool {

@@ -13,11 +13,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use rill_common::tracker::AnnounceEvent;
 use rill_common::wire::Message;
-use rill_common::wire::extension::{ExtendedHandshake, HANDSHAKE_ID};
+use rill_common::wire::extension::{ExtendedHandshake, HANDSHAKE_ID, UT_METADATA, UT_PEX};
 use rill_common::wire::handshake::Handshake;
 
 use super::fast::{ALLOWED_FAST_COUNT, allowed_fast_set};
 use super::{Action, BanKey, Identity, Reason, TorrentState, ban_key};
+use crate::metadata::{OUR_UT_METADATA, announced_size};
+use crate::pex::OUR_UT_PEX;
 use crate::torrent::PeerKey;
 use crate::torrent::peer::Peer;
 
@@ -157,14 +159,19 @@ impl TorrentState {
             peer.send(Message::Bitfield(bits), now, out);
         }
         if peer.extended {
-            // `m` stays empty until ut_metadata (BEP 9) and ut_pex (BEP 11) are served.
+            // ut_metadata always (we reject when we lack the dict), ut_pex unless private
+            // (BEP 27).
+            let mut messages = BTreeMap::from([(UT_METADATA.to_owned(), OUR_UT_METADATA)]);
+            if !self.config.private {
+                messages.insert(UT_PEX.to_owned(), OUR_UT_PEX);
+            }
             let ours = ExtendedHandshake {
-                messages: BTreeMap::new(),
+                messages,
                 client: Some(self.config.client.clone()),
                 port: self.config.listen_port,
                 request_queue: Some(OUR_REQQ),
                 your_ip: Some(peer.addr.ip().to_canonical()),
-                metadata_size: None,
+                metadata_size: announced_size(self.config.metadata.as_ref()),
                 // BEP 21: nothing more wanted (a seed, or done with the selected files).
                 upload_only: self.missing == 0,
             };

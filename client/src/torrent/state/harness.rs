@@ -38,6 +38,7 @@ pub fn config(ours: PeerId) -> Config {
         sequential: false,
         piece_priorities: Vec::new(),
         private: false,
+        metadata: None,
     }
 }
 

@@ -12,9 +12,11 @@ use bytes::Bytes;
 use rill_common::bitfield::Bitfield;
 use rill_common::pieces::PieceIndex;
 use rill_common::wire::Message;
-use rill_common::wire::extension::{ExtendedHandshake, HANDSHAKE_ID};
+use rill_common::wire::extension::{ExtendedHandshake, HANDSHAKE_ID, UT_PEX};
 
 use super::{Action, TorrentState};
+use crate::metadata::OUR_UT_METADATA;
+use crate::pex::OUR_UT_PEX;
 use crate::torrent::PeerKey;
 
 /// Suggested pieces remembered per peer.
@@ -124,11 +126,16 @@ impl TorrentState {
                 self.fill_requests(id, now, out);
             }
             Message::Extended { id: ext, payload } if ext == HANDSHAKE_ID => {
-                self.extended_handshake(id, &payload)?;
+                self.extended_handshake(id, &payload, now)?;
                 self.fill_requests(id, now, out);
             }
-            // Seam: ut_metadata (BEP 9) and ut_pex (BEP 11) messages arrive here once we
-            // announce them in `m`; ids we did not announce are ignored.
+            Message::Extended { id: ext, payload } if ext == OUR_UT_METADATA => {
+                self.metadata_message(id, &payload, now, out)?;
+            }
+            Message::Extended { id: ext, payload } if ext == OUR_UT_PEX => {
+                self.pex_message(id, &payload, now, out)?;
+            }
+            // Ids we did not announce are ignored.
             Message::Extended { .. } => {}
         }
         Ok(())
@@ -188,7 +195,12 @@ impl TorrentState {
     }
 
     /// The BEP 10 extended handshake: `reqq`, `v`, `m`, `p`, `upload_only`.
-    fn extended_handshake(&mut self, id: PeerKey, payload: &[u8]) -> Result<(), String> {
+    fn extended_handshake(
+        &mut self,
+        id: PeerKey,
+        payload: &[u8],
+        now: Instant,
+    ) -> Result<(), String> {
         let theirs =
             ExtendedHandshake::decode(payload).map_err(|e| format!("extended handshake: {e}"))?;
         let Some(peer) = self.peers.get_mut(&id) else {
@@ -212,6 +224,10 @@ impl TorrentState {
             }
         }
         peer.upload_only = theirs.upload_only;
+        // BEP 27: no PEX for a private torrent.
+        if !self.config.private && peer.extension_id(UT_PEX).is_some() {
+            peer.pex.enable(now);
+        }
         if peer.listen_addr.is_none()
             && let Some(port) = theirs.port.filter(|p| *p != 0)
         {

@@ -8,7 +8,9 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use rill_common::pieces::{BLOCK_SIZE, BlockRef, PieceIndex};
 use rill_common::wire::Message;
-use rill_common::wire::extension::ExtendedHandshake;
+use rill_common::wire::extension::{
+    ExtendedHandshake, MetadataMessage, PexFlags, PexMessage, PexPeer,
+};
 
 use super::harness::*;
 use super::{Action, Event};
@@ -105,11 +107,29 @@ fn good_message() -> impl Strategy<Value = Message> {
         1 => any::<Option<u32>>().prop_map(|reqq| Message::Extended {
             id: 0,
             payload: ExtendedHandshake {
+                messages: [("ut_metadata".to_owned(), 3), ("ut_pex".to_owned(), 4)].into(),
                 request_queue: reqq,
                 port: Some(7000),
                 ..Default::default()
             }
             .to_bytes(),
+        }),
+        // BEP 9 requests for our (absent) dict, and BEP 11 peers.
+        1 => (0u32..3).prop_map(|piece| Message::Extended {
+            id: crate::metadata::OUR_UT_METADATA,
+            payload: MetadataMessage::Request { piece }.to_bytes(),
+        }),
+        1 => (1u8..20).prop_map(|i| Message::Extended {
+            id: crate::pex::OUR_UT_PEX,
+            payload: PexMessage {
+                added: vec![PexPeer {
+                    addr: format!("10.0.3.{i}:6881").parse().unwrap(),
+                    flags: PexFlags::SEED,
+                }],
+                dropped: Vec::new(),
+            }
+            .to_bytes()
+            .unwrap(),
         }),
     ]
 }

@@ -6,6 +6,8 @@
 //! piece hashes of random data) and `Read`. Messages take [`LATENCY`] and blocks queue on
 //! the sender's uplink of [`UPLINK`] bytes/s, in order per connection; the fake clock jumps
 //! to the next delivery or timer, so rates, rechokes and optimistic unchokes are real.
+//! Seeds serve a real info dict, so magnet nodes ([`Role::Magnet`]) fetch it with a
+//! [`MetadataFetch`] first, as a shell would. Scenarios are in `scenarios.rs`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -14,15 +16,18 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
-use rill_common::PeerId;
 use rill_common::bitfield::Bitfield;
+use rill_common::metainfo::Info;
 use rill_common::pieces::PieceIndex;
 use rill_common::wire::Message;
 use rill_common::wire::handshake::Handshake;
+use rill_common::{InfoHash, PeerId};
 use sha1::{Digest, Sha1};
 
-use super::harness::{config, info_hash};
+use super::harness::config;
 use super::{Action, Config, Event, RESERVED, Reason, TorrentState};
+use crate::metadata::{self as fetch, FetchConfig, MetadataFetch};
+use crate::pex::OUR_UT_PEX;
 use crate::torrent::PeerKey;
 
 /// How a node behaves.
@@ -32,6 +37,8 @@ enum Role {
     Leecher,
     /// A seed that serves corrupt blocks.
     Liar,
+    /// A leecher from a magnet link: it fetches the info dict first (BEP 9).
+    Magnet,
 }
 
 struct Node {
@@ -45,6 +52,17 @@ struct Node {
     links: HashMap<PeerKey, (usize, PeerKey)>,
     completed: bool,
     hash_failures: u32,
+    /// A magnet node's fetch, until it has the info dict.
+    fetch: Option<MetadataFetch>,
+}
+
+impl Node {
+    fn deadline(&self) -> Instant {
+        match &self.fetch {
+            Some(fetch) => fetch.next_deadline(),
+            None => self.state.next_deadline(),
+        }
+    }
 }
 
 /// A disconnect one node asked for: (by, of, reason).
@@ -59,6 +77,7 @@ const UPLINK: u64 = 256 * 1024;
 
 struct Swarm {
     nodes: Vec<Node>,
+    info_hash: InfoHash,
     hashes: Vec<[u8; 20]>,
     piece_len: u32,
     now: Instant,
@@ -73,6 +92,10 @@ struct Swarm {
     delivered: u64,
     /// Block bytes in flight on connections that closed before they arrived.
     lost: u64,
+    /// PEX messages sent (BEP 11).
+    pex_sent: u64,
+    /// Connections dialled from one leecher to another.
+    leecher_dials: u64,
 }
 
 impl Swarm {
@@ -98,12 +121,14 @@ impl Swarm {
             .collect();
         let count = hashes.len() as u32;
         let now = Instant::now();
+        let metadata = info_dict(total, piece_len, &hashes);
+        let info_hash = InfoHash::of_info(&metadata);
         let nodes = roles
             .iter()
             .enumerate()
             .map(|(i, role)| {
                 let peer_id = PeerId::from_bytes([i as u8 + 1; 20]);
-                let full = *role != Role::Leecher;
+                let full = !matches!(role, Role::Leecher | Role::Magnet);
                 let have = if full {
                     Bitfield::full(count)
                 } else {
@@ -111,7 +136,19 @@ impl Swarm {
                 };
                 let mut cfg = config(peer_id);
                 cfg.listen_port = Some(6881);
+                cfg.info_hash = info_hash;
+                cfg.metadata = Some(metadata.clone());
                 configure(i, &mut cfg);
+                let fetch = (*role == Role::Magnet).then(|| {
+                    let fetch_config = FetchConfig {
+                        info_hash,
+                        peer_id,
+                        client: cfg.client.clone(),
+                        listen_port: cfg.listen_port,
+                        max_peers: cfg.max_peers,
+                    };
+                    MetadataFetch::new(fetch_config, now)
+                });
                 let state =
                     TorrentState::new(cfg, total as u64, piece_len, have, now, seed + i as u64)
                         .unwrap();
@@ -125,11 +162,13 @@ impl Swarm {
                     links: HashMap::new(),
                     completed: false,
                     hash_failures: 0,
+                    fetch,
                 }
             })
             .collect();
         Swarm {
             nodes,
+            info_hash,
             hashes,
             piece_len,
             now,
@@ -140,6 +179,8 @@ impl Swarm {
             closed: Vec::new(),
             delivered: 0,
             lost: 0,
+            pex_sent: 0,
+            leecher_dials: 0,
         }
     }
 
@@ -149,6 +190,18 @@ impl Swarm {
         for i in 0..self.nodes.len() {
             let others = addrs.iter().copied().filter(|a| *a != addrs[i]).collect();
             self.push(i, Event::PeersFound(others), Duration::ZERO);
+            self.push(i, Event::Start, Duration::ZERO);
+        }
+    }
+
+    /// Starts every node; leechers know only the seed (node 0), which knows nobody: they
+    /// can learn each other only through PEX.
+    fn start_via_seed(&mut self) {
+        let seed = self.nodes[0].addr;
+        for i in 0..self.nodes.len() {
+            if i > 0 {
+                self.push(i, Event::PeersFound(vec![seed]), Duration::ZERO);
+            }
             self.push(i, Event::Start, Duration::ZERO);
         }
     }
@@ -163,7 +216,7 @@ impl Swarm {
                 self.report(),
                 self.closed
             );
-            let next_timer = self.nodes.iter().map(|n| n.state.next_deadline()).min();
+            let next_timer = self.nodes.iter().map(Node::deadline).min();
             let next_event = self.queue.first_key_value().map(|((at, _), _)| *at);
             match (next_event, next_timer) {
                 (Some(at), timer) if timer.is_none_or(|t| at <= t) => {
@@ -176,9 +229,9 @@ impl Swarm {
                 (_, Some(timer)) => {
                     self.now = self.now.max(timer);
                     for i in 0..self.nodes.len() {
-                        if self.nodes[i].state.next_deadline() <= self.now {
+                        if self.nodes[i].deadline() <= self.now {
                             self.deliver(i, Event::Tick);
-                            let next = self.nodes[i].state.next_deadline();
+                            let next = self.nodes[i].deadline();
                             assert!(next > self.now, "node {i}: deadline stuck at {next:?}");
                         }
                     }
@@ -240,6 +293,10 @@ impl Swarm {
             return;
         }
         self.delivered += 1;
+        if self.nodes[node].fetch.is_some() {
+            self.deliver_to_fetch(node, event);
+            return;
+        }
         let mut out = Vec::new();
         self.nodes[node].state.handle(event, self.now, &mut out);
         for action in out {
@@ -248,7 +305,7 @@ impl Swarm {
     }
 
     fn handshake(&self, node: usize) -> Handshake {
-        Handshake::new(RESERVED, info_hash(), self.nodes[node].peer_id)
+        Handshake::new(RESERVED, self.info_hash, self.nodes[node].peer_id)
     }
 
     fn apply(&mut self, node: usize, action: Action) {
@@ -258,6 +315,9 @@ impl Swarm {
                     self.push(node, Event::ConnectFailed(addr), LATENCY);
                     return;
                 };
+                if self.nodes[node].role != Role::Seed && self.nodes[target].role != Role::Seed {
+                    self.leecher_dials += 1;
+                }
                 let ka = self.key(node);
                 let kb = self.key(target);
                 self.nodes[node].links.insert(ka, (target, kb));
@@ -282,6 +342,9 @@ impl Swarm {
                 self.transmit(node, ka, (target, accepted), 0);
             }
             Action::Send(key, message) => {
+                if matches!(message, Message::Extended { id: OUR_UT_PEX, .. }) {
+                    self.pex_sent += 1;
+                }
                 if let Some(&(other, theirs)) = self.nodes[node].links.get(&key) {
                     let bytes = match &message {
                         Message::Piece { data, .. } => data.len() as u64,
@@ -328,6 +391,77 @@ impl Swarm {
         }
     }
 
+    /// An event for a magnet node still fetching the info dict.
+    fn deliver_to_fetch(&mut self, node: usize, event: Event) {
+        let event = match event {
+            Event::Start => fetch::Event::Start,
+            Event::PeersFound(addrs) => fetch::Event::PeersFound(addrs),
+            Event::Connected {
+                peer,
+                addr,
+                handshake,
+                outgoing,
+            } => fetch::Event::Connected {
+                peer,
+                addr,
+                handshake,
+                outgoing,
+            },
+            Event::ConnectFailed(addr) => fetch::Event::ConnectFailed(addr),
+            Event::Received(key, message) => fetch::Event::Received(key, message),
+            Event::Disconnected(key) => fetch::Event::Disconnected(key),
+            Event::Tick => fetch::Event::Tick,
+            Event::Stop => fetch::Event::Stop,
+            _ => return,
+        };
+        let mut out = Vec::new();
+        if let Some(fetch) = self.nodes[node].fetch.as_mut() {
+            fetch.handle(event, self.now, &mut out);
+        }
+        for action in out {
+            match action {
+                fetch::Action::Connect(addr) => self.apply(node, Action::Connect(addr)),
+                fetch::Action::Send(key, message) => self.apply(node, Action::Send(key, message)),
+                fetch::Action::Disconnect(key, reason) => {
+                    self.apply(node, Action::Disconnect(key, reason))
+                }
+                fetch::Action::Done(dict) => self.metadata_fetched(node, dict),
+            }
+        }
+    }
+
+    /// What a shell does when a magnet's dict arrives: parse it, close the fetch's
+    /// connections, build the torrent from the dict and hand it the fetch's addresses.
+    fn metadata_fetched(&mut self, node: usize, dict: Bytes) {
+        assert_eq!(InfoHash::of_info(&dict), self.info_hash);
+        let info = Info::from_bytes(&dict).expect("the verified dict parses");
+        let Some(fetch) = self.nodes[node].fetch.take() else {
+            return;
+        };
+        let addrs = fetch.known_addresses();
+        assert!(!addrs.is_empty());
+        let keys: Vec<PeerKey> = self.nodes[node].links.keys().copied().collect();
+        for key in keys {
+            self.apply(node, Action::Disconnect(key, Reason::Shutdown));
+        }
+        let mut cfg = config(self.nodes[node].peer_id);
+        cfg.listen_port = Some(6881);
+        cfg.info_hash = self.info_hash;
+        cfg.metadata = Some(dict);
+        let count = info.pieces.len() as u32;
+        self.nodes[node].state = TorrentState::new(
+            cfg,
+            info.total_length(),
+            info.piece_length,
+            Bitfield::new(count),
+            self.now,
+            node as u64,
+        )
+        .unwrap();
+        self.push(node, Event::PeersFound(addrs), Duration::ZERO);
+        self.push(node, Event::Start, Duration::ZERO);
+    }
+
     fn key(&mut self, node: usize) -> PeerKey {
         let n = &mut self.nodes[node];
         n.next_key += 1;
@@ -346,156 +480,22 @@ impl Swarm {
     fn honest_complete(&self) -> bool {
         self.nodes
             .iter()
-            .filter(|n| n.role == Role::Leecher)
+            .filter(|n| matches!(n.role, Role::Leecher | Role::Magnet))
             .all(|n| n.completed && n.state.is_complete())
     }
 }
 
-/// 23 full pieces of 64 KiB (4 blocks) and a short last one.
-const TOTAL: usize = 23 * 65536 + 12345;
-const PIECE_LEN: u32 = 65536;
-
-fn roles(seeds: usize, liars: usize, leechers: usize) -> Vec<Role> {
-    let mut roles = vec![Role::Seed; seeds];
-    roles.extend(vec![Role::Liar; liars]);
-    roles.extend(vec![Role::Leecher; leechers]);
-    roles
+/// A single-file info dict (BEP 3) for the swarm's data.
+fn info_dict(total: usize, piece_len: u32, hashes: &[[u8; 20]]) -> Bytes {
+    let pieces: Vec<u8> = hashes.iter().flatten().copied().collect();
+    let mut dict = format!(
+        "d6:lengthi{total}e4:name4:data12:piece lengthi{piece_len}e6:pieces{}:",
+        pieces.len()
+    )
+    .into_bytes();
+    dict.extend_from_slice(&pieces);
+    dict.push(b'e');
+    Bytes::from(dict)
 }
 
-#[test]
-fn one_seed_and_eight_leechers_all_complete() {
-    for seed in [1, 2] {
-        let mut swarm = Swarm::new(&roles(1, 0, 8), TOTAL, PIECE_LEN, seed);
-        swarm.start();
-        swarm.run(Duration::from_secs(600), Swarm::honest_complete);
-        // Let blocks in flight land before comparing totals.
-        swarm.run(Duration::from_secs(60), |s| s.queue.is_empty());
-        for node in &swarm.nodes {
-            assert_eq!(
-                node.store, swarm.nodes[0].store,
-                "data verified byte for byte"
-            );
-            assert_eq!(node.hash_failures, 0);
-            let stats = node.state.stats(swarm.now);
-            assert_eq!(stats.left, 0);
-            assert_eq!(stats.verified, TOTAL as u64);
-        }
-        // Leechers traded among themselves: the seed did not upload everything.
-        let seed_up = swarm.nodes[0].state.stats(swarm.now).uploaded;
-        assert!(seed_up < 8 * TOTAL as u64, "seed uploaded {seed_up}");
-        let downloaded: u64 = swarm.nodes[1..]
-            .iter()
-            .map(|n| n.state.stats(swarm.now).downloaded)
-            .sum();
-        let uploaded: u64 = swarm
-            .nodes
-            .iter()
-            .map(|n| n.state.stats(swarm.now).uploaded)
-            .sum();
-        assert!(downloaded >= 8 * TOTAL as u64);
-        assert_eq!(
-            uploaded,
-            downloaded + swarm.lost,
-            "every block sent is counted once"
-        );
-    }
-}
-
-#[test]
-fn the_liar_is_banned_and_everyone_else_completes() {
-    for seed in [3, 4] {
-        let mut swarm = Swarm::new(&roles(1, 1, 8), TOTAL, PIECE_LEN, seed);
-        swarm.start();
-        swarm.run(Duration::from_secs(900), Swarm::honest_complete);
-        let liar = 1;
-        let bans: Vec<&Closed> = swarm
-            .closed
-            .iter()
-            .filter(|(_, _, r)| *r == Reason::Banned)
-            .collect();
-        let mut banned_by: Vec<usize> = bans.iter().map(|(by, _, _)| *by).collect();
-        banned_by.sort();
-        banned_by.dedup();
-        assert_eq!(
-            banned_by,
-            (2..10).collect::<Vec<_>>(),
-            "every leecher bans the liar"
-        );
-        assert!(
-            bans.iter().all(|(_, of, _)| *of == liar),
-            "an honest peer was banned: {bans:?}"
-        );
-        for node in swarm.nodes.iter().filter(|n| n.role != Role::Liar) {
-            assert_eq!(node.store, swarm.nodes[0].store);
-        }
-        let failures: u32 = swarm.nodes.iter().map(|n| n.hash_failures).sum();
-        assert!(failures > 0, "the liar's data was caught by the hash check");
-    }
-}
-
-#[test]
-fn small_connection_limits_still_complete() {
-    let mut swarm = Swarm::with(&roles(1, 0, 8), TOTAL, PIECE_LEN, 5, |_, cfg| {
-        cfg.max_peers = 3;
-        cfg.choker.slots = 2;
-    });
-    swarm.start();
-    swarm.run(Duration::from_secs(900), Swarm::honest_complete);
-    let refused = swarm
-        .closed
-        .iter()
-        .filter(|(_, _, r)| *r == Reason::TooManyPeers)
-        .count();
-    assert!(refused > 0, "the limit was reached");
-    for node in &swarm.nodes {
-        assert_eq!(node.store, swarm.nodes[0].store);
-        assert!(node.links.len() <= 3);
-    }
-}
-
-#[test]
-fn a_leecher_wanting_some_pieces_gets_exactly_those() {
-    let count = TOTAL.div_ceil(PIECE_LEN as usize);
-    let wanted = |i: usize| i.is_multiple_of(3);
-    let mut swarm = Swarm::with(&roles(1, 0, 3), TOTAL, PIECE_LEN, 6, |node, cfg| {
-        if node == 1 {
-            cfg.piece_priorities = (0..count).map(|i| u8::from(wanted(i))).collect();
-        }
-    });
-    swarm.start();
-    swarm.run(Duration::from_secs(600), Swarm::honest_complete);
-    let picky = &swarm.nodes[1];
-    for i in 0..count as u32 {
-        assert_eq!(
-            picky.state.have().get(PieceIndex(i)),
-            wanted(i as usize),
-            "piece {i}"
-        );
-    }
-    assert_eq!(picky.state.stats(swarm.now).left, 0);
-    for node in &swarm.nodes[2..] {
-        assert_eq!(node.store, swarm.nodes[0].store);
-    }
-}
-
-#[test]
-fn leechers_finish_among_themselves_when_the_seed_leaves() {
-    let mut swarm = Swarm::new(&roles(1, 0, 6), TOTAL, PIECE_LEN, 7);
-    swarm.start();
-    let count = swarm.hashes.len() as u32;
-    // Run until every piece is somewhere among the leechers, then the seed stops.
-    swarm.run(Duration::from_secs(600), |s| {
-        (0..count).all(|i| {
-            s.nodes[1..]
-                .iter()
-                .any(|n| n.state.have().get(PieceIndex(i)))
-        })
-    });
-    assert!(!swarm.honest_complete(), "the seed leaves mid-download");
-    swarm.deliver(0, Event::Stop);
-    swarm.run(Duration::from_secs(600), Swarm::honest_complete);
-    assert!(swarm.nodes[0].links.is_empty());
-    for node in &swarm.nodes[1..] {
-        assert_eq!(node.store, swarm.nodes[0].store);
-    }
-}
+mod scenarios;

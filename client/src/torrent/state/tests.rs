@@ -12,6 +12,7 @@ use super::harness::*;
 use super::{Action, Event, RESERVED, Reason};
 use crate::torrent::PeerKey;
 
+mod extensions;
 mod timers;
 mod uploads;
 

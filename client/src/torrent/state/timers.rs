@@ -89,6 +89,7 @@ impl TorrentState {
                 peer.send(Message::Cancel(block), now, out);
             }
         }
+        self.send_pex(now, out);
         self.refill = true;
         self.dial(now, out);
     }

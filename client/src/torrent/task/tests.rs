@@ -47,6 +47,7 @@ fn setup(have: Bitfield, finish: Finish, store: Arc<MemoryStore>) -> Setup {
         sequential: false,
         piece_priorities: Vec::new(),
         private: false,
+        metadata: None,
     };
     let pieces = have.piece_count();
     let state = TorrentState::new(

@@ -1,0 +1,611 @@
+//! A whole DHT node as plain state (BEP 5, BEP 43): incoming packets in, packets and results
+//! out. The shell ([`super::task`]) owns the socket and the clock and feeds this.
+//!
+//! Invariants:
+//! - every query we send has a fresh transaction id recorded with its destination; a reply is
+//!   accepted only from that address and only once, and an unanswered query fails after
+//!   [`NodeConfig::query_timeout`] (reported to the routing table and its lookup);
+//! - at most [`MAX_PENDING`] queries are outstanding; beyond that new queries fail at once;
+//! - packets that are not replies to us spend the sender's rate-limit allowance first (per
+//!   address and per IP); over it they are dropped unread;
+//! - every well-formed query is answered (errors 203 for bad arguments or a bad token, 204 for
+//!   an unknown method) unless we are read-only: a read-only node answers nothing and marks
+//!   its queries `ro=1`; a querier marked `ro` is answered but never enters our table (BEP 43);
+//! - a packet that is not KRPC at all is dropped; nothing panics on any input.
+#![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rill_common::InfoHash;
+use rill_common::krpc::{
+    Body, CompactNode, ERROR_PROTOCOL, KrpcError, Message, NodeId, Query, Want,
+};
+
+use super::lookup::Lookup;
+use super::peer_store::{MAX_REPLY_PEERS, PeerStore};
+use super::rate_limit::RateLimiter;
+use super::routing_table::{Contact, Insert, K, RoutingTable};
+use super::tokens::Tokens;
+
+mod action;
+mod answer;
+#[cfg(test)]
+mod tests;
+
+pub use action::{Action, LookupKind, NodeConfig, NodeStats, QueryFailure, RequestId};
+
+/// Most queries of ours awaiting an answer at once.
+pub const MAX_PENDING: usize = 4096;
+/// Our client version in `v` (BEP 20 style: two letters and two version bytes).
+pub const VERSION: &[u8; 4] = b"RL\x00\x01";
+const EXPIRE_PEERS_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    /// A ping asked for by the caller.
+    Ping(RequestId),
+    /// Checking a questionable node of a full bucket.
+    Maintenance,
+    /// A step of a lookup.
+    Lookup(RequestId),
+    /// An `announce_peer` after a lookup.
+    Announce(RequestId),
+}
+
+#[derive(Clone, Debug)]
+struct Pending {
+    to: SocketAddr,
+    id: Option<NodeId>,
+    sent_at: Instant,
+    purpose: Purpose,
+}
+
+#[derive(Clone, Debug)]
+struct LookupTask {
+    lookup: Lookup,
+    kind: LookupKind,
+    reported_peers: usize,
+    announcing: Option<usize>,
+    announced: usize,
+}
+
+/// The pure DHT node: routing table, tokens, peer store, transactions and lookups.
+#[derive(Debug)]
+pub struct Node {
+    id: NodeId,
+    config: NodeConfig,
+    table: RoutingTable,
+    tokens: Tokens,
+    store: PeerStore,
+    limiter: RateLimiter,
+    ip_limiter: RateLimiter,
+    pending: HashMap<Vec<u8>, Pending>,
+    lookups: HashMap<RequestId, LookupTask>,
+    next_transaction: u16,
+    next_request: u64,
+    last_expiry: Instant,
+    stats: NodeStats,
+}
+
+impl Node {
+    /// A node with `id` and an empty table.
+    pub fn new(id: NodeId, config: NodeConfig, now: Instant, rng: &mut impl Rng) -> Self {
+        Node {
+            id,
+            table: RoutingTable::new(id, now),
+            tokens: Tokens::new(now, rng),
+            store: PeerStore::new(config.max_peers_per_hash, config.max_peers_total),
+            limiter: RateLimiter::new(config.rate_burst, config.rate_per_second, 65_536),
+            ip_limiter: RateLimiter::new(config.ip_rate_burst, config.ip_rate_per_second, 65_536),
+            pending: HashMap::new(),
+            lookups: HashMap::new(),
+            next_transaction: rng.random(),
+            next_request: 0,
+            last_expiry: now,
+            stats: NodeStats::default(),
+            config,
+        }
+    }
+
+    /// Our node id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The routing table (read-only view).
+    pub fn table(&self) -> &RoutingTable {
+        &self.table
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> NodeStats {
+        NodeStats {
+            nodes: self.table.len(),
+            buckets: self.table.bucket_count(),
+            lookups_active: self.lookups.len(),
+            peers_stored: self.store.len(),
+            pending_queries: self.pending.len(),
+            ..self.stats
+        }
+    }
+
+    fn request_id(&mut self) -> RequestId {
+        self.next_request += 1;
+        RequestId(self.next_request)
+    }
+
+    /// Joins the network: a `find_node` lookup of our own id from `known` nodes (say, a saved
+    /// table) and `bootstrap` addresses; responders fill the table.
+    pub fn bootstrap(
+        &mut self,
+        known: Vec<CompactNode>,
+        bootstrap: Vec<SocketAddr>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> RequestId {
+        let lookup = Lookup::new(self.id, Some(self.id), known, bootstrap);
+        self.start(lookup, LookupKind::FindNode, now, out)
+    }
+
+    /// Pings `addr`; the result comes as [`Action::PingDone`].
+    pub fn ping(&mut self, addr: SocketAddr, now: Instant, out: &mut Vec<Action>) -> RequestId {
+        let request = self.request_id();
+        let query = Query::Ping { id: self.id };
+        if !self.send_query(addr, None, query, Purpose::Ping(request), now, out) {
+            out.push(Action::PingDone {
+                request,
+                result: Err(QueryFailure::Busy),
+            });
+        }
+        request
+    }
+
+    /// Starts a lookup of `target`; progress comes as [`Action::PeersFound`] and
+    /// [`Action::LookupDone`].
+    pub fn lookup(
+        &mut self,
+        target: NodeId,
+        kind: LookupKind,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> RequestId {
+        let seeds = self.table.closest(&target, K * 2, now);
+        let mut lookup = Lookup::new(target, Some(self.id), seeds, []);
+        if kind != LookupKind::FindNode {
+            // We may be one of the closest nodes ourselves: peers announced to us count too.
+            let info_hash = InfoHash::from_bytes(*target.as_bytes());
+            lookup.add_peers(&self.store.live_peers(&info_hash, now, MAX_REPLY_PEERS));
+        }
+        self.start(lookup, kind, now, out)
+    }
+
+    /// `get_peers` for `info_hash`.
+    pub fn get_peers(
+        &mut self,
+        info_hash: InfoHash,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> RequestId {
+        self.lookup(NodeId::from(info_hash), LookupKind::GetPeers, now, out)
+    }
+
+    /// `get_peers` then `announce_peer` for `info_hash`: on TCP `port`, or on our UDP port
+    /// (`implied_port`) when `None`.
+    pub fn announce(
+        &mut self,
+        info_hash: InfoHash,
+        port: Option<u16>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> RequestId {
+        let kind = LookupKind::Announce {
+            port: port.unwrap_or(0),
+            implied_port: port.is_none(),
+        };
+        self.lookup(NodeId::from(info_hash), kind, now, out)
+    }
+
+    fn start(
+        &mut self,
+        lookup: Lookup,
+        kind: LookupKind,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> RequestId {
+        let request = self.request_id();
+        self.stats.lookups_started += 1;
+        let task = LookupTask {
+            lookup,
+            kind,
+            reported_peers: 0,
+            announcing: None,
+            announced: 0,
+        };
+        self.lookups.insert(request, task);
+        self.advance(request, now, out);
+        request
+    }
+
+    /// Sends what a lookup can send now and finishes it when it is over.
+    fn advance(&mut self, request: RequestId, now: Instant, out: &mut Vec<Action>) {
+        let Some(task) = self.lookups.get_mut(&request) else {
+            return;
+        };
+        if task.announcing.is_none() {
+            let target = task.lookup.target();
+            let kind = task.kind;
+            let queries = task.lookup.next_queries();
+            for addr in queries {
+                let query = match kind {
+                    LookupKind::FindNode => Query::FindNode {
+                        id: self.id,
+                        target,
+                        want: Want::default(),
+                    },
+                    _ => Query::GetPeers {
+                        id: self.id,
+                        info_hash: InfoHash::from_bytes(*target.as_bytes()),
+                        want: Want::default(),
+                    },
+                };
+                if !self.send_query(addr, None, query, Purpose::Lookup(request), now, out)
+                    && let Some(task) = self.lookups.get_mut(&request)
+                {
+                    task.lookup.on_failure(addr);
+                }
+            }
+            let Some(task) = self.lookups.get_mut(&request) else {
+                return;
+            };
+            if !task.lookup.is_done() {
+                return;
+            }
+            if let LookupKind::Announce { port, implied_port } = task.kind {
+                let target = InfoHash::from_bytes(*task.lookup.target().as_bytes());
+                let responders = task.lookup.closest_responders(K);
+                task.announcing = Some(0);
+                let mut sent = 0;
+                for responder in responders {
+                    let Some(token) = responder.token else {
+                        continue;
+                    };
+                    let query = Query::AnnouncePeer {
+                        id: self.id,
+                        info_hash: target,
+                        port,
+                        implied_port,
+                        token,
+                    };
+                    let node = responder.node;
+                    if self.send_query(
+                        node.addr,
+                        Some(node.id),
+                        query,
+                        Purpose::Announce(request),
+                        now,
+                        out,
+                    ) {
+                        sent += 1;
+                    }
+                }
+                if let Some(task) = self.lookups.get_mut(&request) {
+                    task.announcing = Some(sent);
+                }
+            }
+        }
+        if self
+            .lookups
+            .get(&request)
+            .is_some_and(|t| t.announcing.is_none_or(|left| left == 0))
+            && let Some(task) = self.lookups.remove(&request)
+        {
+            out.push(Action::LookupDone {
+                request,
+                peers: task.lookup.peers().to_vec(),
+                nodes: task
+                    .lookup
+                    .closest_responders(K)
+                    .into_iter()
+                    .map(|r| r.node)
+                    .collect(),
+                announced: task.announced,
+            });
+        }
+    }
+
+    fn transaction_id(&mut self) -> Option<Vec<u8>> {
+        for _ in 0..16 {
+            self.next_transaction = self.next_transaction.wrapping_add(1);
+            let tid = self.next_transaction.to_be_bytes().to_vec();
+            if !self.pending.contains_key(&tid) {
+                return Some(tid);
+            }
+        }
+        None
+    }
+
+    /// Records and sends a query; `false` if too many are outstanding.
+    fn send_query(
+        &mut self,
+        to: SocketAddr,
+        id: Option<NodeId>,
+        query: Query,
+        purpose: Purpose,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        if self.pending.len() >= MAX_PENDING {
+            return false;
+        }
+        let Some(tid) = self.transaction_id() else {
+            return false;
+        };
+        let mut message = Message::query(tid.clone(), query);
+        message.version = Some(VERSION.to_vec());
+        message.read_only = self.config.read_only;
+        out.push(Action::Send {
+            to,
+            packet: message.to_bytes(),
+        });
+        self.pending.insert(
+            tid,
+            Pending {
+                to,
+                id,
+                sent_at: now,
+                purpose,
+            },
+        );
+        true
+    }
+
+    /// Handles one datagram from `from`.
+    pub fn handle_packet(
+        &mut self,
+        from: SocketAddr,
+        packet: &[u8],
+        now: Instant,
+        rng: &mut impl Rng,
+        out: &mut Vec<Action>,
+    ) {
+        let decoded = Message::from_bytes(packet);
+        if let Ok(message) = &decoded
+            && matches!(message.body, Body::Response(_) | Body::Error { .. })
+            && self
+                .pending
+                .get(&message.transaction_id)
+                .is_some_and(|p| p.to == from)
+        {
+            self.handle_reply(from, message, now, out);
+            return;
+        }
+        if self.config.read_only
+            || !self.limiter.allow(from, now)
+            || !self.ip_limiter.allow(SocketAddr::new(from.ip(), 0), now)
+        {
+            self.stats.packets_dropped += 1;
+            return;
+        }
+        match decoded {
+            Ok(Message {
+                transaction_id,
+                read_only,
+                body: Body::Query(query),
+                ..
+            }) => self.handle_query(from, transaction_id, read_only, query, now, rng, out),
+            Err(KrpcError::InvalidQuery {
+                transaction_id,
+                source,
+                ..
+            }) => {
+                let text = format!("invalid arguments: {source}");
+                self.reply(
+                    from,
+                    Message::error(transaction_id, ERROR_PROTOCOL, text),
+                    out,
+                );
+            }
+            // Unmatched replies and packets that are not KRPC: nobody to answer.
+            _ => self.stats.packets_dropped += 1,
+        }
+    }
+
+    /// Puts a node in the table; pings questionable nodes of a full bucket.
+    fn heard_from(
+        &mut self,
+        node: CompactNode,
+        contact: Contact,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        if let Insert::Cached { ping } = self.table.insert(node, contact, now) {
+            for stale in ping.into_iter().take(2) {
+                let already = self.pending.values().any(|p| p.to == stale.addr);
+                if !already {
+                    let query = Query::Ping { id: self.id };
+                    self.send_query(
+                        stale.addr,
+                        Some(stale.id),
+                        query,
+                        Purpose::Maintenance,
+                        now,
+                        out,
+                    );
+                }
+            }
+        }
+    }
+
+    fn handle_reply(
+        &mut self,
+        from: SocketAddr,
+        message: &Message,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(pending) = self.pending.remove(&message.transaction_id) else {
+            return;
+        };
+        let response = match &message.body {
+            Body::Response(response) => response,
+            Body::Error {
+                code,
+                message: text,
+            } => {
+                let failure = QueryFailure::Error {
+                    code: *code,
+                    message: text.clone(),
+                };
+                return self.query_failed(pending, failure, now, out);
+            }
+            Body::Query(_) => return,
+        };
+        if response.id == self.id {
+            // Our own id answering: a loop back to ourselves; never a table entry.
+            return self.query_failed(pending, QueryFailure::Timeout, now, out);
+        }
+        let node = CompactNode {
+            id: response.id,
+            addr: from,
+        };
+        if message.read_only {
+            self.table.remove(&response.id);
+        } else {
+            self.heard_from(node, Contact::Responded, now, out);
+        }
+        match pending.purpose {
+            Purpose::Ping(request) => out.push(Action::PingDone {
+                request,
+                result: Ok(response.id),
+            }),
+            Purpose::Maintenance => {}
+            Purpose::Lookup(request) => {
+                let Some(task) = self.lookups.get_mut(&request) else {
+                    return;
+                };
+                let nodes: Vec<CompactNode> = response
+                    .nodes
+                    .iter()
+                    .chain(&response.nodes6)
+                    // Only nodes we can reach from this socket's address family (BEP 32 is
+                    // not spoken yet), and never port 0.
+                    .filter(|n| n.addr.port() != 0 && n.addr.is_ipv4() == from.is_ipv4())
+                    .copied()
+                    .collect();
+                task.lookup.on_response(
+                    from,
+                    response.id,
+                    &nodes,
+                    &response.values,
+                    response.token.clone(),
+                );
+                let found = task.lookup.peers();
+                if found.len() > task.reported_peers
+                    && matches!(
+                        task.kind,
+                        LookupKind::GetPeers | LookupKind::Announce { .. }
+                    )
+                {
+                    let new = found
+                        .get(task.reported_peers..)
+                        .unwrap_or_default()
+                        .to_vec();
+                    task.reported_peers = found.len();
+                    out.push(Action::PeersFound {
+                        request,
+                        peers: new,
+                    });
+                }
+                self.advance(request, now, out);
+            }
+            Purpose::Announce(request) => {
+                if let Some(task) = self.lookups.get_mut(&request) {
+                    task.announced += 1;
+                }
+                self.announce_answered(request, now, out);
+            }
+        }
+    }
+
+    fn announce_answered(&mut self, request: RequestId, now: Instant, out: &mut Vec<Action>) {
+        if let Some(task) = self.lookups.get_mut(&request)
+            && let Some(left) = task.announcing.as_mut()
+        {
+            *left = left.saturating_sub(1);
+        }
+        self.advance(request, now, out);
+    }
+
+    fn query_failed(
+        &mut self,
+        pending: Pending,
+        failure: QueryFailure,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        if failure == QueryFailure::Timeout
+            && let Some(id) = pending.id.or_else(|| self.table_id_at(pending.to))
+        {
+            self.table.failed(&id, now);
+        }
+        match pending.purpose {
+            Purpose::Ping(request) => out.push(Action::PingDone {
+                request,
+                result: Err(failure),
+            }),
+            Purpose::Maintenance => {}
+            Purpose::Lookup(request) => {
+                if let Some(task) = self.lookups.get_mut(&request) {
+                    task.lookup.on_failure(pending.to);
+                }
+                self.advance(request, now, out);
+            }
+            Purpose::Announce(request) => self.announce_answered(request, now, out),
+        }
+    }
+
+    fn table_id_at(&self, addr: SocketAddr) -> Option<NodeId> {
+        self.table
+            .entries()
+            .find(|e| e.node.addr == addr)
+            .map(|e| e.node.id)
+    }
+
+    /// Time passes: queries time out, the token secret rotates, stale peers expire and idle
+    /// buckets are refreshed with a lookup of a random id in them.
+    pub fn tick(&mut self, now: Instant, rng: &mut impl Rng, out: &mut Vec<Action>) {
+        let timeout = self.config.query_timeout;
+        let expired: Vec<Vec<u8>> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now.saturating_duration_since(p.sent_at) >= timeout)
+            .map(|(tid, _)| tid.clone())
+            .collect();
+        for tid in expired {
+            if let Some(pending) = self.pending.remove(&tid) {
+                self.query_failed(pending, QueryFailure::Timeout, now, out);
+            }
+        }
+        self.tokens.rotate_if_due(now, rng);
+        if now.saturating_duration_since(self.last_expiry) >= EXPIRE_PEERS_EVERY {
+            self.store.expire(now);
+            self.last_expiry = now;
+        }
+        if !self.table.is_empty() {
+            for target in self.table.refresh_targets(now, rng) {
+                self.lookup(target, LookupKind::FindNode, now, out);
+            }
+        }
+    }
+
+    /// The earliest time [`Node::tick`] has a query to time out, if any is outstanding.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.pending
+            .values()
+            .map(|p| p.sent_at + self.config.query_timeout)
+            .min()
+    }
+}

@@ -1,0 +1,220 @@
+//! rill's DHT node (`rill::dht`) in a private loopback DHT with a libtorrent node.
+//!
+//! Eight rill nodes run in process, each on its own 127.0.N.1 address (port 0), bootstrapped
+//! off the first. A python3-libtorrent session (`tests/drivers/lt_dht.py`, on 127.0.0.2)
+//! joins with the first rill node as its only bootstrap node, with the settings a loopback
+//! DHT needs (no routing/search IP restrictions, no rate-limit blocking). Then:
+//! - a rill node pings libtorrent's node and gets an id back;
+//! - libtorrent's `get_peers` finds the peer a rill node announced (rill answers its queries,
+//!   gives tokens, and returns the stored peer);
+//! - a rill lookup finds the peer libtorrent announced (libtorrent's `announce_peer` to rill
+//!   nodes carried the tokens they gave it, and they stored its peer).
+//!
+//! Every wait is bounded in time and count; libtorrent is stopped (stdin closed, then
+//! killed) when the test ends, pass or fail.
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rill::dht::{Dht, DhtConfig};
+use rill_common::InfoHash;
+use rill_tests::libtorrent::driver;
+use rill_tests::require_tool;
+use rill_tests::tools::PYTHON;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+/// Bound on any one wait for libtorrent or a lookup.
+const WAIT: Duration = Duration::from_secs(60);
+/// Rill nodes in the loopback DHT.
+const RILL_NODES: usize = 8;
+
+/// A libtorrent DHT node driven by `lt_dht.py`.
+struct LibtorrentDht {
+    child: Child,
+    events: mpsc::UnboundedReceiver<Value>,
+}
+
+impl LibtorrentDht {
+    fn start(
+        listen: Ipv4Addr,
+        bootstrap: SocketAddr,
+        announce: &[InfoHash],
+        find: &[InfoHash],
+    ) -> Self {
+        let mut command = Command::new(PYTHON);
+        command
+            .arg(driver("lt_dht.py"))
+            .arg("--listen")
+            .arg(format!("{listen}:0"))
+            .arg("--bootstrap")
+            .arg(bootstrap.to_string())
+            .arg("--max-seconds")
+            .arg("120");
+        for hash in announce {
+            command.arg("--announce").arg(hash.to_hex());
+        }
+        for hash in find {
+            command.arg("--find").arg(hash.to_hex());
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start lt_dht.py");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, events) = mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(event) => {
+                        if tx.send(event).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => eprintln!("lt_dht.py: {line}"),
+                }
+            }
+        });
+        LibtorrentDht { child, events }
+    }
+
+    /// Waits (bounded by [`WAIT`]) for an event that `pick` maps to `Some`.
+    async fn wait_for<T>(&mut self, what: &str, mut pick: impl FnMut(&Value) -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(event)) => {
+                    if event["event"] == "exit" {
+                        panic!("lt_dht.py exited while waiting for {what}: {event}");
+                    }
+                    if let Some(found) = pick(&event) {
+                        return found;
+                    }
+                }
+                Ok(None) => panic!("lt_dht.py closed its output while waiting for {what}"),
+                Err(_) => panic!("no {what} from libtorrent within {WAIT:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for LibtorrentDht {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rill_config(index: usize, bootstrap: Option<SocketAddr>) -> DhtConfig {
+    let ip = Ipv4Addr::new(127, 0, 10 + index as u8, 1);
+    let mut config = DhtConfig::new(SocketAddr::V4(SocketAddrV4::new(ip, 0)));
+    config.bootstrap = bootstrap.iter().map(ToString::to_string).collect();
+    config.node.query_timeout = Duration::from_secs(1);
+    config
+}
+
+async fn bounded<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {WAIT:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rill_and_libtorrent_share_a_loopback_dht() {
+    if !require_tool("libtorrent") {
+        return;
+    }
+    let first = Dht::start(rill_config(0, None)).await.unwrap();
+    let seed = first.local_addr();
+    let mut rill = vec![first];
+    for index in 1..RILL_NODES {
+        let node = Dht::start(rill_config(index, Some(seed))).await.unwrap();
+        bounded("rill bootstrap", node.wait_bootstrapped())
+            .await
+            .unwrap();
+        rill.push(node);
+    }
+
+    // Announced by rill before libtorrent joins; libtorrent must find it.
+    let by_rill = InfoHash::from_bytes([0x5E; 20]);
+    let outcome = bounded("rill announce", rill[3].announce(by_rill, Some(7777)))
+        .await
+        .unwrap();
+    assert!(outcome.announced >= 3, "{outcome:?}");
+    let rill_peer = format!("{}:7777", rill[3].local_addr().ip());
+
+    // Announced by libtorrent; rill must find it.
+    let by_libtorrent = InfoHash::from_bytes([0xA7; 20]);
+    let mut libtorrent = LibtorrentDht::start(
+        Ipv4Addr::new(127, 0, 0, 2),
+        seed,
+        &[by_libtorrent],
+        &[by_rill],
+    );
+    let lt_addr: SocketAddr = libtorrent
+        .wait_for("listening", |e| {
+            (e["event"] == "listening")
+                .then(|| format!("{}:{}", e["address"].as_str().unwrap_or(""), e["port"]))
+        })
+        .await
+        .parse()
+        .expect("listening address");
+
+    // libtorrent's table fills with rill nodes (it adds only nodes that answered it).
+    libtorrent
+        .wait_for("DHT nodes", |e| {
+            (e["event"] == "stats" && e["dht_nodes"].as_u64() >= Some(3)).then_some(())
+        })
+        .await;
+
+    // Our node pings libtorrent's (same UDP port as its TCP listen port).
+    let lt_id = bounded("ping libtorrent", rill[5].ping(lt_addr))
+        .await
+        .expect("libtorrent answers a ping");
+    assert_ne!(lt_id, rill[5].id());
+
+    // libtorrent's get_peers finds the peer rill announced.
+    let want = by_rill.to_hex();
+    libtorrent
+        .wait_for("libtorrent finding rill's peer", |e| {
+            let hit = e["event"] == "peers"
+                && e["info_hash"] == want.as_str()
+                && e["peers"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|p| p == rill_peer.as_str()));
+            hit.then_some(())
+        })
+        .await;
+
+    // A rill lookup finds libtorrent's peer once libtorrent has announced it (it re-announces
+    // every second): a bounded poll on the external process.
+    let started = Instant::now();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let peers = bounded("rill get_peers", rill[6].get_peers(by_libtorrent))
+            .await
+            .unwrap();
+        if peers.contains(&lt_addr) {
+            break;
+        }
+        assert!(
+            attempts < 60 && started.elapsed() < WAIT,
+            "rill never found libtorrent's peer {lt_addr} (last: {peers:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let stats = rill[0].stats();
+    assert!(stats.queries_answered > 0, "{stats:?}");
+
+    drop(libtorrent);
+    for node in rill {
+        bounded("shutdown", node.shutdown()).await.unwrap();
+    }
+}

@@ -98,6 +98,13 @@ pub struct SessionArgs {
     /// Connect to this peer directly (IP:PORT); may be repeated.
     #[arg(long = "peer", value_name = "ADDR")]
     pub peers: Vec<std::net::SocketAddr>,
+    /// Do not run the DHT (also when $RILL_NO_DHT is set, unless --dht-bootstrap is given).
+    #[arg(long, conflicts_with = "dht_bootstrap")]
+    pub no_dht: bool,
+    /// Bootstrap the DHT from this node (HOST:PORT) when no saved table is found; may be
+    /// repeated; replaces the public routers used by default.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub dht_bootstrap: Vec<String>,
     /// A TOML config file (default: $RILL_CONFIG if set); flags win over it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

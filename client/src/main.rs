@@ -115,6 +115,7 @@ fn session_config(args: &SessionArgs) -> anyhow::Result<SessionConfig> {
     }
     config.seed.seed |= config.seed.ratio.is_some() || config.seed.time.is_some();
     config.peers.clone_from(&args.peers);
+    config.dht = rill::session::dht::bootstrap_from_flags(&args.dht_bootstrap, args.no_dht);
     config.display = if args.quiet {
         Display::Quiet
     } else if args.json {

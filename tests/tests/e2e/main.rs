@@ -14,6 +14,7 @@ mod announce;
 mod cli;
 mod client;
 mod client_interop;
+mod client_magnet;
 mod client_resume;
 mod dht;
 mod fixtures;

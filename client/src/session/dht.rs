@@ -37,13 +37,25 @@ pub fn bootstrap_from_flags(bootstrap: &[String], no_dht: bool) -> Option<Vec<St
     Some(DEFAULT_BOOTSTRAP.iter().map(|s| (*s).to_owned()).collect())
 }
 
-/// Starts the session's node on UDP `port` (any address), restoring the table saved under
-/// `dir`; `None` (with a warning) if it cannot bind.
+/// Starts the session's node on UDP `port` (any address; another port if that one is
+/// taken), restoring the table saved under `dir`; `None` (with a warning) if it cannot bind.
 pub async fn start(bootstrap: &[String], port: u16, dir: &Path) -> Option<Arc<Dht>> {
     let mut config = DhtConfig::new(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)));
     config.bootstrap = bootstrap.to_vec();
-    config.state_file = Some(dir.join(".rill").join("dht.json"));
-    match Dht::start(config).await {
+    let state_dir = dir.join(".rill");
+    // The DHT writes its table there on exit; without the folder it keeps none.
+    if let Err(err) = tokio::fs::create_dir_all(&state_dir).await {
+        debug!("{}: {err}", state_dir.display());
+    }
+    config.state_file = Some(state_dir.join("dht.json"));
+    let mut started = Dht::start(config.clone()).await;
+    if let Err(err) = &started {
+        // The UDP port of the same number may be taken: any port will do.
+        debug!("{err}; trying any port");
+        config.bind.set_port(0);
+        started = Dht::start(config).await;
+    }
+    match started {
         Ok(dht) => {
             debug!("DHT node {} on {}", dht.id(), dht.local_addr());
             Some(Arc::new(dht))

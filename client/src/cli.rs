@@ -124,6 +124,21 @@ pub struct SessionArgs {
 pub struct InfoArgs {
     /// A .torrent file or a magnet link.
     pub source: String,
+    /// For a magnet link: fetch the info dict from peers (BEP 9) and describe the torrent.
+    #[arg(long)]
+    pub fetch: bool,
+    /// For a magnet link: fetch the info dict and write the .torrent here (implies --fetch).
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// With --fetch: ask this peer (IP:PORT) too; may be repeated.
+    #[arg(long = "peer", value_name = "ADDR")]
+    pub peers: Vec<std::net::SocketAddr>,
+    /// With --fetch: bootstrap the DHT from this node (HOST:PORT); may be repeated.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub dht_bootstrap: Vec<String>,
+    /// With --fetch: do not use the DHT.
+    #[arg(long, conflicts_with = "dht_bootstrap")]
+    pub no_dht: bool,
     /// Print one JSON object instead of text, for scripts.
     #[arg(long)]
     pub json: bool,

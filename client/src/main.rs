@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         }
     };
     let outcome = match cli.command {
+        Command::Info(args) if args.fetch || args.save.is_some() => info_fetch(&args),
         Command::Info(args) => rill::summary::run(&args),
         Command::Create(args) => rill::create::run(&args),
         Command::Download(args) => download(args),
@@ -152,6 +153,35 @@ fn run_session(config: SessionConfig, sources: &[String], mode: Mode) -> anyhow:
     })?;
     // Connections and announces still winding down must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    Ok(())
+}
+
+/// `rill info MAGNET --fetch / --save FILE`: the torrent fetched from peers.
+fn info_fetch(args: &rill::cli::InfoArgs) -> anyhow::Result<()> {
+    if !args.source.starts_with("magnet:") {
+        anyhow::bail!("--fetch and --save need a magnet link");
+    }
+    let dht = rill::session::dht::bootstrap_from_flags(&args.dht_bootstrap, args.no_dht);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let resolved = runtime.block_on(async {
+        let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
+        tokio::spawn(watch_signals(stop_tx));
+        rill::session::magnet::fetch(&args.source, args.peers.clone(), dht, &mut stop).await
+    })?;
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    let Some(resolved) = resolved else {
+        return Ok(());
+    };
+    if let Some(path) = &args.save {
+        std::fs::write(path, &resolved.torrent)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let summary = rill::summary::Summary::of_metainfo(&resolved.metainfo);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", summary.to_text());
+    }
     Ok(())
 }
 

@@ -22,6 +22,10 @@ use crate::dht::{DEFAULT_BOOTSTRAP, Dht, DhtConfig};
 pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(5 * 60);
 /// How soon a lookup is retried when the last one found nobody.
 pub const RETRY_EMPTY: Duration = Duration::from_secs(30);
+/// How soon an announce is retried when no node took it (the table was still empty).
+pub const RETRY_UNANNOUNCED: Duration = Duration::from_secs(5);
+/// How long the first announce waits for the bootstrap to finish.
+pub const BOOTSTRAP_WAIT: Duration = Duration::from_secs(10);
 /// The environment variable that turns the DHT off, as `--no-dht` does.
 pub const NO_DHT_ENV: &str = "RILL_NO_DHT";
 
@@ -88,6 +92,8 @@ pub fn spawn_announcer(
     found: mpsc::Sender<Vec<SocketAddr>>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        // An announce into an empty table reaches nobody: let the bootstrap finish first.
+        let _ = tokio::time::timeout(BOOTSTRAP_WAIT, dht.wait_bootstrapped()).await;
         loop {
             let wait = match dht.announce(info_hash, Some(port)).await {
                 Ok(outcome) => {
@@ -100,7 +106,13 @@ pub fn spawn_announcer(
                     if !empty && found.send(outcome.peers).await.is_err() {
                         return;
                     }
-                    if empty { RETRY_EMPTY } else { ANNOUNCE_EVERY }
+                    if outcome.announced == 0 {
+                        RETRY_UNANNOUNCED
+                    } else if empty {
+                        RETRY_EMPTY
+                    } else {
+                        ANNOUNCE_EVERY
+                    }
                 }
                 Err(err) => {
                     debug!("DHT announce of {info_hash}: {err}");

@@ -27,7 +27,7 @@ use tracing::{debug, info};
 use super::SessionError;
 use crate::announce::{self, AnnounceConfig};
 use crate::config::SessionConfig;
-use crate::dht::Dht;
+use crate::dht::{Dht, DhtConfig};
 use crate::metadata::{Action, Event, FetchConfig, MetadataFetch};
 use crate::peer::connection::{
     self, Established, Link, PeerEvent, Throttles, Timeouts, our_reserved,
@@ -36,6 +36,10 @@ use crate::torrent::PeerKey;
 
 /// How long after a DHT lookup ends the next one starts, while the fetch goes on.
 const DHT_RETRY: Duration = Duration::from_secs(10);
+/// How long the first DHT lookup waits for the bootstrap to finish.
+const BOOTSTRAP_WAIT: Duration = Duration::from_secs(10);
+/// How often the bootstrap's end is checked before the first lookup.
+const BOOTSTRAP_POLL: Duration = Duration::from_millis(100);
 /// How long `stopped` announces may take when the fetch ends.
 const STOP_ANNOUNCE: Duration = Duration::from_secs(2);
 
@@ -98,6 +102,44 @@ pub async fn load(
     Ok(resolve(&magnet, sources, stop)
         .await?
         .map(|resolved| (resolved.metainfo, resolved.peers)))
+}
+
+/// `rill info MAGNET --fetch`: fetches the torrent of `source` with its own DHT node (when
+/// `dht` names bootstrap nodes, on any UDP port, no saved table) and no listen socket.
+/// `None` if `stop` turned true first.
+pub async fn fetch(
+    source: &str,
+    peers: Vec<SocketAddr>,
+    dht: Option<Vec<String>>,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<Resolved>, SessionError> {
+    let magnet = Magnet::parse(source).map_err(|err| SessionError::Source {
+        source_name: source.to_owned(),
+        message: err.to_string(),
+    })?;
+    let node = match dht {
+        Some(bootstrap) => {
+            let mut config = DhtConfig::new(SocketAddr::from(([0, 0, 0, 0], 0)));
+            config.bootstrap = bootstrap;
+            Dht::start(config)
+                .await
+                .map_err(|err| debug!("DHT off: {err}"))
+                .ok()
+        }
+        None => None,
+    };
+    let sources = Sources {
+        peer_id: PeerId::generate(&mut rand::rng()),
+        port: crate::config::DEFAULT_PORT,
+        peers,
+        dht: node.as_ref(),
+        timeouts: Timeouts::default(),
+    };
+    let resolved = resolve(&magnet, sources, stop).await;
+    if let Some(node) = node {
+        let _ = node.shutdown().await;
+    }
+    resolved
 }
 
 /// Fetches the info dict of `magnet` from peers; `None` if `stop` turned true first.
@@ -180,13 +222,21 @@ pub async fn resolve(
             && dht_search.is_none()
             && Instant::now() >= next_search
         {
-            match dht.search(info_hash).await {
-                Ok(rx) => dht_search = Some(rx),
-                Err(err) => debug!("DHT lookup for {info_hash} failed: {err}"),
+            if !dht.stats().bootstrapped && now.elapsed() < BOOTSTRAP_WAIT {
+                // A lookup into an empty table finds nobody: let the bootstrap finish first.
+                next_search = Instant::now() + BOOTSTRAP_POLL;
+            } else {
+                match dht.search(info_hash).await {
+                    Ok(rx) => dht_search = Some(rx),
+                    Err(err) => debug!("DHT lookup for {info_hash} failed: {err}"),
+                }
+                next_search = Instant::now() + DHT_RETRY;
             }
-            next_search = Instant::now() + DHT_RETRY;
         }
-        let deadline = Instant::from_std(fetch.next_deadline()).min(Instant::now() + DHT_RETRY);
+        let mut deadline = Instant::from_std(fetch.next_deadline()).min(Instant::now() + DHT_RETRY);
+        if sources.dht.is_some() && dht_search.is_none() {
+            deadline = deadline.min(next_search);
+        }
         let event = tokio::select! {
             Some(event) = shell.events.recv() => match event {
                 PeerEvent::Message(key, message) => shell.live(key).then_some(Event::Received(key, message)),

@@ -342,3 +342,45 @@ fn a_private_torrent_never_touches_the_dht() {
     drop(private_seed);
     drop(public_seed);
 }
+
+#[test]
+fn rill_info_fetches_and_saves_a_magnets_torrent() {
+    if !require_tool("libtorrent") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::new(dir.path(), None);
+    let seed = LibtorrentPeer::seed(
+        &payload.torrent,
+        &payload.seed_dir,
+        LibtorrentOptions::default(),
+    )
+    .unwrap();
+    let magnet = magnet_of(
+        &payload.torrent,
+        "&tr=http%3A%2F%2F127.0.0.1%3A1%2Fannounce",
+    );
+    let saved = dir.path().join("saved.torrent");
+    let peer = seed.addr().to_string();
+    let output = rill_tests::run_rill([
+        "info",
+        magnet.as_str(),
+        "--json",
+        "--no-dht",
+        "--peer",
+        peer.as_str(),
+        "--save",
+        saved.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["name"], "payload", "{json}");
+    let original = rill_tests::torrent_info_hash(&payload.torrent).unwrap();
+    assert_eq!(rill_tests::torrent_info_hash(&saved).unwrap(), original);
+    let raw = std::fs::read(&saved).unwrap();
+    let metainfo = rill_common::metainfo::Metainfo::from_bytes(&raw).unwrap();
+    assert_eq!(
+        metainfo.trackers(),
+        vec![vec!["http://127.0.0.1:1/announce".to_owned()]]
+    );
+}

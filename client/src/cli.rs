@@ -24,6 +24,37 @@ pub enum Command {
     Download(DownloadArgs),
     /// Check data that is already complete and seed it.
     Seed(SeedArgs),
+    /// Query the DHT, for debugging a network.
+    Dht(DhtArgs),
+}
+
+/// `rill dht`.
+#[derive(Debug, Args)]
+pub struct DhtArgs {
+    /// What to ask.
+    #[command(subcommand)]
+    pub query: DhtQuery,
+    /// Bootstrap from this node (HOST:PORT) instead of the public routers; may be repeated.
+    #[arg(long, value_name = "HOST:PORT", global = true)]
+    pub dht_bootstrap: Vec<String>,
+    /// The UDP port to use (default: any).
+    #[arg(long, global = true)]
+    pub port: Option<u16>,
+}
+
+/// A `rill dht` query.
+#[derive(Debug, Subcommand)]
+pub enum DhtQuery {
+    /// Look up the peers of an info hash (40 hex digits or 32 base32 characters).
+    GetPeers {
+        /// The info hash.
+        info_hash: String,
+    },
+    /// Ping a DHT node.
+    Ping {
+        /// The node's address.
+        addr: String,
+    },
 }
 
 /// `rill download`.

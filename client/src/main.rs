@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         Command::Create(args) => rill::create::run(&args),
         Command::Download(args) => download(args),
         Command::Seed(args) => seed(args),
+        Command::Dht(args) => dht_query(&args),
     };
     match outcome {
         Ok(()) if INTERRUPTED.load(Ordering::Relaxed) => ExitCode::from(130),
@@ -155,6 +156,56 @@ fn run_session(config: SessionConfig, sources: &[String], mode: Mode) -> anyhow:
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(())
 }
+
+/// `rill dht get-peers INFOHASH` / `rill dht ping HOST:PORT`: one query from a fresh node.
+fn dht_query(args: &rill::cli::DhtArgs) -> anyhow::Result<()> {
+    use rill::cli::DhtQuery;
+    let bootstrap =
+        rill::session::dht::bootstrap_from_flags(&args.dht_bootstrap, false).unwrap_or_default();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let bind = std::net::SocketAddr::from(([0, 0, 0, 0], args.port.unwrap_or(0)));
+        let mut config = rill::dht::DhtConfig::new(bind);
+        config.bootstrap = bootstrap;
+        let dht = rill::dht::Dht::start(config).await?;
+        let result = match &args.query {
+            DhtQuery::GetPeers { info_hash } => {
+                let info_hash: rill_common::InfoHash = info_hash
+                    .parse()
+                    .map_err(|err| anyhow::anyhow!("invalid info hash {info_hash:?}: {err}"))?;
+                let stats = tokio::time::timeout(DHT_QUERY_WAIT, dht.wait_bootstrapped())
+                    .await
+                    .map_err(|_| anyhow::anyhow!("the DHT did not bootstrap"))??;
+                eprintln!("DHT: {} nodes after bootstrap", stats.nodes);
+                let peers = tokio::time::timeout(DHT_QUERY_WAIT, dht.get_peers(info_hash))
+                    .await
+                    .map_err(|_| anyhow::anyhow!("the lookup did not finish"))??;
+                for peer in &peers {
+                    println!("{peer}");
+                }
+                eprintln!("{} peers", peers.len());
+                Ok(())
+            }
+            DhtQuery::Ping { addr } => {
+                let target = tokio::net::lookup_host(addr.as_str())
+                    .await
+                    .with_context(|| format!("resolving {addr}"))?
+                    .find(std::net::SocketAddr::is_ipv4)
+                    .ok_or_else(|| anyhow::anyhow!("{addr}: no IPv4 address"))?;
+                let id = tokio::time::timeout(DHT_QUERY_WAIT, dht.ping(target))
+                    .await
+                    .map_err(|_| anyhow::anyhow!("no answer from {target}"))??;
+                println!("{target} {id}");
+                Ok(())
+            }
+        };
+        let _ = dht.shutdown().await;
+        result
+    })
+}
+
+/// Bound on each step of `rill dht`.
+const DHT_QUERY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `rill info MAGNET --fetch / --save FILE`: the torrent fetched from peers.
 fn info_fetch(args: &rill::cli::InfoArgs) -> anyhow::Result<()> {

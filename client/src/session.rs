@@ -161,7 +161,13 @@ pub async fn run(
     let peer_id = PeerId::generate(&mut rand::rng());
     let timeouts = Timeouts::default();
     let dht = match &config.dht {
-        Some(bootstrap) => dht::start(bootstrap, port, &config.output).await,
+        Some(bootstrap) => {
+            let dir = match &mode {
+                Mode::Download => &config.output,
+                Mode::Seed { data } => data,
+            };
+            dht::start(bootstrap, port, dir).await
+        }
         None => None,
     };
     let result = run_with(

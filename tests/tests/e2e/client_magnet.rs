@@ -384,3 +384,39 @@ fn rill_info_fetches_and_saves_a_magnets_torrent() {
         vec![vec!["http://127.0.0.1:1/announce".to_owned()]]
     );
 }
+
+#[test]
+fn rill_dht_ping_and_get_peers_on_a_loopback_dht() {
+    let dht = LoopbackDht::start(60);
+    let bootstrap = dht.bootstrap().to_string();
+    let target = dht.nodes[2].local_addr();
+    let output = rill_tests::run_rill(["dht", "ping", target.to_string().as_str()]);
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        stdout.trim(),
+        format!("{target} {}", dht.nodes[2].id()),
+        "{output:?}"
+    );
+
+    let info_hash = InfoHash::from_bytes([0x3C; 20]);
+    let announcer = &dht.nodes[4];
+    let outcome = dht.runtime.block_on(async {
+        tokio::time::timeout(WAIT, announcer.announce(info_hash, Some(4242)))
+            .await
+            .expect("announce within the bound")
+            .unwrap()
+    });
+    assert!(outcome.announced > 0, "{outcome:?}");
+    let output = rill_tests::run_rill([
+        "dht",
+        "get-peers",
+        info_hash.to_hex().as_str(),
+        "--dht-bootstrap",
+        bootstrap.as_str(),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let want = format!("{}:4242", announcer.local_addr().ip());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.lines().any(|l| l == want), "{output:?}");
+}

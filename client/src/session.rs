@@ -451,7 +451,9 @@ async fn start_torrent(
         .map_or((0, 0), |resume| (resume.uploaded, resume.downloaded));
     let (found_tx, found) = mpsc::channel(16);
     // Private torrents never get here with a DHT (BEP 27).
-    let dht_task = dht.map(|dht| dht::spawn_announcer(dht, info_hash, port, found_tx.clone()));
+    let dht_task = dht
+        .clone()
+        .map(|dht| dht::spawn_announcer(dht, info_hash, port, found_tx.clone()));
     let tiers = metainfo.trackers();
     let counters = Arc::new(watch::Sender::new(announce::Progress {
         uploaded: 0,
@@ -477,7 +479,8 @@ async fn start_torrent(
         },
         Mode::Download => Finish::WhenComplete,
     };
-    let ours = Handshake::new(our_reserved(), info_hash, peer_id);
+    // The DHT bit tells peers to send us their DHT port (BEP 5).
+    let ours = Handshake::new(our_reserved().with_dht(dht.is_some()), info_hash, peer_id);
     let store = open::DiskStore::new(storage, resume_path, info_hash, file_priorities.clone());
     let handle = task::spawn(Setup {
         state,
@@ -491,6 +494,7 @@ async fn start_torrent(
         finish,
         total_len: layout.total_length(),
         earlier,
+        dht: dht.map(|dht| task::DhtLink { dht }),
     });
     open::forward_counters(handle.progress.clone(), counters, earlier);
     let view = TorrentView {

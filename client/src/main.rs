@@ -131,10 +131,16 @@ fn session_config(args: &SessionArgs) -> anyhow::Result<SessionConfig> {
 }
 
 fn run_session(config: SessionConfig, sources: &[String], mode: Mode) -> anyhow::Result<()> {
+    // `-v` shows the DHT's size and lookups, and magnet fetches.
+    let default_filter = if config.display == Display::Verbose {
+        "warn,rill::session::dht=info,rill::session::magnet=info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(rill::progress::LogWriter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -170,6 +170,7 @@ pub async fn run(
         }
         None => None,
     };
+    let reporter_task = dht.clone().map(dht::spawn_reporter);
     let result = run_with(
         config,
         sources,
@@ -182,6 +183,10 @@ pub async fn run(
         dht.clone(),
     )
     .await;
+    if let Some(task) = reporter_task {
+        task.abort();
+        let _ = task.await;
+    }
     if let Some(dht) = dht {
         dht::stop(dht).await;
     }

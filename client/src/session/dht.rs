@@ -14,7 +14,7 @@ use std::time::Duration;
 use rill_common::InfoHash;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::dht::{DEFAULT_BOOTSTRAP, Dht, DhtConfig};
 
@@ -71,6 +71,29 @@ pub async fn start(bootstrap: &[String], port: u16, dir: &Path) -> Option<Arc<Dh
     }
 }
 
+/// How often the DHT's size and lookups are logged (shown with `-v`).
+pub const REPORT_EVERY: Duration = Duration::from_secs(30);
+
+/// Logs the node's size and lookups at `info` now and every [`REPORT_EVERY`], until aborted.
+pub fn spawn_reporter(dht: Arc<Dht>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(REPORT_EVERY);
+        loop {
+            ticker.tick().await;
+            let stats = dht.stats();
+            info!(
+                "DHT: {} nodes ({} good), {} lookups ({} active), {} peers stored, {} queries answered",
+                stats.nodes,
+                stats.good_nodes,
+                stats.lookups,
+                stats.lookups_active,
+                stats.peers_stored,
+                stats.queries_answered
+            );
+        }
+    })
+}
+
 /// Stops the node (saving its table) once every other holder has let go.
 pub async fn stop(dht: Arc<Dht>) {
     match Arc::try_unwrap(dht) {
@@ -97,7 +120,7 @@ pub fn spawn_announcer(
         loop {
             let wait = match dht.announce(info_hash, Some(port)).await {
                 Ok(outcome) => {
-                    debug!(
+                    info!(
                         "DHT announce of {info_hash}: {} peers, stored on {} nodes",
                         outcome.peers.len(),
                         outcome.announced

@@ -227,7 +227,13 @@ pub async fn resolve(
                 next_search = Instant::now() + BOOTSTRAP_POLL;
             } else {
                 match dht.search(info_hash).await {
-                    Ok(rx) => dht_search = Some(rx),
+                    Ok(rx) => {
+                        info!(
+                            "DHT lookup for {info_hash}: {} nodes in the table",
+                            dht.stats().nodes
+                        );
+                        dht_search = Some(rx);
+                    }
                     Err(err) => debug!("DHT lookup for {info_hash} failed: {err}"),
                 }
                 next_search = Instant::now() + DHT_RETRY;

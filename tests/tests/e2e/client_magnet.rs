@@ -6,7 +6,10 @@
 //!   downloads;
 //! - a libtorrent leecher given only the magnet and rill's address fetches the metadata from
 //!   a rill seed and downloads;
-//! - a private torrent (BEP 27) is never announced to the DHT, while a public one is.
+//! - a libtorrent leecher given only the magnet and the bootstrap node finds a rill seed
+//!   (announced by rill) through the DHT and downloads;
+//! - a private torrent (BEP 27) is never announced to the DHT, while a public one is;
+//! - `rill info MAGNET --save`, `rill dht ping` and `rill dht get-peers`.
 //!
 //! Files are compared byte for byte. Missing tools skip locally and fail with CI set
 //! ([`require_tool`]). Every wait is bounded.
@@ -419,4 +422,43 @@ fn rill_dht_ping_and_get_peers_on_a_loopback_dht() {
     let want = format!("{}:4242", announcer.local_addr().ip());
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.lines().any(|l| l == want), "{output:?}");
+}
+
+#[test]
+fn libtorrent_finds_a_rill_seed_through_a_loopback_dht() {
+    if !require_tool("libtorrent") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::new(dir.path(), None);
+    let dht = LoopbackDht::start(70);
+    let bootstrap = dht.bootstrap().to_string();
+    let options = RillOptions::default().args(["--dht-bootstrap", bootstrap.as_str()]);
+    let seed = RillPeer::seed(&payload.torrent, &payload.seed_dir, options).unwrap();
+    // rill announces its seed: a bounded poll on the DHT.
+    let info_hash = rill_tests::torrent_info_hash(&payload.torrent).unwrap();
+    let mut attempts = 0;
+    while !dht
+        .get_peers(info_hash)
+        .iter()
+        .any(|p| p.port() == seed.port())
+    {
+        attempts += 1;
+        assert!(attempts < 60, "rill's seed never reached the DHT");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let out = dir.path().join("libtorrent");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut leech = LtMagnet::start(&[
+        "--magnet".into(),
+        magnet_of(&payload.torrent, ""),
+        "--save-path".into(),
+        out.display().to_string(),
+        "--dht-bootstrap".into(),
+        bootstrap,
+    ]);
+    leech.wait_for("metadata", |e| (e["event"] == "metadata").then_some(()));
+    leech.wait_for("the download", |e| (e["event"] == "finished").then_some(()));
+    payload.assert_copied(&out, &FILES);
+    drop(seed);
 }

@@ -149,3 +149,20 @@ pub fn spawn_announcer(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_flags_replace_the_defaults_and_no_dht_turns_it_off() {
+        let given = vec!["127.0.0.1:7000".to_owned()];
+        assert_eq!(bootstrap_from_flags(&given, false), Some(given.clone()));
+        assert_eq!(bootstrap_from_flags(&[], true), None);
+        // Without flags: the public routers, unless the environment turns the DHT off.
+        let default = bootstrap_from_flags(&[], false);
+        if std::env::var_os(NO_DHT_ENV).is_none() {
+            assert_eq!(default.map(|d| d.len()), Some(DEFAULT_BOOTSTRAP.len()));
+        }
+    }
+}

@@ -206,6 +206,13 @@ async fn run_with(
     timeouts: Timeouts,
     dht: Option<Arc<crate::dht::Dht>>,
 ) -> Result<(), SessionError> {
+    let routes = Routes::default();
+    // Listening from the start: peers may dial us during a magnet's metadata fetch.
+    let listen_task = magnet::AbortOnDrop(tokio::spawn(listener::run(
+        listener,
+        routes.clone(),
+        timeouts,
+    )));
     let mut metainfos = Vec::new();
     let mut magnet_peers = Vec::new();
     for source in sources {
@@ -216,6 +223,7 @@ async fn run_with(
             port,
             timeouts,
             dht.as_deref(),
+            &routes,
             &mut stop,
         )
         .await?
@@ -239,8 +247,6 @@ async fn run_with(
             "--only-files needs exactly one torrent".to_owned(),
         ));
     }
-    let routes = Routes::default();
-    let listen_task = tokio::spawn(listener::run(listener, routes.clone(), timeouts));
     let throttles = Arc::new(Throttles {
         down: Throttle::new(config.max_down),
         up: Throttle::new(config.max_up),
@@ -302,7 +308,7 @@ async fn run_with(
             break;
         }
     }
-    listen_task.abort();
+    drop(listen_task);
     join_all(running, reporter).await
 }
 

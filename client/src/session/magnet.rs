@@ -32,6 +32,7 @@ use crate::metadata::{Action, Event, FetchConfig, MetadataFetch};
 use crate::peer::connection::{
     self, Established, Link, PeerEvent, Throttles, Timeouts, our_reserved,
 };
+use crate::peer::listener::{Route, Routes};
 use crate::torrent::PeerKey;
 
 /// How long after a DHT lookup ends the next one starts, while the fetch goes on.
@@ -40,8 +41,20 @@ const DHT_RETRY: Duration = Duration::from_secs(10);
 const BOOTSTRAP_WAIT: Duration = Duration::from_secs(10);
 /// How often the bootstrap's end is checked before the first lookup.
 const BOOTSTRAP_POLL: Duration = Duration::from_millis(100);
+/// Incoming connections queued for the fetch.
+const INCOMING_QUEUE: usize = 32;
 /// How long `stopped` announces may take when the fetch ends.
 const STOP_ANNOUNCE: Duration = Duration::from_secs(2);
+
+/// A task aborted when this is dropped (on every way out of a function).
+#[derive(Debug)]
+pub struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// The error for a magnet link with no way to find peers.
 pub const NO_SOURCES: &str =
@@ -71,6 +84,9 @@ pub struct Sources<'a> {
     pub dht: Option<&'a Dht>,
     /// Connection time-outs.
     pub timeouts: Timeouts,
+    /// The session's listener routes: incoming connections for the magnet's info hash join
+    /// the fetch while it runs.
+    pub routes: Option<&'a Routes>,
 }
 
 /// A source as a torrent and the peers already known for it: a `.torrent` (file or URL) as
@@ -83,6 +99,7 @@ pub async fn load(
     port: u16,
     timeouts: Timeouts,
     dht: Option<&Dht>,
+    routes: &Routes,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Option<(Metainfo, Vec<SocketAddr>)>, SessionError> {
     if !source.starts_with("magnet:") {
@@ -98,6 +115,7 @@ pub async fn load(
         peers: config.peers.clone(),
         dht,
         timeouts,
+        routes: Some(routes),
     };
     Ok(resolve(&magnet, sources, stop)
         .await?
@@ -134,6 +152,7 @@ pub async fn fetch(
         peers,
         dht: node.as_ref(),
         timeouts: Timeouts::default(),
+        routes: None,
     };
     let resolved = resolve(&magnet, sources, stop).await;
     if let Some(node) = node {
@@ -206,6 +225,16 @@ pub async fn resolve(
     });
 
     let mut shell = Shell::new(info_hash, sources.peer_id, sources.timeouts);
+    let (incoming_tx, mut incoming) = mpsc::channel::<Established>(INCOMING_QUEUE);
+    if let Some(routes) = sources.routes {
+        routes.insert(
+            info_hash,
+            Route {
+                ours: shell.ours,
+                incoming: incoming_tx,
+            },
+        );
+    }
     let mut actions = Vec::new();
     fetch.handle(Event::Start, now.into_std(), &mut actions);
     if !initial.is_empty() {
@@ -259,6 +288,7 @@ pub async fn resolve(
                 }
             }),
             Some(addrs) = found_rx.recv() => Some(Event::PeersFound(addrs)),
+            Some(established) = incoming.recv() => Some(shell.admit(established)),
             found = recv_dht(&mut dht_search) => match found {
                 Some(addr) => Some(Event::PeersFound(vec![addr])),
                 None => {
@@ -278,6 +308,9 @@ pub async fn resolve(
             fetch.handle(event, Instant::now().into_std(), &mut actions);
             done = shell.carry_out(&mut fetch, &mut actions);
         }
+    }
+    if let Some(routes) = sources.routes {
+        routes.remove(&info_hash);
     }
     let peers = fetch.known_addresses();
     if done.is_none() {

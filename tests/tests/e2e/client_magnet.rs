@@ -462,3 +462,50 @@ fn libtorrent_finds_a_rill_seed_through_a_loopback_dht() {
     payload.assert_copied(&out, &FILES);
     drop(seed);
 }
+
+#[test]
+fn a_libtorrent_seed_that_dials_rill_serves_it_the_metadata() {
+    if !require_tool("libtorrent") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::new(dir.path(), None);
+    // A DHT where nobody has the torrent: rill has a source, but only the incoming
+    // connection can bring the metadata.
+    let dht = LoopbackDht::start(80);
+    let port = rill_tests::free_port(Ipv4Addr::LOCALHOST).unwrap();
+    let magnet = magnet_of(&payload.torrent, "");
+    let out = dir.path().join("rill");
+    let options = RillOptions {
+        port: Some(port),
+        ..RillOptions::default()
+    }
+    .args(["--dht-bootstrap", dht.bootstrap().to_string().as_str()]);
+    let rill = {
+        let out = out.clone();
+        std::thread::spawn(move || {
+            RillPeer::download(&[std::path::Path::new(&magnet)], &out, options)
+        })
+    };
+    // rill listens before it fetches: a bounded poll on its port.
+    let rill_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut attempts = 0;
+    while std::net::TcpStream::connect(rill_addr).is_err() {
+        attempts += 1;
+        assert!(attempts < 100, "rill never listened on {rill_addr}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _seed = LtMagnet::start(&[
+        "--seed".into(),
+        payload.torrent.display().to_string(),
+        "--save-path".into(),
+        payload.seed_dir.display().to_string(),
+        "--peer".into(),
+        rill_addr.to_string(),
+    ]);
+    let mut rill = rill.join().unwrap().unwrap();
+    let last = rill.wait_final(DOWNLOAD).unwrap();
+    assert_eq!(last["have"], last["pieces"], "{last}");
+    payload.assert_copied(&out, &FILES);
+    assert!(rill.wait_exit(EXIT).unwrap().success());
+}

@@ -218,12 +218,14 @@ async fn run_with(
     for source in sources {
         let Some((metainfo, found)) = magnet::load(
             source,
-            &config,
-            peer_id,
-            port,
-            timeouts,
-            dht.as_deref(),
-            &routes,
+            magnet::Sources {
+                peer_id,
+                port,
+                peers: config.peers.clone(),
+                dht: dht.as_deref(),
+                timeouts,
+                routes: Some(&routes),
+            },
             &mut stop,
         )
         .await?

@@ -26,7 +26,6 @@ use tracing::{debug, info};
 
 use super::SessionError;
 use crate::announce::{self, AnnounceConfig};
-use crate::config::SessionConfig;
 use crate::dht::{Dht, DhtConfig};
 use crate::metadata::{Action, Event, FetchConfig, MetadataFetch};
 use crate::peer::connection::{
@@ -94,12 +93,7 @@ pub struct Sources<'a> {
 /// `stop` turned true during a fetch.
 pub async fn load(
     source: &str,
-    config: &SessionConfig,
-    peer_id: PeerId,
-    port: u16,
-    timeouts: Timeouts,
-    dht: Option<&Dht>,
-    routes: &Routes,
+    sources: Sources<'_>,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Option<(Metainfo, Vec<SocketAddr>)>, SessionError> {
     if !source.starts_with("magnet:") {
@@ -109,14 +103,6 @@ pub async fn load(
         source_name: source.to_owned(),
         message: err.to_string(),
     })?;
-    let sources = Sources {
-        peer_id,
-        port,
-        peers: config.peers.clone(),
-        dht,
-        timeouts,
-        routes: Some(routes),
-    };
     Ok(resolve(&magnet, sources, stop)
         .await?
         .map(|resolved| (resolved.metainfo, resolved.peers)))

@@ -24,6 +24,37 @@ pub enum Command {
     Download(DownloadArgs),
     /// Check data that is already complete and seed it.
     Seed(SeedArgs),
+    /// Query the DHT, for debugging a network.
+    Dht(DhtArgs),
+}
+
+/// `rill dht`.
+#[derive(Debug, Args)]
+pub struct DhtArgs {
+    /// What to ask.
+    #[command(subcommand)]
+    pub query: DhtQuery,
+    /// Bootstrap from this node (HOST:PORT) instead of the public routers; may be repeated.
+    #[arg(long, value_name = "HOST:PORT", global = true)]
+    pub dht_bootstrap: Vec<String>,
+    /// The UDP port to use (default: any).
+    #[arg(long, global = true)]
+    pub port: Option<u16>,
+}
+
+/// A `rill dht` query.
+#[derive(Debug, Subcommand)]
+pub enum DhtQuery {
+    /// Look up the peers of an info hash (40 hex digits or 32 base32 characters).
+    GetPeers {
+        /// The info hash.
+        info_hash: String,
+    },
+    /// Ping a DHT node.
+    Ping {
+        /// The node's address.
+        addr: String,
+    },
 }
 
 /// `rill download`.
@@ -98,6 +129,13 @@ pub struct SessionArgs {
     /// Connect to this peer directly (IP:PORT); may be repeated.
     #[arg(long = "peer", value_name = "ADDR")]
     pub peers: Vec<std::net::SocketAddr>,
+    /// Do not run the DHT (also when $RILL_NO_DHT is set, unless --dht-bootstrap is given).
+    #[arg(long, conflicts_with = "dht_bootstrap")]
+    pub no_dht: bool,
+    /// Bootstrap the DHT from this node (HOST:PORT) when no saved table is found; may be
+    /// repeated; replaces the public routers used by default.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub dht_bootstrap: Vec<String>,
     /// A TOML config file (default: $RILL_CONFIG if set); flags win over it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -117,6 +155,21 @@ pub struct SessionArgs {
 pub struct InfoArgs {
     /// A .torrent file or a magnet link.
     pub source: String,
+    /// For a magnet link: fetch the info dict from peers (BEP 9) and describe the torrent.
+    #[arg(long)]
+    pub fetch: bool,
+    /// For a magnet link: fetch the info dict and write the .torrent here (implies --fetch).
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// With --fetch: ask this peer (IP:PORT) too; may be repeated.
+    #[arg(long = "peer", value_name = "ADDR")]
+    pub peers: Vec<std::net::SocketAddr>,
+    /// With --fetch: bootstrap the DHT from this node (HOST:PORT); may be repeated.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub dht_bootstrap: Vec<String>,
+    /// With --fetch: do not use the DHT.
+    #[arg(long, conflicts_with = "dht_bootstrap")]
+    pub no_dht: bool,
     /// Print one JSON object instead of text, for scripts.
     #[arg(long)]
     pub json: bool,

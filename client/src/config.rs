@@ -67,6 +67,9 @@ pub struct SessionConfig {
     pub peers: Vec<SocketAddr>,
     /// How to show progress.
     pub display: Display,
+    /// The DHT's bootstrap nodes (`HOST:PORT`), used when no saved table is found; `None`:
+    /// no DHT.
+    pub dht: Option<Vec<String>>,
 }
 
 impl Default for SessionConfig {
@@ -83,6 +86,7 @@ impl Default for SessionConfig {
             seed: SeedPolicy::default(),
             peers: Vec::new(),
             display: Display::Bars,
+            dht: None,
         }
     }
 }

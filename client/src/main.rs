@@ -31,10 +31,12 @@ fn main() -> ExitCode {
         }
     };
     let outcome = match cli.command {
+        Command::Info(args) if args.fetch || args.save.is_some() => info_fetch(&args),
         Command::Info(args) => rill::summary::run(&args),
         Command::Create(args) => rill::create::run(&args),
         Command::Download(args) => download(args),
         Command::Seed(args) => seed(args),
+        Command::Dht(args) => dht_query(&args),
     };
     match outcome {
         Ok(()) if INTERRUPTED.load(Ordering::Relaxed) => ExitCode::from(130),
@@ -115,6 +117,7 @@ fn session_config(args: &SessionArgs) -> anyhow::Result<SessionConfig> {
     }
     config.seed.seed |= config.seed.ratio.is_some() || config.seed.time.is_some();
     config.peers.clone_from(&args.peers);
+    config.dht = rill::session::dht::bootstrap_from_flags(&args.dht_bootstrap, args.no_dht);
     config.display = if args.quiet {
         Display::Quiet
     } else if args.json {
@@ -128,10 +131,16 @@ fn session_config(args: &SessionArgs) -> anyhow::Result<SessionConfig> {
 }
 
 fn run_session(config: SessionConfig, sources: &[String], mode: Mode) -> anyhow::Result<()> {
+    // `-v` shows the DHT's size and lookups, and magnet fetches.
+    let default_filter = if config.display == Display::Verbose {
+        "warn,rill::session::dht=info,rill::session::magnet=info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(rill::progress::LogWriter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -151,6 +160,85 @@ fn run_session(config: SessionConfig, sources: &[String], mode: Mode) -> anyhow:
     })?;
     // Connections and announces still winding down must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    Ok(())
+}
+
+/// `rill dht get-peers INFOHASH` / `rill dht ping HOST:PORT`: one query from a fresh node.
+fn dht_query(args: &rill::cli::DhtArgs) -> anyhow::Result<()> {
+    use rill::cli::DhtQuery;
+    let bootstrap =
+        rill::session::dht::bootstrap_from_flags(&args.dht_bootstrap, false).unwrap_or_default();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let bind = std::net::SocketAddr::from(([0, 0, 0, 0], args.port.unwrap_or(0)));
+        let mut config = rill::dht::DhtConfig::new(bind);
+        config.bootstrap = bootstrap;
+        let dht = rill::dht::Dht::start(config).await?;
+        let result = match &args.query {
+            DhtQuery::GetPeers { info_hash } => {
+                let info_hash: rill_common::InfoHash = info_hash
+                    .parse()
+                    .map_err(|err| anyhow::anyhow!("invalid info hash {info_hash:?}: {err}"))?;
+                let stats = tokio::time::timeout(DHT_QUERY_WAIT, dht.wait_bootstrapped())
+                    .await
+                    .map_err(|_| anyhow::anyhow!("the DHT did not bootstrap"))??;
+                eprintln!("DHT: {} nodes after bootstrap", stats.nodes);
+                let peers = tokio::time::timeout(DHT_QUERY_WAIT, dht.get_peers(info_hash))
+                    .await
+                    .map_err(|_| anyhow::anyhow!("the lookup did not finish"))??;
+                for peer in &peers {
+                    println!("{peer}");
+                }
+                eprintln!("{} peers", peers.len());
+                Ok(())
+            }
+            DhtQuery::Ping { addr } => {
+                let target = tokio::net::lookup_host(addr.as_str())
+                    .await
+                    .with_context(|| format!("resolving {addr}"))?
+                    .find(std::net::SocketAddr::is_ipv4)
+                    .ok_or_else(|| anyhow::anyhow!("{addr}: no IPv4 address"))?;
+                let id = tokio::time::timeout(DHT_QUERY_WAIT, dht.ping(target))
+                    .await
+                    .map_err(|_| anyhow::anyhow!("no answer from {target}"))??;
+                println!("{target} {id}");
+                Ok(())
+            }
+        };
+        let _ = dht.shutdown().await;
+        result
+    })
+}
+
+/// Bound on each step of `rill dht`.
+const DHT_QUERY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `rill info MAGNET --fetch / --save FILE`: the torrent fetched from peers.
+fn info_fetch(args: &rill::cli::InfoArgs) -> anyhow::Result<()> {
+    if !args.source.starts_with("magnet:") {
+        anyhow::bail!("--fetch and --save need a magnet link");
+    }
+    let dht = rill::session::dht::bootstrap_from_flags(&args.dht_bootstrap, args.no_dht);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let resolved = runtime.block_on(async {
+        let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
+        tokio::spawn(watch_signals(stop_tx));
+        rill::session::magnet::fetch(&args.source, args.peers.clone(), dht, &mut stop).await
+    })?;
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    let Some(resolved) = resolved else {
+        return Ok(());
+    };
+    if let Some(path) = &args.save {
+        std::fs::write(path, &resolved.torrent)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let summary = rill::summary::Summary::of_metainfo(&resolved.metainfo);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", summary.to_text());
+    }
     Ok(())
 }
 

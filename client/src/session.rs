@@ -7,6 +7,8 @@
 //! an error, or when `stop` turns true (Ctrl-C), in which case each torrent announces
 //! `stopped`, syncs its data and saves its resume file first.
 
+pub mod dht;
+pub mod magnet;
 mod open;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -152,12 +154,85 @@ pub async fn run(
     config: SessionConfig,
     sources: &[String],
     mode: Mode,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     reporter: &mut dyn Reporter,
 ) -> Result<(), SessionError> {
+    let (listener, port) = bind(config.port).await?;
+    let peer_id = PeerId::generate(&mut rand::rng());
+    let timeouts = Timeouts::default();
+    let dht = match &config.dht {
+        Some(bootstrap) => {
+            let dir = match &mode {
+                Mode::Download => &config.output,
+                Mode::Seed { data } => data,
+            };
+            dht::start(bootstrap, port, dir).await
+        }
+        None => None,
+    };
+    let reporter_task = dht.clone().map(dht::spawn_reporter);
+    let result = run_with(
+        config,
+        sources,
+        mode,
+        stop,
+        reporter,
+        (listener, port),
+        peer_id,
+        timeouts,
+        dht.clone(),
+    )
+    .await;
+    if let Some(task) = reporter_task {
+        task.abort();
+        let _ = task.await;
+    }
+    if let Some(dht) = dht {
+        dht::stop(dht).await;
+    }
+    result
+}
+
+/// [`run`] once the listen socket and the DHT are up.
+#[allow(clippy::too_many_arguments)]
+async fn run_with(
+    config: SessionConfig,
+    sources: &[String],
+    mode: Mode,
+    mut stop: watch::Receiver<bool>,
+    reporter: &mut dyn Reporter,
+    (listener, port): (TcpListener, u16),
+    peer_id: PeerId,
+    timeouts: Timeouts,
+    dht: Option<Arc<crate::dht::Dht>>,
+) -> Result<(), SessionError> {
+    let routes = Routes::default();
+    // Listening from the start: peers may dial us during a magnet's metadata fetch.
+    let listen_task = magnet::AbortOnDrop(tokio::spawn(listener::run(
+        listener,
+        routes.clone(),
+        timeouts,
+    )));
     let mut metainfos = Vec::new();
+    let mut magnet_peers = Vec::new();
     for source in sources {
-        let metainfo = load_source(source).await?;
+        let Some((metainfo, found)) = magnet::load(
+            source,
+            magnet::Sources {
+                peer_id,
+                port,
+                peers: config.peers.clone(),
+                dht: dht.as_deref(),
+                timeouts,
+                routes: Some(&routes),
+            },
+            &mut stop,
+        )
+        .await?
+        else {
+            return Ok(());
+        };
+        magnet_peers.push(found);
         if metainfos
             .iter()
             .any(|other: &Metainfo| other.info_hash == metainfo.info_hash)
@@ -174,23 +249,21 @@ pub async fn run(
             "--only-files needs exactly one torrent".to_owned(),
         ));
     }
-    let (listener, port) = bind(config.port).await?;
-    let routes = Routes::default();
-    let timeouts = Timeouts::default();
-    let listen_task = tokio::spawn(listener::run(listener, routes.clone(), timeouts));
-    let peer_id = PeerId::generate(&mut rand::rng());
     let throttles = Arc::new(Throttles {
         down: Throttle::new(config.max_down),
         up: Throttle::new(config.max_up),
         connections: Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1))),
     });
     let mut running = Vec::new();
-    for metainfo in metainfos {
+    for (metainfo, found) in metainfos.into_iter().zip(magnet_peers) {
         if *stop.borrow() {
             break;
         }
+        let mut config = config.clone();
+        config.peers.extend(found);
+        let dht = dht.clone().filter(|_| !metainfo.info.private);
         let start = start_torrent(
-            &config, &mode, metainfo, peer_id, port, &throttles, timeouts, reporter,
+            &config, &mode, metainfo, peer_id, port, &throttles, timeouts, reporter, dht,
         );
         // Ctrl-C during a long check of existing data stops at once (the check is dropped).
         let started = tokio::select! {
@@ -237,7 +310,7 @@ pub async fn run(
             break;
         }
     }
-    listen_task.abort();
+    drop(listen_task);
     join_all(running, reporter).await
 }
 
@@ -253,6 +326,7 @@ struct Running {
     info_hash: rill_common::InfoHash,
     ours: Handshake,
     task: Handle,
+    dht_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 fn stop_all(running: &[(Running, TorrentView)]) {
@@ -268,6 +342,10 @@ async fn join_all(
     let views: Vec<TorrentView> = running.iter().map(|(_, view)| view.clone()).collect();
     let mut first_error = None;
     for (handle, view) in running {
+        if let Some(dht_task) = handle.dht_task {
+            dht_task.abort();
+            let _ = dht_task.await;
+        }
         if let Err(err) = handle.task.join().await {
             first_error.get_or_insert(SessionError::Torrent {
                 name: view.name.clone(),
@@ -322,6 +400,7 @@ async fn start_torrent(
     throttles: &Arc<Throttles>,
     timeouts: Timeouts,
     reporter: &mut dyn Reporter,
+    dht: Option<Arc<crate::dht::Dht>>,
 ) -> Result<(Running, TorrentView), SessionError> {
     let info = &metainfo.info;
     let name = info.name.clone();
@@ -384,6 +463,10 @@ async fn start_torrent(
         .as_ref()
         .map_or((0, 0), |resume| (resume.uploaded, resume.downloaded));
     let (found_tx, found) = mpsc::channel(16);
+    // Private torrents never get here with a DHT (BEP 27).
+    let dht_task = dht
+        .clone()
+        .map(|dht| dht::spawn_announcer(dht, info_hash, port, found_tx.clone()));
     let tiers = metainfo.trackers();
     let counters = Arc::new(watch::Sender::new(announce::Progress {
         uploaded: 0,
@@ -409,7 +492,8 @@ async fn start_torrent(
         },
         Mode::Download => Finish::WhenComplete,
     };
-    let ours = Handshake::new(our_reserved(), info_hash, peer_id);
+    // The DHT bit tells peers to send us their DHT port (BEP 5).
+    let ours = Handshake::new(our_reserved().with_dht(dht.is_some()), info_hash, peer_id);
     let store = open::DiskStore::new(storage, resume_path, info_hash, file_priorities.clone());
     let handle = task::spawn(Setup {
         state,
@@ -423,6 +507,7 @@ async fn start_torrent(
         finish,
         total_len: layout.total_length(),
         earlier,
+        dht: dht.map(|dht| task::DhtLink { dht }),
     });
     open::forward_counters(handle.progress.clone(), counters, earlier);
     let view = TorrentView {
@@ -441,6 +526,7 @@ async fn start_torrent(
             info_hash,
             ours,
             task: handle,
+            dht_task,
         },
         view,
     ))

@@ -36,8 +36,12 @@ pub fn rill_bin() -> PathBuf {
 }
 
 /// A [`Command`] for the built `rill` binary, to add arguments, environment or a folder to.
+/// `RILL_NO_DHT` is set so that nothing leaves loopback: a test that wants the DHT passes
+/// `--dht-bootstrap` with a loopback node, which turns it back on.
 pub fn rill_command() -> Command {
-    Command::new(rill_bin())
+    let mut command = Command::new(rill_bin());
+    command.env("RILL_NO_DHT", "1");
+    command
 }
 
 /// Runs `rill ARGS...` to completion and returns its status and output.

@@ -20,6 +20,7 @@
 //! `lifecycle` holds the end of a task (finish policy, clean stop, resume saves, publishing);
 //! `store` the traits the storage and the trackers plug in through.
 
+mod dht;
 mod lifecycle;
 mod store;
 
@@ -36,6 +37,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
+pub use dht::DhtLink;
 pub use store::{BlockStore, NoTrackers, StoreError, Trackers};
 
 use super::PeerKey;
@@ -138,6 +140,8 @@ pub struct Setup {
     pub total_len: u64,
     /// Bytes uploaded and downloaded in earlier runs (from the resume file).
     pub earlier: (u64, u64),
+    /// The session's DHT (`None` for private torrents and without a DHT).
+    pub dht: Option<DhtLink>,
 }
 
 /// A running torrent task.
@@ -212,6 +216,7 @@ struct Task {
     finish: Finish,
     total_len: u64,
     earlier: (u64, u64),
+    dht: Option<DhtLink>,
     publish: watch::Sender<Progress>,
 
     links: HashMap<PeerKey, Link>,
@@ -254,6 +259,7 @@ impl Task {
             finish: setup.finish,
             total_len: setup.total_len,
             earlier: setup.earlier,
+            dht: setup.dht,
             publish,
             links: HashMap::new(),
             next_key: 0,
@@ -460,6 +466,9 @@ impl Task {
             Arc::clone(&self.throttles),
         );
         link.hold(permit);
+        if let Some(dht) = &self.dht {
+            dht.on_connected(&link, &handshake);
+        }
         self.links.insert(peer, link);
         self.feed(Event::Connected {
             peer,
@@ -472,6 +481,9 @@ impl Task {
     fn on_peer_event(&mut self, event: PeerEvent) {
         match event {
             PeerEvent::Message(peer, message) => {
+                if let (Some(dht), Some(link)) = (&self.dht, self.links.get(&peer)) {
+                    dht.on_message(link.addr, &message);
+                }
                 if self.links.contains_key(&peer) {
                     self.feed(Event::Received(peer, message));
                 }

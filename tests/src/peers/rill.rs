@@ -14,7 +14,6 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 
 use super::process::Process;
-use crate::rill::rill_bin;
 
 /// How long [`RillPeer::seed`] and [`RillPeer::download`] wait for the first progress line
 /// (a seed checks its data first).
@@ -68,7 +67,7 @@ pub struct RillPeer {
 impl RillPeer {
     /// Starts `rill seed TORRENT --data DATA`; returns once it has checked its data and listens.
     pub fn seed(torrent: &Path, data: &Path, options: RillOptions) -> anyhow::Result<Self> {
-        let mut command = Command::new(rill_bin());
+        let mut command = crate::rill_command();
         command
             .arg("seed")
             .arg(torrent)
@@ -80,7 +79,7 @@ impl RillPeer {
 
     /// Starts `rill download TORRENT... -o OUT`; returns once it listens.
     pub fn download(torrents: &[&Path], out: &Path, options: RillOptions) -> anyhow::Result<Self> {
-        let mut command = Command::new(rill_bin());
+        let mut command = crate::rill_command();
         command
             .arg("download")
             .args(torrents)

@@ -221,22 +221,6 @@ fn seed_refuses_incomplete_data_in_one_line() {
 }
 
 #[test]
-fn magnet_links_are_refused_in_one_line() {
-    let output = run_rill([
-        "download",
-        "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567",
-        "--quiet",
-        "--port",
-        "0",
-    ]);
-    assert_one_line_error(&output, "rill download MAGNET");
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("not supported yet"),
-        "{output:?}"
-    );
-}
-
-#[test]
 fn a_missing_torrent_file_is_one_line() {
     let output = run_rill([
         "download",

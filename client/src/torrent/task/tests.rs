@@ -72,6 +72,7 @@ fn setup(have: Bitfield, finish: Finish, store: Arc<MemoryStore>) -> Setup {
         finish,
         total_len: u64::from(pieces) * 32_768,
         earlier: (5, 6),
+        dht: None,
     }
 }
 

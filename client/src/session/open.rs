@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rill_common::bitfield::Bitfield;
-use rill_common::magnet::Magnet;
 use rill_common::metainfo::Metainfo;
 use rill_common::pieces::{BlockRef, PieceIndex};
 use rill_common::tracker::AnnounceEvent;
@@ -27,20 +26,14 @@ const MAX_TORRENT_LEN: usize = 32 << 20;
 /// How long `stopped` announces may take when a torrent stops.
 pub const STOP_ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The message for magnet links, until the DHT and BEP 9 metadata exchange are wired in.
-pub const MAGNET_UNSUPPORTED: &str =
-    "magnet links need the DHT and metadata exchange, not supported yet";
-
-/// Reads a torrent named by a path or an http(s) URL; refuses magnet links for now.
+/// Reads a torrent named by a path or an http(s) URL (magnet links go through
+/// [`super::magnet::load`]).
 pub async fn load_source(source: &str) -> Result<Metainfo, SessionError> {
     let failed = |message: String| SessionError::Source {
         source_name: source.to_owned(),
         message,
     };
-    let bytes = if source.starts_with("magnet:") {
-        Magnet::parse(source).map_err(|err| failed(err.to_string()))?;
-        return Err(failed(MAGNET_UNSUPPORTED.to_owned()));
-    } else if source.starts_with("http://") || source.starts_with("https://") {
+    let bytes = if source.starts_with("http://") || source.starts_with("https://") {
         fetch(source).await.map_err(failed)?
     } else {
         tokio::fs::read(source)

@@ -1,5 +1,8 @@
 use super::*;
+use crate::storage::layout::Layout;
 use crate::storage::layout::tests::info;
+use rill_common::bitfield::Bitfield;
+use rill_common::pieces::PieceIndex;
 
 /// Files of 100 KiB, 0 bytes and 50 KiB in 32 KiB pieces: 5 pieces, the second file empty,
 /// piece 3 shared by the first and third files.
@@ -66,21 +69,4 @@ async fn bind_takes_the_given_port_or_any() {
     // The port is taken now: asking for it again fails in one line.
     let err = bind(Some(port)).await.unwrap_err().to_string();
     assert!(err.contains(&port.to_string()), "{err}");
-}
-
-#[tokio::test]
-async fn magnet_links_are_refused_with_the_reason() {
-    let err = load_source("magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567")
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.ends_with(MAGNET_UNSUPPORTED), "{err}");
-    let err = load_source("magnet:?xt=nonsense")
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        !err.contains("not supported"),
-        "a bad magnet says what is wrong: {err}"
-    );
 }

@@ -54,10 +54,13 @@ impl Backend {
         }
     }
 
-    /// Starts a transaction.
+    /// Starts a transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`,
+    /// waiting out the busy timeout): a deferred transaction that reads first and writes
+    /// later cannot wait for the lock and fails with "database is locked" when another
+    /// connection wrote in between.
     pub(super) async fn begin(&self) -> Result<Tx, DbError> {
         Ok(match self {
-            Backend::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Backend::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }

@@ -496,6 +496,34 @@ async fn sql_metacharacters_are_stored_verbatim_and_change_nothing_else(t: &Test
     assert_eq!(db.user("alice").await.unwrap().disabled, None);
 }
 
+/// Many admin writes at once, some failing on a duplicate: each fails only for its own
+/// reason, never with "database is locked" (SQLite write transactions begin IMMEDIATE, so
+/// one that read first never has to upgrade its lock against another writer).
+async fn concurrent_admin_writes_never_see_a_locked_database(t: &TestDb) {
+    let db = t.open().await;
+    let mut tasks = Vec::new();
+    for round in 0..4u64 {
+        for n in 0..8u64 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                // Every name twice per round: one of the pair fails as a duplicate.
+                db.add_user(&format!("user{round}x{}", n / 2), &key(100 * round + n))
+                    .await
+            }));
+        }
+    }
+    let (mut added, mut duplicates) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => added += 1,
+            Err(DbError::DuplicateUser(_)) => duplicates += 1,
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    assert_eq!((added, duplicates), (16, 16));
+    assert_eq!(db.list_users().await.unwrap().len(), 16);
+}
+
 on_both!(
     migrations_run_on_a_fresh_file_and_reopening_is_idempotent,
     user_admin_operations_round_trip,
@@ -506,4 +534,5 @@ on_both!(
     large_batches_are_chunked_under_the_bind_limit,
     unsorted_batches_with_repeated_keys_are_merged,
     sql_metacharacters_are_stored_verbatim_and_change_nothing_else,
+    concurrent_admin_writes_never_see_a_locked_database,
 );

@@ -3,7 +3,11 @@
 //!   others bootstrapping off it, plus a libtorrent seed (`lt_magnet.py`) of a trackerless
 //!   torrent announced in that DHT; rill, given only the magnet (no tracker, no `x.pe`, no
 //!   `--peer`) and the first node as `--dht-bootstrap`, finds the seed, fetches the metadata
-//!   and downloads it, compared byte for byte.
+//!   and downloads it, compared byte for byte;
+//! - the handshake's DHT bit and the `port` message (BEP 5): a libtorrent leecher whose DHT
+//!   is on but has no bootstrap node connects to a rill seed, and its routing table fills,
+//!   which only the DHT node learnt over that connection can do (with rill's DHT off, it stays
+//!   empty and the test fails).
 //!
 //! The seed's arrival in the DHT is observed through a `dht_get_peers` round of the last
 //! node, so nothing sleeps. Missing libtorrent skips locally and fails with CI set
@@ -123,6 +127,8 @@ fn rill_downloads_a_magnet_through_a_dht_of_libtorrent_nodes_only() {
     if !require_tool("libtorrent") {
         return;
     }
+    // Build rill before the drivers start, so their time boxes do not include the build.
+    rill_tests::rill_bin();
     let dir = tempfile::tempdir().unwrap();
     let payload = Payload::new(dir.path(), None);
     let info_hash = rill_tests::torrent_info_hash(&payload.torrent).unwrap();
@@ -143,6 +149,7 @@ fn rill_downloads_a_magnet_through_a_dht_of_libtorrent_nodes_only() {
         }
         args
     };
+    let started = Instant::now();
     let first = Driver::start("lt_dht.py", ip(0), &node_args(0, None, None));
     let bootstrap = first.addr;
     let mut nodes = vec![first];
@@ -171,6 +178,7 @@ fn rill_downloads_a_magnet_through_a_dht_of_libtorrent_nodes_only() {
     seed.wait_for("the seed's check", |e| {
         (e["event"] == "finished").then_some(())
     });
+    eprintln!("seed checked after {:?}", started.elapsed());
     // The seed is announced once its DHT has nodes: the last node's lookups find it.
     let seed_addr = seed.addr.to_string();
     let hex = info_hash.to_hex();
@@ -184,14 +192,60 @@ fn rill_downloads_a_magnet_through_a_dht_of_libtorrent_nodes_only() {
         found.then_some(())
     });
 
+    eprintln!("seed found in the DHT after {:?}", started.elapsed());
     let magnet = format!("magnet:?xt=urn:btih:{hex}");
     let out = dir.path().join("rill");
     let options = RillOptions::default().args(["--dht-bootstrap", bootstrap.to_string().as_str()]);
     let mut rill = RillPeer::download(&[std::path::Path::new(&magnet)], &out, options).unwrap();
     let last = rill.wait_final(DOWNLOAD).unwrap();
     assert_eq!(last["have"], last["pieces"], "{last}");
+    eprintln!("rill downloaded after {:?}", started.elapsed());
     payload.assert_copied(&out, &FILES);
     assert!(rill.wait_exit(EXIT).unwrap().success());
     drop(seed);
     drop(nodes);
+}
+
+#[test]
+fn a_libtorrent_peer_learns_a_rill_seeds_dht_node_over_the_peer_connection() {
+    if !require_tool("libtorrent") {
+        return;
+    }
+    rill_tests::rill_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::new(dir.path(), None);
+    let ip = |index: u8| Ipv4Addr::new(127, FIRST_NET + 10 + index, 0, 1);
+    // rill's DHT needs a bootstrap node to run at all: a lone libtorrent node.
+    let node = Driver::start("lt_dht.py", ip(0), &["--max-seconds".into(), "300".into()]);
+    let options = RillOptions::default().args(["--dht-bootstrap", node.addr.to_string().as_str()]);
+    let seed = RillPeer::seed(&payload.torrent, &payload.seed_dir, options).unwrap();
+    // The leecher's DHT is on (so it sets the handshake's DHT bit) with no bootstrap node:
+    // its routing table can only fill from the DHT node it learns over the connection.
+    let out = dir.path().join("libtorrent");
+    std::fs::create_dir_all(&out).unwrap();
+    let hex = rill_tests::torrent_info_hash(&payload.torrent)
+        .unwrap()
+        .to_hex();
+    let mut leech = Driver::start(
+        "lt_magnet.py",
+        ip(1),
+        &[
+            "--magnet".into(),
+            format!("magnet:?xt=urn:btih:{hex}"),
+            "--save-path".into(),
+            out.display().to_string(),
+            "--dht-bootstrap".into(),
+            String::new(),
+            "--peer".into(),
+            seed.addr().to_string(),
+            "--max-seconds".into(),
+            "300".into(),
+        ],
+    );
+    leech.wait_for("node in libtorrent's routing table", |e| {
+        (e["event"] == "stats" && e["dht_nodes"].as_u64().is_some_and(|n| n > 0)).then_some(())
+    });
+    drop(leech);
+    drop(seed);
+    drop(node);
 }

@@ -27,7 +27,8 @@ charged), timed when this process reads them:
   complete    rill: the JSON line with "final": true (else its exit); libtorrent:
               torrent_finished_alert.
 Both copies are compared byte for byte with the seed's data. Target: rill no slower than
-libtorrent on each moment (ratio rill/libtorrent <= 1).
+libtorrent on each moment (ratio rill/libtorrent <= 1). transfer_s (complete - metadata,
+the download proper) is shown with the same target for information.
 
 Options:
   --size SIZE     payload (default 64M)
@@ -67,7 +68,7 @@ PYTHON = "/usr/bin/python3"
 MIB = 1024 * 1024
 SEED_ADDR = "127.0.2.1"
 LEECH_ADDR = "127.0.3.1"
-MOMENTS = ["first_peer_s", "metadata_s", "complete_s"]
+MOMENTS = ["first_peer_s", "metadata_s", "complete_s", "transfer_s"]
 
 
 def parse_size(text):
@@ -361,7 +362,8 @@ def rill_run(args, magnet, bootstrap, out, seed_port):
         raise Failure(f"rill: a moment was not seen ({child.tail()})")
     first = min(watch.first, metadata)
     return {"first_peer_s": first - start, "metadata_s": metadata - start,
-            "complete_s": complete - start, "exit_s": end - start}
+            "complete_s": complete - start, "transfer_s": complete - metadata,
+            "exit_s": end - start}
 
 
 def lt_run(args, magnet, bootstrap, out, seed_port):
@@ -407,7 +409,7 @@ def lt_run(args, magnet, bootstrap, out, seed_port):
         raise Failure("libtorrent: a moment was not seen")
     first = min(t for t in (watch.first, metadata, peer) if t is not None)
     return {"first_peer_s": first - start, "metadata_s": metadata - start,
-            "complete_s": complete - start}
+            "complete_s": complete - start, "transfer_s": complete - metadata}
 
 
 def wait_quiet(port, timeout=10.0):

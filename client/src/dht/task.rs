@@ -322,6 +322,18 @@ impl Dht {
         Ok(*done)
     }
 
+    /// Waits until a lookup has somewhere to start: a node in the table has answered us, or
+    /// the first bootstrap lookup has finished. An iterative lookup from one good node
+    /// finds the closer ones itself, so lookups need not wait out the whole bootstrap.
+    pub async fn wait_usable(&self) -> Result<DhtStats, DhtError> {
+        let mut stats = self.stats.clone();
+        let done = stats
+            .wait_for(|s| s.bootstrapped || s.good_nodes > 0)
+            .await
+            .map_err(|_| DhtError::Stopped)?;
+        Ok(*done)
+    }
+
     /// Pings a node at `addr`; its id if it answers.
     pub async fn ping(&self, addr: SocketAddr) -> Result<NodeId, DhtError> {
         let (tx, rx) = oneshot::channel();

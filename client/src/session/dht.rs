@@ -115,8 +115,8 @@ pub fn spawn_announcer(
     found: mpsc::Sender<Vec<SocketAddr>>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        // An announce into an empty table reaches nobody: let the bootstrap finish first.
-        let _ = tokio::time::timeout(BOOTSTRAP_WAIT, dht.wait_bootstrapped()).await;
+        // An announce into an empty table reaches nobody: wait for a node that answers.
+        let _ = tokio::time::timeout(BOOTSTRAP_WAIT, dht.wait_usable()).await;
         loop {
             let wait = match dht.announce(info_hash, Some(port)).await {
                 Ok(outcome) => {

@@ -237,8 +237,9 @@ pub async fn resolve(
             && dht_search.is_none()
             && Instant::now() >= next_search
         {
-            if !dht.stats().bootstrapped && now.elapsed() < BOOTSTRAP_WAIT {
-                // A lookup into an empty table finds nobody: let the bootstrap finish first.
+            let stats = dht.stats();
+            if !stats.bootstrapped && stats.good_nodes == 0 && now.elapsed() < BOOTSTRAP_WAIT {
+                // A lookup into an empty table finds nobody: wait for a node that answers.
                 next_search = Instant::now() + BOOTSTRAP_POLL;
             } else {
                 match dht.search(info_hash).await {

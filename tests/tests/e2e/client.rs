@@ -85,6 +85,22 @@ impl Payload {
         }
     }
 
+    /// Runs `rill download SOURCE -o out` with `options` and checks that it ends with every
+    /// piece within `timeout`, every file byte for byte, and exit status 0.
+    pub fn assert_rill_downloads(
+        &self,
+        source: &Path,
+        out: &Path,
+        options: RillOptions,
+        timeout: Duration,
+    ) {
+        let mut rill = RillPeer::download(&[source], out, options).unwrap();
+        let last = rill.wait_final(timeout).unwrap();
+        assert_eq!(last["have"], last["pieces"], "{last}");
+        self.assert_copied(out, &FILES);
+        assert!(rill.wait_exit(EXIT).unwrap().success());
+    }
+
     /// Like [`Payload::assert_copied`], for another client's download: libtorrent 2.0 reports
     /// a torrent finished once every piece hashed, which it may do from its store buffer
     /// before the last writes reach the files, so a mismatch is re-read for a bounded time.

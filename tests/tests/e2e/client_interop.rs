@@ -17,7 +17,7 @@ use rill_tests::{
 };
 use rill_tracker::Config;
 
-use crate::client::{DOWNLOAD, EXIT, FILES, Payload};
+use crate::client::{DOWNLOAD, FILES, Payload};
 
 /// Bound on a download involving Transmission (it rechokes every 10 s).
 const TRANSMISSION_DOWNLOAD: Duration = Duration::from_secs(120);
@@ -42,11 +42,7 @@ fn rill_downloads_from_a_libtorrent_seed() {
     .unwrap();
     let out = dir.path().join("rill");
     let options = RillOptions::default().peer(seed.addr());
-    let mut rill = RillPeer::download(&[&payload.torrent], &out, options).unwrap();
-    let last = rill.wait_final(DOWNLOAD).unwrap();
-    assert_eq!(last["have"], last["pieces"], "{last}");
-    payload.assert_copied(&out, &FILES);
-    assert!(rill.wait_exit(EXIT).unwrap().success());
+    payload.assert_rill_downloads(&payload.torrent, &out, options, DOWNLOAD);
 }
 
 #[test]
@@ -64,11 +60,7 @@ fn rill_downloads_from_a_transmission_seed() {
     .unwrap();
     let out = dir.path().join("rill");
     let options = RillOptions::default().peer(seed.addr());
-    let mut rill = RillPeer::download(&[&payload.torrent], &out, options).unwrap();
-    let last = rill.wait_final(TRANSMISSION_DOWNLOAD).unwrap();
-    assert_eq!(last["have"], last["pieces"], "{last}");
-    payload.assert_copied(&out, &FILES);
-    assert!(rill.wait_exit(EXIT).unwrap().success());
+    payload.assert_rill_downloads(&payload.torrent, &out, options, TRANSMISSION_DOWNLOAD);
 }
 
 #[test]
@@ -171,9 +163,5 @@ fn rill_finds_a_libtorrent_seed_through_rill_tracker_over_udp() {
             .unwrap();
     }
     let out = dir.path().join("rill");
-    let mut rill = RillPeer::download(&[&payload.torrent], &out, RillOptions::default()).unwrap();
-    let last = rill.wait_final(DOWNLOAD).unwrap();
-    assert_eq!(last["have"], last["pieces"], "{last}");
-    payload.assert_copied(&out, &FILES);
-    assert!(rill.wait_exit(EXIT).unwrap().success());
+    payload.assert_rill_downloads(&payload.torrent, &out, RillOptions::default(), DOWNLOAD);
 }

@@ -53,11 +53,7 @@ fn rill_fetches_metadata_from_a_libtorrent_seed_given_x_pe() {
     let magnet = magnet_of(&payload.torrent, &format!("&x.pe={}", seed.addr()));
     let out = dir.path().join("rill");
     let options = RillOptions::default().args(["--no-dht"]);
-    let mut rill = RillPeer::download(&[std::path::Path::new(&magnet)], &out, options).unwrap();
-    let last = rill.wait_final(DOWNLOAD).unwrap();
-    assert_eq!(last["have"], last["pieces"], "{last}");
-    payload.assert_copied(&out, &FILES);
-    assert!(rill.wait_exit(EXIT).unwrap().success());
+    payload.assert_rill_downloads(std::path::Path::new(&magnet), &out, options, DOWNLOAD);
 }
 
 #[test]
@@ -76,11 +72,7 @@ fn rill_fetches_metadata_from_a_libtorrent_seed_given_peer() {
     let magnet = magnet_of(&payload.torrent, "&dn=files");
     let out = dir.path().join("rill");
     let options = RillOptions::default().peer(seed.addr()).args(["--no-dht"]);
-    let mut rill = RillPeer::download(&[std::path::Path::new(&magnet)], &out, options).unwrap();
-    let last = rill.wait_final(DOWNLOAD).unwrap();
-    assert_eq!(last["have"], last["pieces"], "{last}");
-    payload.assert_copied(&out, &FILES);
-    assert!(rill.wait_exit(EXIT).unwrap().success());
+    payload.assert_rill_downloads(std::path::Path::new(&magnet), &out, options, DOWNLOAD);
 }
 
 #[test]
@@ -267,11 +259,7 @@ fn rill_downloads_a_magnet_found_through_a_loopback_dht() {
     let magnet = magnet_of(&payload.torrent, "");
     let out = dir.path().join("rill");
     let options = RillOptions::default().args(["--dht-bootstrap", bootstrap.as_str()]);
-    let mut rill = RillPeer::download(&[std::path::Path::new(&magnet)], &out, options).unwrap();
-    let last = rill.wait_final(DOWNLOAD).unwrap();
-    assert_eq!(last["have"], last["pieces"], "{last}");
-    payload.assert_copied(&out, &FILES);
-    assert!(rill.wait_exit(EXIT).unwrap().success());
+    payload.assert_rill_downloads(std::path::Path::new(&magnet), &out, options, DOWNLOAD);
     assert!(
         out.join(".rill/dht.json").exists(),
         "the routing table is saved on exit"

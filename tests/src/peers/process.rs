@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-/// How long a process gets to exit by itself after stdin closes or SIGTERM, before SIGKILL.
-const GRACE: Duration = Duration::from_secs(5);
+/// How long a process gets to exit by itself after stdin closes or SIGTERM, before SIGKILL
+/// (libtorrent alone may wait its 5 s `stop_tracker_timeout` for a tracker's `stopped` reply).
+const GRACE: Duration = Duration::from_secs(15);
 /// Lines of output kept for error messages.
 const KEPT_LINES: usize = 40;
 

@@ -341,11 +341,12 @@ fn a_private_torrent_gets_no_pex_and_no_port_from_rill() {
 }
 
 /// BEP 3: the bitfield "is only ever sent as the first message" (BEP 6's Have All / Have
-/// None stand in for it). rill sends `port` first.
+/// None stand in for it). libtorrent 2.0.8 sends its extended handshake, then Have All, then
+/// `port`; rill sends `port` first, before Have All.
 #[test]
 #[ignore = "fails until torrent/task.rs sends `port` after the state's greeting (see the \
             PEX helper's report)"]
-fn rill_sends_its_bitfield_before_the_port_message() {
+fn rill_sends_port_after_its_bitfield() {
     rill_tests::rill_bin();
     let dir = tempfile::tempdir().unwrap();
     let payload = Payload::new(dir.path(), None);
@@ -353,11 +354,12 @@ fn rill_sends_its_bitfield_before_the_port_message() {
     let rill = RillPeer::seed(&payload.torrent, &payload.seed_dir, options).unwrap();
     let seen = look_at_rill(rill.addr(), &payload.torrent);
     // Bitfield (5) or, with the fast extension, Have All (14).
+    let have = seen.ids.iter().position(|id| matches!(id, 5 | 14));
+    let port = seen.ids.iter().position(|id| *id == PORT);
     assert!(
-        matches!(seen.ids.first(), Some(5 | 14)),
-        "first messages {:?}",
+        matches!((have, port), (Some(have), Some(port)) if have < port),
+        "messages {:?}",
         seen.ids
     );
-    assert!(seen.ids.contains(&PORT), "{:?}", seen.ids);
     assert_eq!(rill.stop().unwrap().code(), Some(130));
 }

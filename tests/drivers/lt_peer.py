@@ -82,7 +82,7 @@ Session settings and the loopback facts behind them (libtorrent 2.0.8):
     announces (HTTP and UDP) already leave from the listen address, so a tracker records
     the peer at ADDRESS:PORT it really listens on.
   - DHT (unless --dht-bootstrap), LSD, UPnP, NAT-PMP off; PEX (ut_pex) on, as libtorrent's
-    default: 2.0.8 sends its first ut_pex about 1-2 s after a peer's extended handshake
+    default: 2.0.8 sends its first ut_pex 0.5-1.5 s after a peer's extended handshake
     (at its next one-second tick, once it has two peers or more), then one a minute; uTP off unless --utp; plaintext only unless --encryption;
     no rate limits; allow_multiple_connections_per_ip on.
   - ssrf_mitigation off: otherwise libtorrent refuses a tracker on localhost whose path is

@@ -13,7 +13,7 @@
 //! The seeds run with `--no-outgoing`: every connection a seed has was made by the other side,
 //! so "S saw a connection from X" means X dialled S, which it could only do by learning S's
 //! address from PEX. Downloads are compared byte for byte. libtorrent sends its first
-//! `ut_pex` about 1–2 s after a peer's extended handshake (then once a minute); rill sends its
+//! `ut_pex` 0.5–1.5 s after a peer's extended handshake (then once a minute); rill sends its
 //! own 5 s after the peer's. Missing libtorrent skips locally and fails with CI set
 //! ([`require_tool`]). Every wait is bounded in time; nothing sleeps.
 

@@ -1,6 +1,9 @@
 //! [`LibtorrentPeer`]: a python3-libtorrent session seeding or leeching one torrent, run by
 //! `tests/drivers/lt_peer.py` (see that file for its events and options).
 //!
+//! PEX (`ut_pex`) is on, as libtorrent's default: two libtorrent peers that share a third learn
+//! of each other within a second or two. The DHT is off unless [`LibtorrentOptions::dht`].
+//!
 //! ```no_run
 //! use std::path::Path;
 //! use std::time::Duration;

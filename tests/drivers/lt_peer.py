@@ -27,6 +27,14 @@ Options:
   --progress-interval S  seconds between `progress` events (default 0.5; 0 turns them off).
   --utp             allow uTP (off by default: it stalls on a loaded 2-core machine).
   --encryption      allow RC4/obfuscated connections (default: plaintext only in and out).
+  --download-limit B  the torrent's download rate limit in bytes/s (default: none), e.g. to
+                    keep a leecher incomplete for the length of a test.
+  --no-outgoing     never dial a peer (no outgoing TCP): every connection is one the other
+                    side made, so a test can tell who learnt whose address.
+  --dht-bootstrap NODES  turn the DHT on (off by default) with these bootstrap nodes
+                    (comma-separated; "" for none), with the private loopback DHT settings:
+                    no routing/search IP restrictions, no rate-limit blocking. The handshake
+                    then carries the DHT bit, and libtorrent sends and takes `port` (BEP 5).
 
 Output: one JSON object per line on stdout, flushed at once, each with an "event":
   {"event":"listening","address":"127.0.0.2","port":N}   TCP listen socket ready
@@ -44,6 +52,12 @@ Output: one JSON object per line on stdout, flushed at once, each with an "event
   {"event":"scrape_reply","url":U,"complete":C,"incomplete":I}
   {"event":"peer_connected","address":"127.0.0.3","port":P}
   {"event":"peer_disconnected","address":A,"port":P,"message":M}
+  {"event":"peers","peers":[{"address":A,"port":P,"client":C,"peer_id":HEX,
+   "outgoing":BOOL,"seed":BOOL,"source":["tracker"|"dht"|"pex"|"lsd"|"resume_data",..],
+   "total_download":B,"total_upload":B},..]}              answer to `peers` ("outgoing":
+                                                          this session dialled the peer)
+  {"event":"dht","node_id":HEX,"nodes":["ip:port",..],"dht_nodes":N}
+                                                          answer to `dht`: the routing table
   {"event":"warning","message":M}                         not fatal (a bad command, say)
   {"event":"error","message":M}                           fatal (the driver then exits 1)
   {"event":"exit","reason":"stdin closed"|"quit"|"max-seconds"|"finished"|"error"}
@@ -56,6 +70,9 @@ takes the driver with it):
   announce            re-announce to every tracker now, ignoring the minimum interval
   scrape              scrape the trackers now (answered by `scrape_reply` / `tracker_error`)
   status              print a `progress` event now
+  peers               print the connected peers (a `peers` event)
+  dht                 print the DHT routing table's nodes (a `dht` event; empty with the
+                      DHT off)
   quit                exit
 Stderr carries libtorrent's and Python's diagnostics only.
 
@@ -64,7 +81,9 @@ Session settings and the loopback facts behind them (libtorrent 2.0.8):
     outgoing peer connections leave from 127.0.0.1 whatever the listen address. Tracker
     announces (HTTP and UDP) already leave from the listen address, so a tracker records
     the peer at ADDRESS:PORT it really listens on.
-  - DHT, LSD, UPnP, NAT-PMP off; uTP off unless --utp; plaintext only unless --encryption;
+  - DHT (unless --dht-bootstrap), LSD, UPnP, NAT-PMP off; PEX (ut_pex) on, as libtorrent's
+    default: 2.0.8 sends its first ut_pex 0.5-1.5 s after a peer's extended handshake
+    (at its next one-second tick, once it has two peers or more), then one a minute; uTP off unless --utp; plaintext only unless --encryption;
     no rate limits; allow_multiple_connections_per_ip on.
   - ssrf_mitigation off: otherwise libtorrent refuses a tracker on localhost whose path is
     not exactly /announce (passkey URLs like /announce/KEY).
@@ -82,6 +101,7 @@ import queue
 import sys
 import threading
 import time
+import warnings
 
 import libtorrent as lt
 
@@ -119,6 +139,9 @@ def parse_args(argv):
     parser.add_argument("--progress-interval", type=float, default=0.5)
     parser.add_argument("--utp", action="store_true")
     parser.add_argument("--encryption", action="store_true")
+    parser.add_argument("--download-limit", type=int, default=0)
+    parser.add_argument("--no-outgoing", action="store_true")
+    parser.add_argument("--dht-bootstrap", default=None)
     return parser.parse_args(argv)
 
 
@@ -138,7 +161,7 @@ def make_session(args):
         "enable_incoming_utp": args.utp,
         "enable_outgoing_utp": args.utp,
         "enable_incoming_tcp": True,
-        "enable_outgoing_tcp": True,
+        "enable_outgoing_tcp": not args.no_outgoing,
         # Every peer of a test is on loopback; several may share an address.
         "allow_multiple_connections_per_ip": True,
         "upload_rate_limit": 0,
@@ -162,7 +185,29 @@ def make_session(args):
     if not args.encryption:
         settings["out_enc_policy"] = int(lt.enc_policy.disabled)
         settings["in_enc_policy"] = int(lt.enc_policy.disabled)
-    return lt.session(settings)
+    if args.dht_bootstrap is not None:
+        # A private loopback DHT (see /work/shared/PEERS.md): every node is on 127.x.
+        settings.update({
+            "enable_dht": True,
+            "dht_bootstrap_nodes": args.dht_bootstrap,
+            "dht_restrict_routing_ips": False,
+            "dht_restrict_search_ips": False,
+            "dht_block_ratelimit": 10000,
+            "dht_block_timeout": 1,
+        })
+    session = lt.session(settings)
+    if args.dht_bootstrap is not None:
+        # Not every build knows these; each is tried on its own.
+        for key, value in {
+            "dht_prefer_verified_node_ids": False,
+            "dht_ignore_dark_internet": False,
+            "dht_enforce_node_id": False,
+        }.items():
+            try:
+                session.apply_settings({key: value})
+            except (KeyError, TypeError):
+                pass
+    return session
 
 
 def add_torrent(session, args):
@@ -180,6 +225,8 @@ def add_torrent(session, args):
         for offset, url in enumerate(args.tracker):
             entries.append({"url": url, "tier": first_tier + offset})
         handle.replace_trackers(entries)
+    if args.download_limit > 0:
+        handle.set_download_limit(args.download_limit)
     handle.resume()
     return handle
 
@@ -198,6 +245,44 @@ def status_fields(handle):
         "download_rate": status.download_rate,
         "upload_rate": status.upload_rate,
     }
+
+
+# peer_info.source bits (the binding exposes no `incoming` bit: 0 there).
+PEER_SOURCES = ("tracker", "dht", "pex", "lsd", "resume_data")
+
+
+def peer_fields(info):
+    """One connected peer of `handle.get_peer_info()` as JSON fields."""
+    sources = [name for name in PEER_SOURCES if info.source & getattr(lt.peer_info, name, 0)]
+    return {
+        **endpoint_fields(info.ip),
+        "client": info.client.decode("utf-8", "replace")
+        if isinstance(info.client, bytes) else str(info.client),
+        "peer_id": bytes(info.pid.to_bytes()).hex(),
+        "outgoing": bool(info.flags & lt.peer_info.local_connection),
+        "seed": bool(info.flags & lt.peer_info.seed),
+        "source": sources,
+        "total_download": info.total_download,
+        "total_upload": info.total_upload,
+    }
+
+
+def dht_fields(session):
+    """The DHT routing table's nodes (`session.dht_state()`: compact addresses)."""
+    with warnings.catch_warnings():
+        # dht_state() and session.status() are deprecated in 2.0, yet the binding's only
+        # way to the routing table's nodes and their count.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        state = session.dht_state()
+        count = session.status().dht_nodes
+    nodes = []
+    for compact in state.get(b"nodes", []) if isinstance(state, dict) else []:
+        if len(compact) == 6:
+            ip = ".".join(str(octet) for octet in compact[:4])
+            nodes.append(f"{ip}:{int.from_bytes(compact[4:6], 'big')}")
+    ids = state.get(b"node-id", []) if isinstance(state, dict) else []
+    node_id = bytes(ids[0][:20]).hex() if ids else ""
+    return {"node_id": node_id, "nodes": nodes, "dht_nodes": count}
 
 
 def read_stdin(commands):
@@ -252,6 +337,10 @@ class Peer:
             self.handle.scrape_tracker()
         elif word == "status":
             emit("progress", **status_fields(self.handle))
+        elif word == "peers":
+            emit("peers", peers=[peer_fields(info) for info in self.handle.get_peer_info()])
+        elif word == "dht":
+            emit("dht", **dht_fields(self.session))
         else:
             emit("warning", message=f"unknown command {line!r}")
         return None

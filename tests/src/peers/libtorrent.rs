@@ -1,6 +1,9 @@
 //! [`LibtorrentPeer`]: a python3-libtorrent session seeding or leeching one torrent, run by
 //! `tests/drivers/lt_peer.py` (see that file for its events and options).
 //!
+//! PEX (`ut_pex`) is on, as libtorrent's default: two libtorrent peers that share a third learn
+//! of each other within a second or two. The DHT is off unless [`LibtorrentOptions::dht`].
+//!
 //! ```no_run
 //! use std::path::Path;
 //! use std::time::Duration;
@@ -54,6 +57,13 @@ pub struct LibtorrentOptions {
     pub utp: bool,
     /// Allow encrypted (RC4/obfuscated) connections; plaintext only when false.
     pub encryption: bool,
+    /// The torrent's download rate limit in bytes/s (`--download-limit`); `None`: none.
+    pub download_limit: Option<u64>,
+    /// Never dial a peer (`--no-outgoing`): every connection is one the other side made.
+    pub no_outgoing: bool,
+    /// Turn the DHT on with these bootstrap nodes (`--dht-bootstrap`, comma-separated;
+    /// empty for none); `None`: DHT off.
+    pub dht_bootstrap: Option<String>,
 }
 
 impl Default for LibtorrentOptions {
@@ -67,6 +77,9 @@ impl Default for LibtorrentOptions {
             max_seconds: 120,
             utp: false,
             encryption: false,
+            download_limit: None,
+            no_outgoing: false,
+            dht_bootstrap: None,
         }
     }
 }
@@ -87,6 +100,27 @@ impl LibtorrentOptions {
     /// Sets the listen address.
     pub fn address(mut self, address: Ipv4Addr) -> Self {
         self.address = Some(address);
+        self
+    }
+
+    /// Limits the torrent's download rate to `bytes_per_second` (e.g. to keep a leecher
+    /// incomplete for the length of a test).
+    pub fn download_limit(mut self, bytes_per_second: u64) -> Self {
+        self.download_limit = Some(bytes_per_second);
+        self
+    }
+
+    /// Never dials a peer: only connections the other side makes.
+    pub fn no_outgoing(mut self) -> Self {
+        self.no_outgoing = true;
+        self
+    }
+
+    /// Turns the DHT on with these bootstrap nodes (none when empty), with the private
+    /// loopback DHT settings; the handshake then carries the DHT bit (BEP 5).
+    pub fn dht(mut self, bootstrap: &[SocketAddr]) -> Self {
+        let nodes: Vec<String> = bootstrap.iter().map(ToString::to_string).collect();
+        self.dht_bootstrap = Some(nodes.join(","));
         self
     }
 
@@ -111,6 +145,15 @@ impl LibtorrentOptions {
         }
         if self.encryption {
             args.push("--encryption".to_owned());
+        }
+        if let Some(limit) = self.download_limit {
+            args.extend(["--download-limit".to_owned(), limit.to_string()]);
+        }
+        if self.no_outgoing {
+            args.push("--no-outgoing".to_owned());
+        }
+        if let Some(nodes) = &self.dht_bootstrap {
+            args.extend(["--dht-bootstrap".to_owned(), nodes.clone()]);
         }
         args
     }
@@ -278,6 +321,44 @@ impl LibtorrentPeer {
     /// Asks the session to scrape its trackers now (answered by a `scrape_reply` event).
     pub fn scrape(&mut self) -> anyhow::Result<()> {
         self.process.send_line("scrape")
+    }
+
+    /// The peers connected now (the driver's `peers` event: address, port, client,
+    /// peer_id, outgoing, seed, source, totals), asked for and waited on up to `timeout`.
+    pub fn peers(&mut self, timeout: Duration) -> anyhow::Result<Vec<Value>> {
+        self.process.send_line("peers")?;
+        self.wait_event("peers", timeout, |event| {
+            Ok(event["peers"].as_array().cloned())
+        })
+    }
+
+    /// The torrent's status now (a `progress` event), asked for and waited on up to
+    /// `timeout`.
+    pub fn status(&mut self, timeout: Duration) -> anyhow::Result<Value> {
+        // Progress events also come by themselves: those already printed are set aside, and
+        // the first one after the command is at most one progress interval old.
+        self.events();
+        self.process.send_line("status")?;
+        self.wait_event("progress", timeout, |event| Ok(Some(event.clone())))
+    }
+
+    /// The nodes of the DHT's routing table now (empty with the DHT off), asked for and
+    /// waited on up to `timeout`.
+    pub fn dht_nodes(&mut self, timeout: Duration) -> anyhow::Result<Vec<SocketAddr>> {
+        self.process.send_line("dht")?;
+        self.wait_event("dht", timeout, |event| {
+            let Some(nodes) = event["nodes"].as_array() else {
+                return Ok(None);
+            };
+            nodes
+                .iter()
+                .map(|node| {
+                    let text = node.as_str().context("a DHT node that is not a string")?;
+                    text.parse().with_context(|| format!("DHT node {text}"))
+                })
+                .collect::<anyhow::Result<Vec<SocketAddr>>>()
+                .map(Some)
+        })
     }
 
     /// Stops the driver: closes its stdin, on which it announces `stopped` to its trackers and

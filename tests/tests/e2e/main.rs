@@ -18,6 +18,7 @@ mod client;
 mod client_dht_interop;
 mod client_interop;
 mod client_magnet;
+mod client_pex_interop;
 mod client_resume;
 mod dht;
 mod fixtures;

@@ -2,11 +2,17 @@
 //! handshakes carry the DHT bit, a `port` message tells the peer our DHT's UDP port, and a
 //! peer's `port` message gets its node pinged (a node that answers joins the routing table).
 //! Private torrents (BEP 27) get no [`DhtLink`], so none of this happens for them.
+//!
+//! Against libtorrent 2.0.8 (shown in `tests/tests/e2e/client_pex_interop.rs`): it sends
+//! `port` after its extended handshake and Have All / bitfield when both bits are set, and
+//! pings the node of a `port` it receives, adding it once it answers; a libtorrent with no
+//! bootstrap node thus gets rill's node, and rill libtorrent's.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rill_common::wire::{Handshake, Message};
+use tokio::task::JoinHandle;
 use tracing::debug;
 
 use crate::dht::Dht;
@@ -27,20 +33,69 @@ impl DhtLink {
         }
     }
 
-    /// A message from `addr`: a `port` message gets the peer's node pinged.
-    pub fn on_message(&self, addr: SocketAddr, message: &Message) {
+    /// A message from `addr`: a `port` message (a non-zero one) gets the peer's node, on
+    /// `addr`'s IP, pinged in the background; the ping's task is returned, for tests to await.
+    pub fn on_message(&self, addr: SocketAddr, message: &Message) -> Option<JoinHandle<()>> {
         let Message::Port(port) = message else {
-            return;
+            return None;
         };
         if *port == 0 {
-            return;
+            return None;
         }
         let node = SocketAddr::new(addr.ip(), *port);
         let dht = Arc::clone(&self.dht);
-        tokio::spawn(async move {
-            if let Err(err) = dht.ping(node).await {
-                debug!(%node, "DHT ping of a peer's node: {err}");
+        Some(tokio::spawn(async move {
+            match dht.ping(node).await {
+                Ok(id) => debug!(%node, %id, "a peer's DHT node answered our ping"),
+                Err(err) => debug!(%node, "DHT ping of a peer's node: {err}"),
             }
-        });
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::dht::DhtConfig;
+
+    async fn node() -> Dht {
+        let config = DhtConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+        Dht::start(config).await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_peers_port_message_gets_its_node_pinged_into_our_table() {
+        let link = DhtLink {
+            dht: Arc::new(node().await),
+        };
+        // The peer's node has no bootstrap node and no reason to query us: our table can
+        // only get it from the answer to our ping.
+        let theirs = node().await;
+        assert!(link.dht.nodes().await.unwrap().is_empty());
+        let peer = SocketAddr::from((Ipv4Addr::LOCALHOST, 6881));
+        let ping = link
+            .on_message(peer, &Message::Port(theirs.local_addr().port()))
+            .expect("a ping for a port message");
+        ping.await.unwrap();
+        let nodes = link.dht.nodes().await.unwrap();
+        assert!(
+            nodes
+                .iter()
+                .any(|n| n.addr == theirs.local_addr() && n.id == theirs.id()),
+            "{nodes:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn other_messages_and_port_zero_ping_nobody() {
+        let link = DhtLink {
+            dht: Arc::new(node().await),
+        };
+        let peer = SocketAddr::from((Ipv4Addr::LOCALHOST, 6881));
+        assert!(link.on_message(peer, &Message::Port(0)).is_none());
+        assert!(link.on_message(peer, &Message::Interested).is_none());
+        assert!(link.on_message(peer, &Message::HaveAll).is_none());
     }
 }

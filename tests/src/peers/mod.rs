@@ -10,8 +10,10 @@
 //! - Each peer listens on one explicit IPv4 loopback address ([`loopback_address`] hands out
 //!   127.0.0.2, 127.0.0.3, … in turn), so a tracker sees distinct peers, and libtorrent's
 //!   one-connection-per-IP rule and Transmission's address checks never merge them.
-//! - Peers learn of each other only from a tracker or an explicit address: DHT, local peer
-//!   discovery, PEX, UPnP/NAT-PMP and uTP are off.
+//! - Peers learn of each other from a tracker or an explicit address: DHT (unless a test turns
+//!   it on), local peer discovery, UPnP/NAT-PMP and uTP are off. PEX is off for Transmission
+//!   and on for libtorrent (its default), so a libtorrent peer may also pass on addresses of
+//!   peers it is connected to.
 //!
 //! Loopback facts these drivers rely on (see also `/work/shared/PEERS.md`):
 //! - Transmission 3.00 drops 127.x peers it learns from a tracker, so it never dials them: the

@@ -2,6 +2,7 @@
 //! Every wait is bounded by a timeout so a stuck node fails the test instead of hanging.
 
 use super::*;
+use rill_common::InfoHash;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 const LIMIT: Duration = Duration::from_secs(60);

@@ -11,7 +11,10 @@
 //! - every well-formed query is answered (errors 203 for bad arguments or a bad token, 204 for
 //!   an unknown method) unless we are read-only: a read-only node answers nothing and marks
 //!   its queries `ro=1`; a querier marked `ro` is answered but never enters our table (BEP 43);
-//! - a packet that is not KRPC at all is dropped; nothing panics on any input.
+//! - a packet that is not KRPC at all is dropped; nothing panics on any input;
+//! - the IPv4 and IPv6 DHTs stay apart (BEP 32): a node enters the table of its address's
+//!   family, a peer the store of the family it announced over; a lookup runs once in each
+//!   family the node is on ([`NodeConfig::families`]) and reports once, with the peers of all.
 //!
 //! This file holds the state, transactions, packet intake and timers; `answer` answers
 //! queries, `lookups` starts and drives the caller's operations, `reply` takes the
@@ -25,10 +28,11 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use rill_common::krpc::{Body, CompactNode, ERROR_PROTOCOL, KrpcError, Message, NodeId, Query};
 
+use super::family::{Families, Family, PerFamily};
 use super::lookup::Lookup;
 use super::peer_store::PeerStore;
 use super::rate_limit::RateLimiter;
-use super::routing_table::{Contact, Insert, RoutingTable};
+use super::routing_table::{Contact, Entry, Insert, RoutingTable};
 use super::tokens::Tokens;
 
 mod action;
@@ -52,8 +56,8 @@ enum Purpose {
     Ping(RequestId),
     /// Checking a questionable node of a full bucket.
     Maintenance,
-    /// A step of a lookup.
-    Lookup(RequestId),
+    /// A step of a lookup, in one family's DHT.
+    Lookup(RequestId, Family),
     /// An `announce_peer` after a lookup.
     Announce(RequestId),
 }
@@ -66,23 +70,39 @@ struct Pending {
     purpose: Purpose,
 }
 
+/// One family's part of a lookup (BEP 32: each DHT is searched on its own).
+#[derive(Clone, Debug)]
+struct Run {
+    family: Family,
+    lookup: Lookup,
+    reported_peers: usize,
+}
+
 #[derive(Clone, Debug)]
 struct LookupTask {
-    lookup: Lookup,
+    target: NodeId,
+    runs: Vec<Run>,
     kind: LookupKind,
-    reported_peers: usize,
+    /// `announce_peer` replies still awaited, once every run's lookup is done.
     announcing: Option<usize>,
     announced: usize,
 }
 
-/// The pure DHT node: routing table, tokens, peer store, transactions and lookups.
+impl LookupTask {
+    fn run_mut(&mut self, family: Family) -> Option<&mut Run> {
+        self.runs.iter_mut().find(|r| r.family == family)
+    }
+}
+
+/// The pure DHT node: a routing table and peer store per family, tokens, transactions and
+/// lookups.
 #[derive(Debug)]
 pub struct Node {
     id: NodeId,
     config: NodeConfig,
-    table: RoutingTable,
+    tables: PerFamily<RoutingTable>,
     tokens: Tokens,
-    store: PeerStore,
+    stores: PerFamily<PeerStore>,
     limiter: RateLimiter,
     ip_limiter: RateLimiter,
     pending: HashMap<Vec<u8>, Pending>,
@@ -94,13 +114,20 @@ pub struct Node {
 }
 
 impl Node {
-    /// A node with `id` and an empty table.
+    /// A node with `id` and empty tables (the same id in both DHTs, as BEP 32 advises).
     pub fn new(id: NodeId, config: NodeConfig, now: Instant, rng: &mut impl Rng) -> Self {
+        let store = PeerStore::new(config.max_peers_per_hash, config.max_peers_total);
         Node {
             id,
-            table: RoutingTable::new(id, now),
+            tables: PerFamily {
+                v4: RoutingTable::new(id, now),
+                v6: RoutingTable::new(id, now),
+            },
             tokens: Tokens::new(now, rng),
-            store: PeerStore::new(config.max_peers_per_hash, config.max_peers_total),
+            stores: PerFamily {
+                v4: store.clone(),
+                v6: store,
+            },
             limiter: RateLimiter::new(config.rate_burst, config.rate_per_second, 65_536),
             ip_limiter: RateLimiter::new(config.ip_rate_burst, config.ip_rate_per_second, 65_536),
             pending: HashMap::new(),
@@ -118,18 +145,39 @@ impl Node {
         self.id
     }
 
-    /// The routing table (read-only view).
+    /// The IPv4 DHT's routing table (read-only view).
     pub fn table(&self) -> &RoutingTable {
-        &self.table
+        &self.tables.v4
+    }
+
+    /// `family`'s routing table (read-only view).
+    pub fn table_of(&self, family: Family) -> &RoutingTable {
+        self.tables.get(family)
+    }
+
+    /// Every entry of both routing tables, IPv4 first.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.tables.iter().flat_map(RoutingTable::entries)
+    }
+
+    /// The DHTs the node is on.
+    pub fn families(&self) -> Families {
+        self.config.families
+    }
+
+    /// Whether both routing tables are empty.
+    pub fn is_empty(&self) -> bool {
+        self.tables.iter().all(RoutingTable::is_empty)
     }
 
     /// Current counters.
     pub fn stats(&self) -> NodeStats {
         NodeStats {
-            nodes: self.table.len(),
-            buckets: self.table.bucket_count(),
+            nodes: self.tables.iter().map(RoutingTable::len).sum(),
+            nodes6: self.tables.v6.len(),
+            buckets: self.tables.iter().map(RoutingTable::bucket_count).sum(),
             lookups_active: self.lookups.len(),
-            peers_stored: self.store.len(),
+            peers_stored: self.stores.iter().map(PeerStore::len).sum(),
             pending_queries: self.pending.len(),
             ..self.stats
         }
@@ -245,7 +293,8 @@ impl Node {
         now: Instant,
         out: &mut Vec<Action>,
     ) {
-        if let Insert::Cached { ping } = self.table.insert(node, contact, now) {
+        let table = self.tables.get_mut(Family::of(&node.addr));
+        if let Insert::Cached { ping } = table.insert(node, contact, now) {
             for stale in ping.into_iter().take(2) {
                 let already = self.pending.values().any(|p| p.to == stale.addr);
                 if !already {
@@ -280,12 +329,17 @@ impl Node {
         }
         self.tokens.rotate_if_due(now, rng);
         if now.saturating_duration_since(self.last_expiry) >= EXPIRE_PEERS_EVERY {
-            self.store.expire(now);
+            for store in self.stores.iter_mut() {
+                store.expire(now);
+            }
             self.last_expiry = now;
         }
-        if !self.table.is_empty() {
-            for target in self.table.refresh_targets(now, rng) {
-                self.lookup(target, LookupKind::FindNode, now, out);
+        for family in Family::ALL {
+            let table = self.tables.get_mut(family);
+            if !table.is_empty() {
+                for target in table.refresh_targets(now, rng) {
+                    self.lookup_in(target, LookupKind::FindNode, &[family], now, out);
+                }
             }
         }
     }

@@ -1,5 +1,5 @@
-//! The DHT's one tokio shell: a UDP socket, a timer, the saved routing table, and the [`Dht`]
-//! handle the rest of the client calls.
+//! The DHT's one tokio shell: a UDP socket per address family (BEP 32), a timer, the saved
+//! routing tables, and the [`Dht`] handle the rest of the client calls.
 //!
 //! Invariants: the task alone owns the [`Node`](super::Node); callers talk to it through a channel and
 //! get answers on oneshots, so a dropped caller never blocks it. The table is saved to
@@ -7,8 +7,9 @@
 //! temporary file and renamed so a crash never leaves half a file. Start-up bootstraps from
 //! the saved table if there is one, else (or if that finds nobody) from the configured nodes.
 //!
-//! This file holds the settings, errors and results; `handle` is the [`Dht`] API, `shell`
-//! the loop around the socket, and `state_file` the saved table.
+//! This file holds the settings, errors and results; `handle` is the [`Dht`] API and binds
+//! the sockets, `shell` the loop around them, and `state_file` the saved tables (nodes of
+//! both families in one file).
 
 use std::io;
 use std::net::SocketAddr;
@@ -40,8 +41,10 @@ pub const DEFAULT_BOOTSTRAP: &[&str] = &[
 /// How to run the DHT.
 #[derive(Clone, Debug)]
 pub struct DhtConfig {
-    /// The UDP address to bind (port 0 picks one).
+    /// The UDP address to bind (port 0 picks one), IPv4 or IPv6.
     pub bind: SocketAddr,
+    /// A second UDP address, IPv6, for the IPv6 DHT beside an IPv4 `bind` (BEP 32).
+    pub bind6: Option<SocketAddr>,
     /// Bootstrap nodes as `HOST:PORT` (resolved at start); empty means none.
     pub bootstrap: Vec<String>,
     /// Where the routing table is saved and restored; `None` keeps nothing.
@@ -61,6 +64,7 @@ impl DhtConfig {
     pub fn new(bind: SocketAddr) -> Self {
         DhtConfig {
             bind,
+            bind6: None,
             bootstrap: Vec::new(),
             state_file: None,
             read_only: false,
@@ -101,9 +105,11 @@ pub enum DhtError {
 /// Counters shown in `-v` output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DhtStats {
-    /// Nodes in the routing table.
+    /// Nodes in the routing tables (both families).
     pub nodes: usize,
-    /// Nodes in the table that answered in the last 15 minutes.
+    /// Of those, nodes in the IPv6 DHT's table (BEP 32).
+    pub nodes6: usize,
+    /// Nodes in the tables that answered in the last 15 minutes.
     pub good_nodes: usize,
     /// Lookups started.
     pub lookups: u64,

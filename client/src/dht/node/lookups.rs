@@ -2,21 +2,28 @@
 //! lookups and announces, and the driving of each lookup until it is done: queries sent at
 //! most α at a time, then for an announce the `announce_peer` round to the closest nodes that
 //! gave a token. A lookup is reported done once, after its last query answered or failed.
+//!
+//! BEP 32: a lookup runs once per family the node is on, each in its own DHT from its own
+//! table; the runs share one request, the announce round waits until every run is done (a
+//! run that had no node to start from may still get some from the other family's replies),
+//! and the outcome carries the peers and nodes of all runs.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use rill_common::InfoHash;
-use rill_common::krpc::{CompactNode, NodeId, Query, Want};
+use rill_common::krpc::{CompactNode, NodeId, Query};
 
-use super::{Action, LookupKind, LookupTask, Node, Purpose, QueryFailure, RequestId};
+use super::{Action, LookupKind, LookupTask, Node, Purpose, QueryFailure, RequestId, Run};
+use crate::dht::family::Family;
 use crate::dht::lookup::Lookup;
 use crate::dht::peer_store::MAX_REPLY_PEERS;
 use crate::dht::routing_table::K;
 
 impl Node {
     /// Joins the network: a `find_node` lookup of our own id from `known` nodes (say, a saved
-    /// table) and `bootstrap` addresses; responders fill the table.
+    /// table) and `bootstrap` addresses, each in the DHT of its family; responders fill the
+    /// tables.
     pub fn bootstrap(
         &mut self,
         known: Vec<CompactNode>,
@@ -24,8 +31,18 @@ impl Node {
         now: Instant,
         out: &mut Vec<Action>,
     ) -> RequestId {
-        let lookup = Lookup::new(self.id, Some(self.id), known, bootstrap);
-        self.start(lookup, LookupKind::FindNode, now, out)
+        let runs = self
+            .config
+            .families
+            .iter()
+            .map(|family| {
+                let seeds = known.iter().filter(|n| Family::of(&n.addr) == family);
+                let addrs = bootstrap.iter().filter(|a| Family::of(a) == family);
+                let lookup = Lookup::new(self.id, Some(self.id), seeds.copied(), addrs.copied());
+                Run::new(family, lookup)
+            })
+            .collect();
+        self.start(self.id, runs, LookupKind::FindNode, now, out)
     }
 
     /// Pings `addr`; the result comes as [`Action::PingDone`].
@@ -41,8 +58,8 @@ impl Node {
         request
     }
 
-    /// Starts a lookup of `target`; progress comes as [`Action::PeersFound`] and
-    /// [`Action::LookupDone`].
+    /// Starts a lookup of `target` in each DHT the node is on; progress comes as
+    /// [`Action::PeersFound`] and [`Action::LookupDone`].
     pub fn lookup(
         &mut self,
         target: NodeId,
@@ -50,14 +67,36 @@ impl Node {
         now: Instant,
         out: &mut Vec<Action>,
     ) -> RequestId {
-        let seeds = self.table.closest(&target, K * 2, now);
-        let mut lookup = Lookup::new(target, Some(self.id), seeds, []);
+        let families: Vec<Family> = self.config.families.iter().collect();
+        self.lookup_in(target, kind, &families, now, out)
+    }
+
+    /// Starts a lookup of `target` in the DHTs of `families`.
+    pub(super) fn lookup_in(
+        &mut self,
+        target: NodeId,
+        kind: LookupKind,
+        families: &[Family],
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> RequestId {
+        let mut runs: Vec<Run> = families
+            .iter()
+            .map(|&family| {
+                let seeds = self.tables.get(family).closest(&target, K * 2, now);
+                Run::new(family, Lookup::new(target, Some(self.id), seeds, []))
+            })
+            .collect();
         if kind != LookupKind::FindNode {
             // We may be one of the closest nodes ourselves: peers announced to us count too.
             let info_hash = InfoHash::from_bytes(*target.as_bytes());
-            lookup.add_peers(&self.store.live_peers(&info_hash, now, MAX_REPLY_PEERS));
+            for run in &mut runs {
+                let store = self.stores.get(run.family);
+                run.lookup
+                    .add_peers(&store.live_peers(&info_hash, now, MAX_REPLY_PEERS));
+            }
         }
-        self.start(lookup, kind, now, out)
+        self.start(target, runs, kind, now, out)
     }
 
     /// `get_peers` for `info_hash`.
@@ -71,7 +110,8 @@ impl Node {
     }
 
     /// `get_peers` then `announce_peer` for `info_hash`: on TCP `port`, or on our UDP port
-    /// (`implied_port`) when `None`.
+    /// (`implied_port`) when `None`. Each DHT stores the address we announce from, so a node
+    /// on both announces its IPv4 and its IPv6 address.
     pub fn announce(
         &mut self,
         info_hash: InfoHash,
@@ -88,7 +128,8 @@ impl Node {
 
     fn start(
         &mut self,
-        lookup: Lookup,
+        target: NodeId,
+        runs: Vec<Run>,
         kind: LookupKind,
         now: Instant,
         out: &mut Vec<Action>,
@@ -96,9 +137,9 @@ impl Node {
         let request = self.request_id();
         self.stats.lookups_started += 1;
         let task = LookupTask {
-            lookup,
+            target,
+            runs,
             kind,
-            reported_peers: 0,
             announcing: None,
             announced: 0,
         };
@@ -109,69 +150,22 @@ impl Node {
 
     /// Sends what a lookup can send now and finishes it when it is over.
     pub(super) fn advance(&mut self, request: RequestId, now: Instant, out: &mut Vec<Action>) {
-        let Some(task) = self.lookups.get_mut(&request) else {
+        let Some(task) = self.lookups.get(&request) else {
             return;
         };
         if task.announcing.is_none() {
-            let target = task.lookup.target();
-            let kind = task.kind;
-            let queries = task.lookup.next_queries();
-            for addr in queries {
-                let query = match kind {
-                    LookupKind::FindNode => Query::FindNode {
-                        id: self.id,
-                        target,
-                        want: Want::default(),
-                    },
-                    _ => Query::GetPeers {
-                        id: self.id,
-                        info_hash: InfoHash::from_bytes(*target.as_bytes()),
-                        want: Want::default(),
-                    },
-                };
-                if !self.send_query(addr, None, query, Purpose::Lookup(request), now, out)
-                    && let Some(task) = self.lookups.get_mut(&request)
-                {
-                    task.lookup.on_failure(addr);
-                }
+            let families: Vec<Family> = task.runs.iter().map(|r| r.family).collect();
+            for family in families {
+                self.send_lookup_queries(request, family, now, out);
             }
-            let Some(task) = self.lookups.get_mut(&request) else {
+            let Some(task) = self.lookups.get(&request) else {
                 return;
             };
-            if !task.lookup.is_done() {
+            if !task.runs.iter().all(|r| r.lookup.is_done()) {
                 return;
             }
             if let LookupKind::Announce { port, implied_port } = task.kind {
-                let target = InfoHash::from_bytes(*task.lookup.target().as_bytes());
-                let responders = task.lookup.closest_responders(K);
-                task.announcing = Some(0);
-                let mut sent = 0;
-                for responder in responders {
-                    let Some(token) = responder.token else {
-                        continue;
-                    };
-                    let query = Query::AnnouncePeer {
-                        id: self.id,
-                        info_hash: target,
-                        port,
-                        implied_port,
-                        token,
-                    };
-                    let node = responder.node;
-                    if self.send_query(
-                        node.addr,
-                        Some(node.id),
-                        query,
-                        Purpose::Announce(request),
-                        now,
-                        out,
-                    ) {
-                        sent += 1;
-                    }
-                }
-                if let Some(task) = self.lookups.get_mut(&request) {
-                    task.announcing = Some(sent);
-                }
+                self.send_announces(request, port, implied_port, now, out);
             }
         }
         if self
@@ -180,17 +174,114 @@ impl Node {
             .is_some_and(|t| t.announcing.is_none_or(|left| left == 0))
             && let Some(task) = self.lookups.remove(&request)
         {
+            let runs = &task.runs;
             out.push(Action::LookupDone {
                 request,
-                peers: task.lookup.peers().to_vec(),
-                nodes: task
-                    .lookup
-                    .closest_responders(K)
-                    .into_iter()
+                peers: runs
+                    .iter()
+                    .flat_map(|r| r.lookup.peers())
+                    .copied()
+                    .collect(),
+                nodes: runs
+                    .iter()
+                    .flat_map(|r| r.lookup.closest_responders(K))
                     .map(|r| r.node)
                     .collect(),
                 announced: task.announced,
             });
+        }
+    }
+
+    /// Sends the queries `family`'s run of a lookup can send now.
+    fn send_lookup_queries(
+        &mut self,
+        request: RequestId,
+        family: Family,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(task) = self.lookups.get_mut(&request) else {
+            return;
+        };
+        let (kind, target) = (task.kind, task.target);
+        let Some(run) = task.run_mut(family) else {
+            return;
+        };
+        let want = self.config.families.query_want();
+        for addr in run.lookup.next_queries() {
+            let query = match kind {
+                LookupKind::FindNode => Query::FindNode {
+                    id: self.id,
+                    target,
+                    want,
+                },
+                _ => Query::GetPeers {
+                    id: self.id,
+                    info_hash: InfoHash::from_bytes(*target.as_bytes()),
+                    want,
+                },
+            };
+            let purpose = Purpose::Lookup(request, family);
+            if !self.send_query(addr, None, query, purpose, now, out)
+                && let Some(run) = self
+                    .lookups
+                    .get_mut(&request)
+                    .and_then(|t| t.run_mut(family))
+            {
+                run.lookup.on_failure(addr);
+            }
+        }
+    }
+
+    /// The `announce_peer` round: to the closest responders with a token, in every run.
+    fn send_announces(
+        &mut self,
+        request: RequestId,
+        port: u16,
+        implied_port: bool,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(task) = self.lookups.get_mut(&request) else {
+            return;
+        };
+        task.announcing = Some(0);
+        let responders: Vec<_> = task
+            .runs
+            .iter()
+            .flat_map(|r| r.lookup.closest_responders(K))
+            .collect();
+        let info_hash = InfoHash::from_bytes(*task.target.as_bytes());
+        let mut sent = 0;
+        for responder in responders {
+            let Some(token) = responder.token else {
+                continue;
+            };
+            let query = Query::AnnouncePeer {
+                id: self.id,
+                info_hash,
+                port,
+                implied_port,
+                token,
+            };
+            let node = responder.node;
+            let purpose = Purpose::Announce(request);
+            if self.send_query(node.addr, Some(node.id), query, purpose, now, out) {
+                sent += 1;
+            }
+        }
+        if let Some(task) = self.lookups.get_mut(&request) {
+            task.announcing = Some(sent);
+        }
+    }
+}
+
+impl Run {
+    fn new(family: Family, lookup: Lookup) -> Self {
+        Run {
+            family,
+            lookup,
+            reported_peers: 0,
         }
     }
 }

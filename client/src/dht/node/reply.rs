@@ -1,14 +1,16 @@
 //! Replies to our queries and their failures: a reply (matched to its query by the caller)
 //! puts the replier in the table unless it is read-only (BEP 43) and feeds the ping, lookup or
 //! announce it was for; an error reply or a timeout fails that step, and a timeout counts
-//! against the node in the routing table.
+//! against the node in its family's routing table. A lookup step's reply feeds the run of
+//! its family, and its nodes of the other family (BEP 32 `want`) the other run.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use rill_common::krpc::{Body, CompactNode, Message, NodeId};
+use rill_common::krpc::{Body, CompactNode, Message, NodeId, Response};
 
 use super::{Action, LookupKind, Node, Pending, Purpose, QueryFailure, RequestId};
+use crate::dht::family::{Family, reachable};
 use crate::dht::routing_table::Contact;
 
 impl Node {
@@ -45,7 +47,7 @@ impl Node {
             addr: from,
         };
         if message.read_only {
-            self.table.remove(&response.id);
+            self.tables.get_mut(Family::of(&from)).remove(&response.id);
         } else {
             self.heard_from(node, Contact::Responded, now, out);
         }
@@ -55,44 +57,8 @@ impl Node {
                 result: Ok(response.id),
             }),
             Purpose::Maintenance => {}
-            Purpose::Lookup(request) => {
-                let Some(task) = self.lookups.get_mut(&request) else {
-                    return;
-                };
-                let nodes: Vec<CompactNode> = response
-                    .nodes
-                    .iter()
-                    .chain(&response.nodes6)
-                    // Only nodes we can reach from this socket's address family (BEP 32 is
-                    // not spoken yet), and never port 0.
-                    .filter(|n| n.addr.port() != 0 && n.addr.is_ipv4() == from.is_ipv4())
-                    .copied()
-                    .collect();
-                task.lookup.on_response(
-                    from,
-                    response.id,
-                    &nodes,
-                    &response.values,
-                    response.token.clone(),
-                );
-                let found = task.lookup.peers();
-                if found.len() > task.reported_peers
-                    && matches!(
-                        task.kind,
-                        LookupKind::GetPeers | LookupKind::Announce { .. }
-                    )
-                {
-                    let new = found
-                        .get(task.reported_peers..)
-                        .unwrap_or_default()
-                        .to_vec();
-                    task.reported_peers = found.len();
-                    out.push(Action::PeersFound {
-                        request,
-                        peers: new,
-                    });
-                }
-                self.advance(request, now, out);
+            Purpose::Lookup(request, family) => {
+                self.lookup_answered(request, family, from, response, now, out);
             }
             Purpose::Announce(request) => {
                 if let Some(task) = self.lookups.get_mut(&request) {
@@ -101,6 +67,55 @@ impl Node {
                 self.announce_answered(request, now, out);
             }
         }
+    }
+
+    /// A step of `family`'s run of a lookup answered: its nodes of that family go to the run;
+    /// nodes of the other family (asked for with `want`) to the other run while it searches.
+    fn lookup_answered(
+        &mut self,
+        request: RequestId,
+        family: Family,
+        from: SocketAddr,
+        response: &Response,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(task) = self.lookups.get_mut(&request) else {
+            return;
+        };
+        let all: Vec<CompactNode> = response
+            .nodes
+            .iter()
+            .chain(&response.nodes6)
+            .copied()
+            .collect();
+        let searching = task.announcing.is_none();
+        if searching && let Some(other) = task.run_mut(family.other()) {
+            other.lookup.add_nodes(&reachable(&all, family.other()));
+        }
+        let kind = task.kind;
+        let Some(run) = task.run_mut(family) else {
+            return;
+        };
+        run.lookup.on_response(
+            from,
+            response.id,
+            &reachable(&all, family),
+            &response.values,
+            response.token.clone(),
+        );
+        let found = run.lookup.peers();
+        if found.len() > run.reported_peers
+            && matches!(kind, LookupKind::GetPeers | LookupKind::Announce { .. })
+        {
+            let new = found.get(run.reported_peers..).unwrap_or_default().to_vec();
+            run.reported_peers = found.len();
+            out.push(Action::PeersFound {
+                request,
+                peers: new,
+            });
+        }
+        self.advance(request, now, out);
     }
 
     fn announce_answered(&mut self, request: RequestId, now: Instant, out: &mut Vec<Action>) {
@@ -122,7 +137,9 @@ impl Node {
         if failure == QueryFailure::Timeout
             && let Some(id) = pending.id.or_else(|| self.table_id_at(pending.to))
         {
-            self.table.failed(&id, now);
+            self.tables
+                .get_mut(Family::of(&pending.to))
+                .failed(&id, now);
         }
         match pending.purpose {
             Purpose::Ping(request) => out.push(Action::PingDone {
@@ -130,9 +147,13 @@ impl Node {
                 result: Err(failure),
             }),
             Purpose::Maintenance => {}
-            Purpose::Lookup(request) => {
-                if let Some(task) = self.lookups.get_mut(&request) {
-                    task.lookup.on_failure(pending.to);
+            Purpose::Lookup(request, family) => {
+                if let Some(run) = self
+                    .lookups
+                    .get_mut(&request)
+                    .and_then(|t| t.run_mut(family))
+                {
+                    run.lookup.on_failure(pending.to);
                 }
                 self.advance(request, now, out);
             }
@@ -141,7 +162,8 @@ impl Node {
     }
 
     fn table_id_at(&self, addr: SocketAddr) -> Option<NodeId> {
-        self.table
+        self.tables
+            .get(Family::of(&addr))
             .entries()
             .find(|e| e.node.addr == addr)
             .map(|e| e.node.id)

@@ -2,6 +2,7 @@
 //! the task's channel; answers come back on oneshots, so a caller that goes away never
 //! blocks the task.
 
+use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -9,6 +10,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rill_common::InfoHash;
 use rill_common::krpc::{CompactNode, NodeId};
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -16,6 +18,7 @@ use tokio::task::JoinHandle;
 use super::shell::Shell;
 use super::state_file::load_state;
 use super::{DhtConfig, DhtError, DhtStats, LookupOutcome};
+use crate::dht::family::{Families, Family, PerFamily};
 use crate::dht::node::{LookupKind, Node, QueryFailure};
 
 /// A request to the task.
@@ -37,6 +40,7 @@ pub struct Dht {
     commands: mpsc::Sender<Command>,
     stats: watch::Receiver<DhtStats>,
     local_addr: SocketAddr,
+    local_addr6: Option<SocketAddr>,
     id: NodeId,
     task: JoinHandle<Result<(), DhtError>>,
 }
@@ -44,16 +48,23 @@ pub struct Dht {
 impl Dht {
     /// Binds the socket, restores the saved table (if any) and starts bootstrapping.
     pub async fn start(config: DhtConfig) -> Result<Dht, DhtError> {
-        let socket = UdpSocket::bind(config.bind)
-            .await
-            .map_err(|source| DhtError::Bind {
+        let sockets = bind(&config)?;
+        let local = |family| -> Result<Option<SocketAddr>, DhtError> {
+            let Some(socket) = sockets.get(family) else {
+                return Ok(None);
+            };
+            let addr = socket.local_addr().map_err(|source| DhtError::Bind {
                 addr: config.bind,
                 source,
             })?;
-        let local_addr = socket.local_addr().map_err(|source| DhtError::Bind {
-            addr: config.bind,
-            source,
-        })?;
+            Ok(Some(addr))
+        };
+        let (local4, local6) = (local(Family::V4)?, local(Family::V6)?);
+        let local_addr = match Family::of(&config.bind) {
+            Family::V4 => local4,
+            Family::V6 => local6,
+        }
+        .unwrap_or(config.bind);
         let saved = match &config.state_file {
             Some(path) => load_state(path).await,
             None => None,
@@ -65,24 +76,34 @@ impl Dht {
             .unwrap_or_else(|| NodeId::random(&mut rng));
         let mut node_config = config.node.clone();
         node_config.read_only = config.read_only;
+        node_config.families = Families {
+            v4: local4.is_some(),
+            v6: local6.is_some(),
+        };
         let node = Node::new(id, node_config, Instant::now(), &mut rng);
         let (commands, receiver) = mpsc::channel(64);
         let (stats_tx, stats) = watch::channel(DhtStats::default());
         let saved = saved.map(|(_, nodes)| nodes).unwrap_or_default();
-        let shell = Shell::new(socket, node, rng, config, saved, stats_tx);
+        let shell = Shell::new(sockets, node, rng, config, saved, stats_tx);
         let task = tokio::spawn(shell.run(receiver));
         Ok(Dht {
             commands,
             stats,
             local_addr,
+            local_addr6: local6,
             id,
             task,
         })
     }
 
-    /// The UDP address the node listens on.
+    /// The UDP address the node listens on ([`DhtConfig::bind`]'s socket).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The UDP address of the node's IPv6 socket, if it is on the IPv6 DHT (BEP 32).
+    pub fn local_addr6(&self) -> Option<SocketAddr> {
+        self.local_addr6
     }
 
     /// Our node id.
@@ -206,4 +227,34 @@ impl Dht {
         }
         self.task.await.map_err(|_| DhtError::Stopped)?
     }
+}
+
+/// Binds the sockets of `config`: [`DhtConfig::bind`], and [`DhtConfig::bind6`] beside it;
+/// one per address family.
+fn bind(config: &DhtConfig) -> Result<PerFamily<Option<UdpSocket>>, DhtError> {
+    let mut sockets: PerFamily<Option<UdpSocket>> = PerFamily::default();
+    for addr in std::iter::once(config.bind).chain(config.bind6) {
+        let slot = sockets.get_mut(Family::of(&addr));
+        if slot.is_some() {
+            let source = io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a second DHT socket of the same address family",
+            );
+            return Err(DhtError::Bind { addr, source });
+        }
+        *slot = Some(bind_udp(addr).map_err(|source| DhtError::Bind { addr, source })?);
+    }
+    Ok(sockets)
+}
+
+/// A UDP socket on `addr`; an IPv6 one carries IPv6 only, so it can share a port number
+/// with the IPv4 socket and never sees IPv4-mapped addresses.
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
 }

@@ -1,5 +1,6 @@
-//! The task's loop: the socket, the timer and the commands, fed to the pure [`Node`] and its
-//! actions carried out.
+//! The task's loop: the sockets (one per address family, BEP 32), the timer and the
+//! commands, fed to the pure [`Node`] and its actions carried out. A datagram for a family
+//! without a socket is dropped (its query then times out).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::handle::Command;
 use super::state_file::save_state;
 use super::{DhtConfig, DhtError, DhtStats, LookupOutcome};
+use crate::dht::family::{Families, Family, PerFamily};
 use crate::dht::node::{Action, Node, QueryFailure, RequestId};
 use crate::dht::routing_table::Status;
 
@@ -22,16 +24,25 @@ const TICK: Duration = Duration::from_millis(100);
 /// Retry the configured bootstrap nodes this often while the table is empty.
 const REBOOTSTRAP_EVERY: Duration = Duration::from_secs(30);
 
-/// Resolves `HOST:PORT` strings; names that do not resolve are skipped with a warning.
-async fn resolve(hosts: &[String]) -> Vec<SocketAddr> {
+/// Resolves `HOST:PORT` strings to addresses of the `families` we have a socket for; names
+/// that do not resolve are skipped with a warning.
+async fn resolve(hosts: &[String], families: Families) -> Vec<SocketAddr> {
     let mut out = Vec::new();
     for host in hosts {
         match tokio::net::lookup_host(host.as_str()).await {
-            Ok(addrs) => out.extend(addrs.filter(SocketAddr::is_ipv4)),
+            Ok(addrs) => out.extend(addrs.filter(|a| families.has(Family::of(a)))),
             Err(error) => tracing::warn!(%host, %error, "DHT bootstrap node does not resolve"),
         }
     }
     out
+}
+
+/// The next datagram on `socket`; never, without one.
+async fn recv(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(socket) => socket.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
 }
 
 struct PendingLookup {
@@ -41,7 +52,7 @@ struct PendingLookup {
 
 /// The task's state: the node, the socket and what callers wait for.
 pub(super) struct Shell {
-    socket: Arc<UdpSocket>,
+    sockets: PerFamily<Option<Arc<UdpSocket>>>,
     node: Node,
     rng: StdRng,
     config: DhtConfig,
@@ -58,7 +69,7 @@ pub(super) struct Shell {
 impl Shell {
     /// A shell around `node` on `socket`, to bootstrap from `saved` nodes or the configured ones.
     pub(super) fn new(
-        socket: UdpSocket,
+        sockets: PerFamily<Option<UdpSocket>>,
         node: Node,
         rng: StdRng,
         config: DhtConfig,
@@ -66,7 +77,10 @@ impl Shell {
         stats: watch::Sender<DhtStats>,
     ) -> Self {
         Shell {
-            socket: Arc::new(socket),
+            sockets: PerFamily {
+                v4: sockets.v4.map(Arc::new),
+                v6: sockets.v6.map(Arc::new),
+            },
             node,
             rng,
             config,
@@ -86,25 +100,34 @@ impl Shell {
         mut commands: mpsc::Receiver<Command>,
     ) -> Result<(), DhtError> {
         let mut out = Vec::new();
-        let configured = resolve(&self.config.bootstrap).await;
+        let families = self.node.families();
+        let configured = resolve(&self.config.bootstrap, families).await;
         self.start_bootstrap(&configured, &mut out);
         self.flush(&mut out).await;
-        let mut buf = vec![0u8; 65_536];
+        let mut buf4 = vec![0u8; 65_536];
+        let mut buf6 = vec![0u8; 65_536];
+        let (socket4, socket6) = (self.sockets.v4.clone(), self.sockets.v6.clone());
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_save = Instant::now();
         let shutdown = loop {
             tokio::select! {
-                received = self.socket.recv_from(&mut buf) => {
+                received = recv(socket4.as_deref(), &mut buf4) => {
                     if let Ok((len, from)) = received {
-                        let packet = buf.get(..len).unwrap_or_default();
+                        let packet = buf4.get(..len).unwrap_or_default();
+                        self.node.handle_packet(from, packet, Instant::now(), &mut self.rng, &mut out);
+                    }
+                }
+                received = recv(socket6.as_deref(), &mut buf6) => {
+                    if let Ok((len, from)) = received {
+                        let packet = buf6.get(..len).unwrap_or_default();
                         self.node.handle_packet(from, packet, Instant::now(), &mut self.rng, &mut out);
                     }
                 }
                 _ = ticker.tick() => {
                     let now = Instant::now();
                     self.node.tick(now, &mut self.rng, &mut out);
-                    if self.node.table().is_empty()
+                    if self.node.is_empty()
                         && self.bootstrap.is_none()
                         && now.saturating_duration_since(self.last_bootstrap) >= REBOOTSTRAP_EVERY
                     {
@@ -173,7 +196,7 @@ impl Shell {
                 self.lookups.insert(request, PendingLookup { found, done });
             }
             Command::Nodes(reply) => {
-                let _ = reply.send(self.node.table().entries().map(|e| e.node).collect());
+                let _ = reply.send(self.node.entries().map(|e| e.node).collect());
             }
             Command::Shutdown(_) => {}
         }
@@ -191,12 +214,12 @@ impl Shell {
         let stats = self.node.stats();
         let good_nodes = self
             .node
-            .table()
             .entries()
             .filter(|e| e.status(now) == Status::Good)
             .count();
         self.stats.send_replace(DhtStats {
             nodes: stats.nodes,
+            nodes6: stats.nodes6,
             good_nodes,
             lookups: stats.lookups_started,
             lookups_active: stats.lookups_active,
@@ -210,7 +233,12 @@ impl Shell {
     async fn act(&mut self, action: Action, out: &mut Vec<Action>) {
         match action {
             Action::Send { to, packet } => {
-                if let Err(error) = self.socket.send_to(&packet, to).await {
+                let to = SocketAddr::new(to.ip().to_canonical(), to.port());
+                let Some(socket) = self.sockets.get(Family::of(&to)) else {
+                    tracing::debug!(%to, "DHT send dropped: no socket of that family");
+                    return;
+                };
+                if let Err(error) = socket.send_to(&packet, to).await {
                     tracing::debug!(%to, %error, "DHT send failed");
                 }
             }
@@ -239,10 +267,11 @@ impl Shell {
                     && bootstrap == request
                 {
                     self.bootstrap = None;
-                    if from_saved && self.node.table().is_empty() {
+                    if from_saved && self.node.is_empty() {
                         // The saved nodes are all gone: fall back to the configured ones.
                         self.saved.clear();
-                        let configured = resolve(&self.config.bootstrap).await;
+                        let families = self.node.families();
+                        let configured = resolve(&self.config.bootstrap, families).await;
                         self.start_bootstrap(&configured, out);
                     } else {
                         self.bootstrapped = true;

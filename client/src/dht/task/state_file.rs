@@ -70,7 +70,6 @@ pub(super) async fn save_state(path: &Path, node: &Node) -> Result<(), DhtError>
     let state = SavedState {
         id: node.id().to_string(),
         nodes: node
-            .table()
             .entries()
             .filter(|e| e.status(now) != Status::Bad)
             .map(|e| SavedNode {

@@ -1,6 +1,7 @@
 //! Tests of the pure node, by area: queries answered ([`answer`]), hostile and read-only
-//! traffic ([`limits`]), our own queries and timers ([`queries`]), and whole networks of
-//! nodes stepped in memory ([`network`]). The builders here are shared by all of them.
+//! traffic ([`limits`]), our own queries and timers ([`queries`]), whole networks of nodes
+//! stepped in memory ([`network`]) and the IPv6 DHT beside the IPv4 one ([`ipv6`], BEP 32).
+//! The builders here are shared by all of them.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use rill_common::krpc::{Body, Message, NodeId, Query, Response, Want};
 use super::{Action, Node, NodeConfig};
 
 mod answer;
+mod ipv6;
 mod limits;
 mod network;
 mod queries;
@@ -20,6 +22,11 @@ mod queries;
 /// `127.0.0.1:port`.
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// `[::1]:port`.
+fn addr6(port: u16) -> SocketAddr {
+    SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port))
 }
 
 /// An id of twenty `byte`s.

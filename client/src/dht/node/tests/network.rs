@@ -10,12 +10,13 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rill_common::krpc::NodeId;
 
-use super::{addr, hash};
+use super::{addr, addr6, hash};
+use crate::dht::family::{Families, Family};
 use crate::dht::node::{Action, Node, NodeConfig, RequestId};
 
 /// An in-memory network of nodes: packets are delivered in order, nodes in `dead` drop them.
-struct Sim {
-    nodes: Vec<Node>,
+pub(super) struct Sim {
+    pub(super) nodes: Vec<Node>,
     rng: StdRng,
     now: Instant,
     queue: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
@@ -26,18 +27,21 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(count: usize, seed: u64) -> Self {
+    pub(super) fn new(count: usize, seed: u64) -> Self {
+        Sim::with_families(count, seed, Families::default())
+    }
+
+    /// Nodes on the DHTs of `families`; node `i` is at port `10_000 + i` of `127.0.0.1` and
+    /// of `::1`.
+    pub(super) fn with_families(count: usize, seed: u64, families: Families) -> Self {
+        let config = NodeConfig {
+            families,
+            ..NodeConfig::default()
+        };
         let mut rng = StdRng::seed_from_u64(seed);
         let now = Instant::now();
         let nodes = (0..count)
-            .map(|_| {
-                Node::new(
-                    NodeId::random(&mut rng),
-                    NodeConfig::default(),
-                    now,
-                    &mut rng,
-                )
-            })
+            .map(|_| Node::new(NodeId::random(&mut rng), config.clone(), now, &mut rng))
             .collect();
         Sim {
             nodes,
@@ -50,15 +54,35 @@ impl Sim {
         }
     }
 
-    fn addr_of(i: usize) -> SocketAddr {
+    /// One more node, on the DHTs of `families`; its index.
+    pub(super) fn add_node(&mut self, families: Families) -> usize {
+        let config = NodeConfig {
+            families,
+            ..NodeConfig::default()
+        };
+        let id = NodeId::random(&mut self.rng);
+        self.nodes
+            .push(Node::new(id, config, self.now, &mut self.rng));
+        self.nodes.len() - 1
+    }
+
+    pub(super) fn addr_of(i: usize) -> SocketAddr {
         addr(10_000 + i as u16)
+    }
+
+    pub(super) fn addr6_of(i: usize) -> SocketAddr {
+        addr6(10_000 + i as u16)
     }
 
     fn collect(&mut self, from: usize, out: Vec<Action>) {
         for action in out {
             match action {
                 Action::Send { to, packet } => {
-                    self.queue.push_back((Self::addr_of(from), to, packet))
+                    let source = match Family::of(&to) {
+                        Family::V4 => Self::addr_of(from),
+                        Family::V6 => Self::addr6_of(from),
+                    };
+                    self.queue.push_back((source, to, packet))
                 }
                 other => self.done.push((from, other)),
             }
@@ -96,7 +120,7 @@ impl Sim {
     }
 
     /// Starts an operation on node `at`, settles the network and returns how it ended.
-    fn run<F: FnOnce(&mut Node, Instant, &mut Vec<Action>) -> RequestId>(
+    pub(super) fn run<F: FnOnce(&mut Node, Instant, &mut Vec<Action>) -> RequestId>(
         &mut self,
         at: usize,
         f: F,
@@ -114,17 +138,26 @@ impl Sim {
     }
 
     /// The peers a `get_peers` lookup from node `at` found.
-    fn peers_from(&mut self, at: usize, info_hash: rill_common::InfoHash) -> Vec<SocketAddr> {
+    pub(super) fn peers_from(
+        &mut self,
+        at: usize,
+        info_hash: rill_common::InfoHash,
+    ) -> Vec<SocketAddr> {
         match self.run(at, |node, now, out| node.get_peers(info_hash, now, out)) {
             Action::LookupDone { peers, .. } => peers,
             other => panic!("expected LookupDone, got {other:?}"),
         }
     }
 
-    fn bootstrap_all(&mut self) {
+    pub(super) fn bootstrap_all(&mut self) {
+        self.bootstrap_all_from(&[Sim::addr_of(0)]);
+    }
+
+    /// Bootstraps every node but the first from `addrs`.
+    pub(super) fn bootstrap_all_from(&mut self, addrs: &[SocketAddr]) {
         for i in 1..self.nodes.len() {
             self.run(i, |node, now, out| {
-                node.bootstrap(Vec::new(), vec![Sim::addr_of(0)], now, out)
+                node.bootstrap(Vec::new(), addrs.to_vec(), now, out)
             });
         }
     }

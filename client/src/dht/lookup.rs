@@ -188,10 +188,17 @@ impl Lookup {
             .candidates
             .partition_point(|c| c.key(&self.target) <= key);
         self.candidates.insert(at, candidate);
+        self.add_nodes(nodes);
+        self.add_peers(values);
+    }
+
+    /// Adds candidate nodes (at most [`MAX_NODES_PER_REPLY`] of them), as a reply does; also
+    /// for nodes learnt elsewhere, such as the other family's replies (BEP 32). A lookup that
+    /// was done goes on if one of them is among the K closest.
+    pub fn add_nodes(&mut self, nodes: &[CompactNode]) {
         for node in nodes.iter().take(MAX_NODES_PER_REPLY) {
             self.add(node.addr, Some(node.id));
         }
-        self.add_peers(values);
     }
 
     /// Adds peers learnt elsewhere (our own peer store), without duplicates, up to [`MAX_PEERS`].

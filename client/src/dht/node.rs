@@ -11,7 +11,14 @@
 //! - every well-formed query is answered (errors 203 for bad arguments or a bad token, 204 for
 //!   an unknown method) unless we are read-only: a read-only node answers nothing and marks
 //!   its queries `ro=1`; a querier marked `ro` is answered but never enters our table (BEP 43);
-//! - a packet that is not KRPC at all is dropped; nothing panics on any input.
+//! - a packet that is not KRPC at all is dropped; nothing panics on any input;
+//! - the IPv4 and IPv6 DHTs stay apart (BEP 32): a node enters the table of its address's
+//!   family, a peer the store of the family it announced over; a lookup runs once in each
+//!   family the node is on ([`NodeConfig::families`]) and reports once, with the peers of all.
+//!
+//! This file holds the state, transactions, packet intake and timers; `answer` answers
+//! queries, `lookups` starts and drives the caller's operations, `reply` takes the
+//! replies to our queries and their failures, and `action` is the node's inputs and outputs.
 #![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
 use std::collections::HashMap;
@@ -19,19 +26,19 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use rill_common::InfoHash;
-use rill_common::krpc::{
-    Body, CompactNode, ERROR_PROTOCOL, KrpcError, Message, NodeId, Query, Want,
-};
+use rill_common::krpc::{Body, CompactNode, ERROR_PROTOCOL, KrpcError, Message, NodeId, Query};
 
+use super::family::{Families, Family, PerFamily};
 use super::lookup::Lookup;
-use super::peer_store::{MAX_REPLY_PEERS, PeerStore};
+use super::peer_store::PeerStore;
 use super::rate_limit::RateLimiter;
-use super::routing_table::{Contact, Insert, K, RoutingTable};
+use super::routing_table::{Contact, Entry, Insert, RoutingTable};
 use super::tokens::Tokens;
 
 mod action;
 mod answer;
+mod lookups;
+mod reply;
 #[cfg(test)]
 mod tests;
 
@@ -49,8 +56,8 @@ enum Purpose {
     Ping(RequestId),
     /// Checking a questionable node of a full bucket.
     Maintenance,
-    /// A step of a lookup.
-    Lookup(RequestId),
+    /// A step of a lookup, in one family's DHT.
+    Lookup(RequestId, Family),
     /// An `announce_peer` after a lookup.
     Announce(RequestId),
 }
@@ -63,23 +70,39 @@ struct Pending {
     purpose: Purpose,
 }
 
+/// One family's part of a lookup (BEP 32: each DHT is searched on its own).
+#[derive(Clone, Debug)]
+struct Run {
+    family: Family,
+    lookup: Lookup,
+    reported_peers: usize,
+}
+
 #[derive(Clone, Debug)]
 struct LookupTask {
-    lookup: Lookup,
+    target: NodeId,
+    runs: Vec<Run>,
     kind: LookupKind,
-    reported_peers: usize,
+    /// `announce_peer` replies still awaited, once every run's lookup is done.
     announcing: Option<usize>,
     announced: usize,
 }
 
-/// The pure DHT node: routing table, tokens, peer store, transactions and lookups.
+impl LookupTask {
+    fn run_mut(&mut self, family: Family) -> Option<&mut Run> {
+        self.runs.iter_mut().find(|r| r.family == family)
+    }
+}
+
+/// The pure DHT node: a routing table and peer store per family, tokens, transactions and
+/// lookups.
 #[derive(Debug)]
 pub struct Node {
     id: NodeId,
     config: NodeConfig,
-    table: RoutingTable,
+    tables: PerFamily<RoutingTable>,
     tokens: Tokens,
-    store: PeerStore,
+    stores: PerFamily<PeerStore>,
     limiter: RateLimiter,
     ip_limiter: RateLimiter,
     pending: HashMap<Vec<u8>, Pending>,
@@ -91,13 +114,20 @@ pub struct Node {
 }
 
 impl Node {
-    /// A node with `id` and an empty table.
+    /// A node with `id` and empty tables (the same id in both DHTs, as BEP 32 advises).
     pub fn new(id: NodeId, config: NodeConfig, now: Instant, rng: &mut impl Rng) -> Self {
+        let store = PeerStore::new(config.max_peers_per_hash, config.max_peers_total);
         Node {
             id,
-            table: RoutingTable::new(id, now),
+            tables: PerFamily {
+                v4: RoutingTable::new(id, now),
+                v6: RoutingTable::new(id, now),
+            },
             tokens: Tokens::new(now, rng),
-            store: PeerStore::new(config.max_peers_per_hash, config.max_peers_total),
+            stores: PerFamily {
+                v4: store.clone(),
+                v6: store,
+            },
             limiter: RateLimiter::new(config.rate_burst, config.rate_per_second, 65_536),
             ip_limiter: RateLimiter::new(config.ip_rate_burst, config.ip_rate_per_second, 65_536),
             pending: HashMap::new(),
@@ -115,18 +145,39 @@ impl Node {
         self.id
     }
 
-    /// The routing table (read-only view).
+    /// The IPv4 DHT's routing table (read-only view).
     pub fn table(&self) -> &RoutingTable {
-        &self.table
+        &self.tables.v4
+    }
+
+    /// `family`'s routing table (read-only view).
+    pub fn table_of(&self, family: Family) -> &RoutingTable {
+        self.tables.get(family)
+    }
+
+    /// Every entry of both routing tables, IPv4 first.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.tables.iter().flat_map(RoutingTable::entries)
+    }
+
+    /// The DHTs the node is on.
+    pub fn families(&self) -> Families {
+        self.config.families
+    }
+
+    /// Whether both routing tables are empty.
+    pub fn is_empty(&self) -> bool {
+        self.tables.iter().all(RoutingTable::is_empty)
     }
 
     /// Current counters.
     pub fn stats(&self) -> NodeStats {
         NodeStats {
-            nodes: self.table.len(),
-            buckets: self.table.bucket_count(),
+            nodes: self.tables.iter().map(RoutingTable::len).sum(),
+            nodes6: self.tables.v6.len(),
+            buckets: self.tables.iter().map(RoutingTable::bucket_count).sum(),
             lookups_active: self.lookups.len(),
-            peers_stored: self.store.len(),
+            peers_stored: self.stores.iter().map(PeerStore::len).sum(),
             pending_queries: self.pending.len(),
             ..self.stats
         }
@@ -135,185 +186,6 @@ impl Node {
     fn request_id(&mut self) -> RequestId {
         self.next_request += 1;
         RequestId(self.next_request)
-    }
-
-    /// Joins the network: a `find_node` lookup of our own id from `known` nodes (say, a saved
-    /// table) and `bootstrap` addresses; responders fill the table.
-    pub fn bootstrap(
-        &mut self,
-        known: Vec<CompactNode>,
-        bootstrap: Vec<SocketAddr>,
-        now: Instant,
-        out: &mut Vec<Action>,
-    ) -> RequestId {
-        let lookup = Lookup::new(self.id, Some(self.id), known, bootstrap);
-        self.start(lookup, LookupKind::FindNode, now, out)
-    }
-
-    /// Pings `addr`; the result comes as [`Action::PingDone`].
-    pub fn ping(&mut self, addr: SocketAddr, now: Instant, out: &mut Vec<Action>) -> RequestId {
-        let request = self.request_id();
-        let query = Query::Ping { id: self.id };
-        if !self.send_query(addr, None, query, Purpose::Ping(request), now, out) {
-            out.push(Action::PingDone {
-                request,
-                result: Err(QueryFailure::Busy),
-            });
-        }
-        request
-    }
-
-    /// Starts a lookup of `target`; progress comes as [`Action::PeersFound`] and
-    /// [`Action::LookupDone`].
-    pub fn lookup(
-        &mut self,
-        target: NodeId,
-        kind: LookupKind,
-        now: Instant,
-        out: &mut Vec<Action>,
-    ) -> RequestId {
-        let seeds = self.table.closest(&target, K * 2, now);
-        let mut lookup = Lookup::new(target, Some(self.id), seeds, []);
-        if kind != LookupKind::FindNode {
-            // We may be one of the closest nodes ourselves: peers announced to us count too.
-            let info_hash = InfoHash::from_bytes(*target.as_bytes());
-            lookup.add_peers(&self.store.live_peers(&info_hash, now, MAX_REPLY_PEERS));
-        }
-        self.start(lookup, kind, now, out)
-    }
-
-    /// `get_peers` for `info_hash`.
-    pub fn get_peers(
-        &mut self,
-        info_hash: InfoHash,
-        now: Instant,
-        out: &mut Vec<Action>,
-    ) -> RequestId {
-        self.lookup(NodeId::from(info_hash), LookupKind::GetPeers, now, out)
-    }
-
-    /// `get_peers` then `announce_peer` for `info_hash`: on TCP `port`, or on our UDP port
-    /// (`implied_port`) when `None`.
-    pub fn announce(
-        &mut self,
-        info_hash: InfoHash,
-        port: Option<u16>,
-        now: Instant,
-        out: &mut Vec<Action>,
-    ) -> RequestId {
-        let kind = LookupKind::Announce {
-            port: port.unwrap_or(0),
-            implied_port: port.is_none(),
-        };
-        self.lookup(NodeId::from(info_hash), kind, now, out)
-    }
-
-    fn start(
-        &mut self,
-        lookup: Lookup,
-        kind: LookupKind,
-        now: Instant,
-        out: &mut Vec<Action>,
-    ) -> RequestId {
-        let request = self.request_id();
-        self.stats.lookups_started += 1;
-        let task = LookupTask {
-            lookup,
-            kind,
-            reported_peers: 0,
-            announcing: None,
-            announced: 0,
-        };
-        self.lookups.insert(request, task);
-        self.advance(request, now, out);
-        request
-    }
-
-    /// Sends what a lookup can send now and finishes it when it is over.
-    fn advance(&mut self, request: RequestId, now: Instant, out: &mut Vec<Action>) {
-        let Some(task) = self.lookups.get_mut(&request) else {
-            return;
-        };
-        if task.announcing.is_none() {
-            let target = task.lookup.target();
-            let kind = task.kind;
-            let queries = task.lookup.next_queries();
-            for addr in queries {
-                let query = match kind {
-                    LookupKind::FindNode => Query::FindNode {
-                        id: self.id,
-                        target,
-                        want: Want::default(),
-                    },
-                    _ => Query::GetPeers {
-                        id: self.id,
-                        info_hash: InfoHash::from_bytes(*target.as_bytes()),
-                        want: Want::default(),
-                    },
-                };
-                if !self.send_query(addr, None, query, Purpose::Lookup(request), now, out)
-                    && let Some(task) = self.lookups.get_mut(&request)
-                {
-                    task.lookup.on_failure(addr);
-                }
-            }
-            let Some(task) = self.lookups.get_mut(&request) else {
-                return;
-            };
-            if !task.lookup.is_done() {
-                return;
-            }
-            if let LookupKind::Announce { port, implied_port } = task.kind {
-                let target = InfoHash::from_bytes(*task.lookup.target().as_bytes());
-                let responders = task.lookup.closest_responders(K);
-                task.announcing = Some(0);
-                let mut sent = 0;
-                for responder in responders {
-                    let Some(token) = responder.token else {
-                        continue;
-                    };
-                    let query = Query::AnnouncePeer {
-                        id: self.id,
-                        info_hash: target,
-                        port,
-                        implied_port,
-                        token,
-                    };
-                    let node = responder.node;
-                    if self.send_query(
-                        node.addr,
-                        Some(node.id),
-                        query,
-                        Purpose::Announce(request),
-                        now,
-                        out,
-                    ) {
-                        sent += 1;
-                    }
-                }
-                if let Some(task) = self.lookups.get_mut(&request) {
-                    task.announcing = Some(sent);
-                }
-            }
-        }
-        if self
-            .lookups
-            .get(&request)
-            .is_some_and(|t| t.announcing.is_none_or(|left| left == 0))
-            && let Some(task) = self.lookups.remove(&request)
-        {
-            out.push(Action::LookupDone {
-                request,
-                peers: task.lookup.peers().to_vec(),
-                nodes: task
-                    .lookup
-                    .closest_responders(K)
-                    .into_iter()
-                    .map(|r| r.node)
-                    .collect(),
-                announced: task.announced,
-            });
-        }
     }
 
     fn transaction_id(&mut self) -> Option<Vec<u8>> {
@@ -421,7 +293,8 @@ impl Node {
         now: Instant,
         out: &mut Vec<Action>,
     ) {
-        if let Insert::Cached { ping } = self.table.insert(node, contact, now) {
+        let table = self.tables.get_mut(Family::of(&node.addr));
+        if let Insert::Cached { ping } = table.insert(node, contact, now) {
             for stale in ping.into_iter().take(2) {
                 let already = self.pending.values().any(|p| p.to == stale.addr);
                 if !already {
@@ -437,141 +310,6 @@ impl Node {
                 }
             }
         }
-    }
-
-    fn handle_reply(
-        &mut self,
-        from: SocketAddr,
-        message: &Message,
-        now: Instant,
-        out: &mut Vec<Action>,
-    ) {
-        let Some(pending) = self.pending.remove(&message.transaction_id) else {
-            return;
-        };
-        let response = match &message.body {
-            Body::Response(response) => response,
-            Body::Error {
-                code,
-                message: text,
-            } => {
-                let failure = QueryFailure::Error {
-                    code: *code,
-                    message: text.clone(),
-                };
-                return self.query_failed(pending, failure, now, out);
-            }
-            Body::Query(_) => return,
-        };
-        if response.id == self.id {
-            // Our own id answering: a loop back to ourselves; never a table entry.
-            return self.query_failed(pending, QueryFailure::Timeout, now, out);
-        }
-        let node = CompactNode {
-            id: response.id,
-            addr: from,
-        };
-        if message.read_only {
-            self.table.remove(&response.id);
-        } else {
-            self.heard_from(node, Contact::Responded, now, out);
-        }
-        match pending.purpose {
-            Purpose::Ping(request) => out.push(Action::PingDone {
-                request,
-                result: Ok(response.id),
-            }),
-            Purpose::Maintenance => {}
-            Purpose::Lookup(request) => {
-                let Some(task) = self.lookups.get_mut(&request) else {
-                    return;
-                };
-                let nodes: Vec<CompactNode> = response
-                    .nodes
-                    .iter()
-                    .chain(&response.nodes6)
-                    // Only nodes we can reach from this socket's address family (BEP 32 is
-                    // not spoken yet), and never port 0.
-                    .filter(|n| n.addr.port() != 0 && n.addr.is_ipv4() == from.is_ipv4())
-                    .copied()
-                    .collect();
-                task.lookup.on_response(
-                    from,
-                    response.id,
-                    &nodes,
-                    &response.values,
-                    response.token.clone(),
-                );
-                let found = task.lookup.peers();
-                if found.len() > task.reported_peers
-                    && matches!(
-                        task.kind,
-                        LookupKind::GetPeers | LookupKind::Announce { .. }
-                    )
-                {
-                    let new = found
-                        .get(task.reported_peers..)
-                        .unwrap_or_default()
-                        .to_vec();
-                    task.reported_peers = found.len();
-                    out.push(Action::PeersFound {
-                        request,
-                        peers: new,
-                    });
-                }
-                self.advance(request, now, out);
-            }
-            Purpose::Announce(request) => {
-                if let Some(task) = self.lookups.get_mut(&request) {
-                    task.announced += 1;
-                }
-                self.announce_answered(request, now, out);
-            }
-        }
-    }
-
-    fn announce_answered(&mut self, request: RequestId, now: Instant, out: &mut Vec<Action>) {
-        if let Some(task) = self.lookups.get_mut(&request)
-            && let Some(left) = task.announcing.as_mut()
-        {
-            *left = left.saturating_sub(1);
-        }
-        self.advance(request, now, out);
-    }
-
-    fn query_failed(
-        &mut self,
-        pending: Pending,
-        failure: QueryFailure,
-        now: Instant,
-        out: &mut Vec<Action>,
-    ) {
-        if failure == QueryFailure::Timeout
-            && let Some(id) = pending.id.or_else(|| self.table_id_at(pending.to))
-        {
-            self.table.failed(&id, now);
-        }
-        match pending.purpose {
-            Purpose::Ping(request) => out.push(Action::PingDone {
-                request,
-                result: Err(failure),
-            }),
-            Purpose::Maintenance => {}
-            Purpose::Lookup(request) => {
-                if let Some(task) = self.lookups.get_mut(&request) {
-                    task.lookup.on_failure(pending.to);
-                }
-                self.advance(request, now, out);
-            }
-            Purpose::Announce(request) => self.announce_answered(request, now, out),
-        }
-    }
-
-    fn table_id_at(&self, addr: SocketAddr) -> Option<NodeId> {
-        self.table
-            .entries()
-            .find(|e| e.node.addr == addr)
-            .map(|e| e.node.id)
     }
 
     /// Time passes: queries time out, the token secret rotates, stale peers expire and idle
@@ -591,12 +329,17 @@ impl Node {
         }
         self.tokens.rotate_if_due(now, rng);
         if now.saturating_duration_since(self.last_expiry) >= EXPIRE_PEERS_EVERY {
-            self.store.expire(now);
+            for store in self.stores.iter_mut() {
+                store.expire(now);
+            }
             self.last_expiry = now;
         }
-        if !self.table.is_empty() {
-            for target in self.table.refresh_targets(now, rng) {
-                self.lookup(target, LookupKind::FindNode, now, out);
+        for family in Family::ALL {
+            let table = self.tables.get_mut(family);
+            if !table.is_empty() {
+                for target in table.refresh_targets(now, rng) {
+                    self.lookup_in(target, LookupKind::FindNode, &[family], now, out);
+                }
             }
         }
     }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use rill_common::krpc::{CompactNode, NodeId};
 
+use crate::dht::family::Families;
+
 /// Settings of the pure node.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -21,10 +23,12 @@ pub struct NodeConfig {
     pub ip_rate_burst: u32,
     /// Packets per second one IP address may send after its burst.
     pub ip_rate_per_second: u32,
-    /// Peers stored per info-hash.
+    /// Peers stored per info-hash (in each family's store).
     pub max_peers_per_hash: usize,
-    /// Peers stored in all.
+    /// Peers stored in all (in each family's store).
     pub max_peers_total: usize,
+    /// The DHTs the node is on (BEP 32): the shell sets this from its sockets.
+    pub families: Families,
 }
 
 impl Default for NodeConfig {
@@ -38,6 +42,7 @@ impl Default for NodeConfig {
             ip_rate_per_second: 400,
             max_peers_per_hash: 500,
             max_peers_total: 50_000,
+            families: Families::default(),
         }
     }
 }
@@ -111,7 +116,7 @@ pub enum Action {
         request: RequestId,
         /// Every peer found.
         peers: Vec<SocketAddr>,
-        /// The closest nodes that answered, closest first.
+        /// The closest nodes that answered, closest first in each family, IPv4 first.
         nodes: Vec<CompactNode>,
         /// `announce_peer` queries that were acknowledged.
         announced: usize,
@@ -121,9 +126,11 @@ pub enum Action {
 /// Counters for `-v` output and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NodeStats {
-    /// Nodes in the routing table.
+    /// Nodes in the routing tables (both families).
     pub nodes: usize,
-    /// Buckets in the routing table.
+    /// Of those, nodes in the IPv6 DHT's table (BEP 32).
+    pub nodes6: usize,
+    /// Buckets in the routing tables.
     pub buckets: usize,
     /// Lookups started since the node began.
     pub lookups_started: u64,

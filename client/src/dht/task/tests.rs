@@ -2,6 +2,7 @@
 //! Every wait is bounded by a timeout so a stuck node fails the test instead of hanging.
 
 use super::*;
+use rill_common::InfoHash;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -213,4 +214,109 @@ async fn dead_saved_table_falls_back_to_configured_nodes() {
         !addrs.contains(&gone_addr.to_string().as_str()),
         "the dead node is not saved again"
     );
+}
+
+/// Whether `::1` can be bound here. Without it the IPv6 tests are skipped, except under CI
+/// (`CI` set), which must have it unless `RILL_TEST_NO_IPV6` says the runner has no IPv6.
+fn ipv6_loopback() -> bool {
+    match std::net::UdpSocket::bind((std::net::Ipv6Addr::LOCALHOST, 0)) {
+        Ok(_) => true,
+        Err(error) => {
+            let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+            let excused = std::env::var_os("RILL_TEST_NO_IPV6").is_some_and(|v| !v.is_empty());
+            assert!(
+                !ci || excused,
+                "::1 cannot be bound ({error}) but CI is set: give the runner IPv6 loopback, \
+                 or set RILL_TEST_NO_IPV6=1 where it has none"
+            );
+            println!("skipping: ::1 cannot be bound ({error})");
+            false
+        }
+    }
+}
+
+fn loopback6() -> SocketAddr {
+    SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0))
+}
+
+/// A node on 127.0.0.1 and ::1 (BEP 32), bootstrapped from `bootstrap`.
+fn dual_config(bootstrap: &[SocketAddr]) -> DhtConfig {
+    let mut config = config(None);
+    config.bind6 = Some(loopback6());
+    config.bootstrap = bootstrap.iter().map(ToString::to_string).collect();
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_announced_over_ipv6_is_found_from_other_nodes() {
+    if !ipv6_loopback() {
+        return;
+    }
+    let first = Dht::start(dual_config(&[])).await.unwrap();
+    let seed6 = first.local_addr6().expect("an IPv6 socket");
+    assert!(seed6.is_ipv6());
+    let seeds = [first.local_addr(), seed6];
+    let mut nodes = vec![first];
+    for _ in 1..10 {
+        let node = Dht::start(dual_config(&seeds)).await.unwrap();
+        bounded("bootstrap", node.wait_bootstrapped())
+            .await
+            .unwrap();
+        nodes.push(node);
+    }
+    // An IPv6-only node joins too, bootstrapped off the first node's IPv6 socket alone.
+    let mut v6_only = config(Some(seed6));
+    v6_only.bind = loopback6();
+    let v6_only = Dht::start(v6_only).await.unwrap();
+    assert!(v6_only.local_addr().is_ipv6());
+    bounded("bootstrap", v6_only.wait_bootstrapped())
+        .await
+        .unwrap();
+    let stats = v6_only.stats();
+    assert!(
+        stats.nodes6 >= 1 && stats.nodes == stats.nodes6,
+        "{stats:?}"
+    );
+
+    let hash = InfoHash::from_bytes([0xD6; 20]);
+    let outcome = bounded("announce", nodes[3].announce(hash, Some(4243)))
+        .await
+        .unwrap();
+    assert!(outcome.announced >= 6, "{outcome:?}");
+    let v4 = SocketAddr::from(([127, 0, 0, 1], 4243));
+    let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 4243));
+    for (i, node) in nodes.iter().enumerate() {
+        if i == 3 {
+            continue;
+        }
+        let mut peers = bounded("get_peers", node.get_peers(hash)).await.unwrap();
+        peers.sort();
+        assert_eq!(peers, vec![v4, v6], "from node {i}");
+    }
+    let peers = bounded("get_peers", v6_only.get_peers(hash)).await.unwrap();
+    assert_eq!(peers, vec![v6], "the IPv6-only node finds the IPv6 peer");
+    let known = bounded("nodes", nodes[5].nodes()).await.unwrap();
+    assert!(known.iter().any(|n| n.addr.is_ipv6()), "{known:?}");
+
+    // implied_port over IPv6: the announcer's IPv6 UDP port is stored.
+    let implied = InfoHash::from_bytes([0xD7; 20]);
+    bounded("announce", v6_only.announce(implied, None))
+        .await
+        .unwrap();
+    let peers = bounded("get_peers", nodes[7].get_peers(implied))
+        .await
+        .unwrap();
+    assert_eq!(peers, vec![v6_only.local_addr()]);
+    bounded("shutdown", v6_only.shutdown()).await.unwrap();
+    for node in nodes {
+        bounded("shutdown", node.shutdown()).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn two_sockets_of_one_family_are_refused() {
+    let mut config = config(None);
+    config.bind6 = Some(loopback());
+    let error = Dht::start(config).await.unwrap_err();
+    assert!(matches!(error, DhtError::Bind { .. }), "{error}");
 }

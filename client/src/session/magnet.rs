@@ -8,13 +8,13 @@
 //! SHA-1 is the magnet's info hash) plus the magnet's trackers.
 //!
 //! With a DHT, the first lookup starts the moment a node has answered (the DHT's counters
-//! wake the loop; nothing is polled), so on a fresh start it follows the bootstrap reply
-//! by one round trip. [`load`] also applies the magnet's `so` (BEP 53) to the torrent it
-//! returns ([`Loaded::only_files`]; `--only-files` wins).
+//! wake the loop; nothing is polled): on a fresh start, as soon as the bootstrap node's
+//! reply is in. [`load`] also applies the magnet's `so` (BEP 53) to the torrent it
+//! returns ([`Loaded::only_files()`]; `--only-files` wins).
 //!
 //! Invariants: every connection the fetch knows gets exactly one `Disconnected`; the
 //! returned torrent's info hash equals the magnet's (checked again after parsing); a
-//! [`Loaded::only_files`] selection is never empty and names only files of the torrent.
+//! [`Loaded`]'s `so` selection is never empty and names only files of the torrent.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -216,7 +216,7 @@ async fn run_with(
     let mut metainfos = Vec::new();
     let mut magnet_peers = Vec::new();
     for source in sources {
-        let Some((metainfo, found)) = magnet::load(
+        let Some(loaded) = magnet::load(
             source,
             magnet::Sources {
                 peer_id,
@@ -232,7 +232,10 @@ async fn run_with(
         else {
             return Ok(());
         };
-        magnet_peers.push(found);
+        // A magnet's `so` (BEP 53) selects files unless --only-files does.
+        let only_files = loaded.only_files(&config.only_files);
+        magnet_peers.push((loaded.peers, only_files));
+        let metainfo = loaded.metainfo;
         if metainfos
             .iter()
             .any(|other: &Metainfo| other.info_hash == metainfo.info_hash)
@@ -255,12 +258,13 @@ async fn run_with(
         connections: Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1))),
     });
     let mut running = Vec::new();
-    for (metainfo, found) in metainfos.into_iter().zip(magnet_peers) {
+    for (metainfo, (found, only_files)) in metainfos.into_iter().zip(magnet_peers) {
         if *stop.borrow() {
             break;
         }
         let mut config = config.clone();
         config.peers.extend(found);
+        config.only_files = only_files;
         let dht = dht.clone().filter(|_| !metainfo.info.private);
         let start = start_torrent(
             &config, &mode, metainfo, peer_id, port, &throttles, timeouts, reporter, dht,
@@ -292,9 +296,20 @@ async fn run_with(
         stop_all(&running);
     }
     let mut ticker = tokio::time::interval(REPORT_EVERY);
+    // Woken the moment the last torrent ends, not at the next tick: a download's end (and
+    // its final report) is not held up by up to REPORT_EVERY.
+    let torrents_ended = all_ended(
+        running
+            .iter()
+            .map(|(_, view)| view.progress.clone())
+            .collect(),
+    );
+    tokio::pin!(torrents_ended);
+    let mut ended = false;
     while !running.is_empty() {
         tokio::select! {
             _ = ticker.tick() => {}
+            () = &mut torrents_ended, if !ended => ended = true,
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow() {
                     stop_all(&running);
@@ -312,6 +327,15 @@ async fn run_with(
     }
     drop(listen_task);
     join_all(running, reporter).await
+}
+
+/// Resolves once every torrent of `progress` is done or failed (or its task is gone).
+async fn all_ended(progress: Vec<watch::Receiver<task::Progress>>) {
+    for mut progress in progress {
+        let _ = progress
+            .wait_for(|p| matches!(p.phase, Phase::Done | Phase::Failed(_)))
+            .await;
+    }
 }
 
 /// Resolves once `stop` is true (never if its sender is gone without saying so).

@@ -4,12 +4,23 @@
 //! multihashes are recognised, and a link with only a v2 hash is refused), `dn` (display
 //! name; `+` means a space), `tr` (trackers, also numbered `tr.1`, `tr.2`, …), `ws` (web
 //! seeds), `x.pe` (peers: `host:port`, `ipv4:port` or `[ipv6]:port`) and `so` (BEP 53 file
-//! selection: indices and inclusive ranges, `0,2,4-6`). Other parameters are ignored.
+//! selection: zero-based file indices and inclusive ranges, `0,2,4-6`, which the client
+//! applies once the metadata is known: see [`Magnet::selected_files`]). Other parameters
+//! are ignored.
+//!
+//! BEP 53 says nothing of malformed lists. A malformed `so` (an item that is not a decimal
+//! index or `a-b` with `a <= b`, an empty list, or more than [`MAX_SELECTION_ITEMS`] items
+//! over all `so` parameters) refuses the whole link with [`MagnetError::BadSelection`] or
+//! [`MagnetError::TooManySelections`] rather than being ignored: ignoring it would quietly
+//! download every file of what may be a very large torrent when the link asked for one.
+//! Indices past the torrent's last file are not an error (the link is written before the
+//! metadata is known): they select nothing.
 //!
 //! Invariants of a parsed [`Magnet`]: the text was at most [`MAX_LEN`] bytes; values are
 //! percent-decoded (invalid UTF-8 replaced); trackers and web seeds are non-empty and keep
-//! their order; every `so` range has `start <= end`. Formatting percent-encodes every value
-//! so that `Magnet::parse(&magnet.to_string())` gives the same magnet back.
+//! their order; every `so` range has `start <= end` and there are at most
+//! [`MAX_SELECTION_ITEMS`] `so` items. Formatting percent-encodes every value so that
+//! `Magnet::parse(&magnet.to_string())` gives the same magnet back.
 //!
 //! ```
 //! use rill_common::magnet::Magnet;
@@ -36,6 +47,9 @@ use crate::InfoHash;
 
 /// Longest magnet link parsed; real ones with dozens of trackers stay under a few KiB.
 pub const MAX_LEN: usize = 65_536;
+
+/// Most `so` items (indices and ranges, over all `so` parameters) in one link.
+pub const MAX_SELECTION_ITEMS: usize = 1024;
 
 /// Escaped in values: all but unreserved characters and the `:` and `/` of URLs, which
 /// cannot be mistaken for separators inside a query.
@@ -117,6 +131,9 @@ pub enum MagnetError {
     /// An `so` value that is not a list of indices and ranges.
     #[error("file selection `{0}` in magnet link is not like `0,2,4-6`")]
     BadSelection(String),
+    /// More than [`MAX_SELECTION_ITEMS`] `so` items.
+    #[error("file selection in magnet link has {0} items, more than {MAX_SELECTION_ITEMS}")]
+    TooManySelections(usize),
 }
 
 impl Magnet {
@@ -156,6 +173,17 @@ impl Magnet {
     /// Whether file `index` is wanted: true for every file when `so` is absent.
     pub fn selects(&self, index: usize) -> bool {
         self.select_only.is_empty() || self.select_only.iter().any(|s| s.contains(index))
+    }
+
+    /// BEP 53: the indices below `file_count` that `so` selects, ascending and without
+    /// repeats; `None` when the link has no `so` (every file is wanted). `Some` of an empty
+    /// list when `so` names no file of the torrent. Takes at most `file_count` ×
+    /// [`MAX_SELECTION_ITEMS`] steps, whatever the ranges.
+    pub fn selected_files(&self, file_count: usize) -> Option<Vec<usize>> {
+        if self.select_only.is_empty() {
+            return None;
+        }
+        Some((0..file_count).filter(|&i| self.selects(i)).collect())
     }
 }
 
@@ -225,6 +253,11 @@ impl Builder {
             }
             "so" => {
                 let text = decode(raw);
+                // Counted before parsing, so a huge list is refused without being collected.
+                let count = self.select_only.len() + text.split(',').count();
+                if count > MAX_SELECTION_ITEMS {
+                    return Err(MagnetError::TooManySelections(count));
+                }
                 let items = parse_selection(&text).ok_or(MagnetError::BadSelection(text))?;
                 self.select_only.extend(items);
             }
@@ -295,13 +328,21 @@ fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> 
 fn parse_selection(text: &str) -> Option<Vec<FileSelection>> {
     text.split(',')
         .map(|item| match item.split_once('-') {
-            None => item.parse().ok().map(FileSelection::Index),
+            None => parse_index(item).map(FileSelection::Index),
             Some((start, end)) => {
-                let (start, end): (usize, usize) = (start.parse().ok()?, end.parse().ok()?);
+                let (start, end) = (parse_index(start)?, parse_index(end)?);
                 (start <= end).then_some(FileSelection::Range(start..=end))
             }
         })
         .collect()
+}
+
+/// A file index: ASCII digits only (`usize::from_str` would also take a leading `+`).
+fn parse_index(text: &str) -> Option<usize> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 impl FileSelection {

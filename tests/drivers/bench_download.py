@@ -32,28 +32,19 @@ end, and the temporary folder is removed. Exit code 0 when every copy matched, 1
 """
 
 import argparse
-import filecmp
 import json
 import os
-import queue
 import shutil
-import signal
-import statistics
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 
 import libtorrent as lt
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
+from bench_common import (DEFAULT_RILL, GNU_TIME, HERE, MIB, PYTHON, Child, Failure,
+                          check_copy, median_run, parse_size, scratch_dir, v1_torrent,
+                          write_payload)
+
 LT_PEER = os.path.join(HERE, "lt_peer.py")
-PYTHON = "/usr/bin/python3"
-GNU_TIME = "/usr/bin/time"  # Debian package `time`
 TICK = os.sysconf("SC_CLK_TCK")
-MIB = 1024 * 1024
 SEED_ADDR = "127.0.0.2"
 LEECH_ADDR = "127.0.0.3"
 
@@ -65,29 +56,17 @@ TARGETS = {
 }
 
 
-def parse_size(text):
-    text = text.strip().upper().removesuffix("IB").removesuffix("B")
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
-
-
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=parse_size,
                    default=parse_size(os.environ.get("RILL_BENCH_SIZE", "1G")))
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--rill", default=os.path.join(REPO, "target", "release", "rill"))
+    p.add_argument("--rill", default=DEFAULT_RILL)
     p.add_argument("--tmp", default="/dev/shm")
     p.add_argument("--piece-length", type=int, default=0)
     p.add_argument("--timeout", type=float, default=300.0)
     p.add_argument("--json")
     return p.parse_args(argv)
-
-
-class Failure(Exception):
-    """A step failed: the run stops and the benchmark exits 1."""
 
 
 def proc_cpu(pid):
@@ -107,152 +86,14 @@ def proc_hwm_mib(pid):
     return float("nan")
 
 
-# Every process started here, so that main can kill the ones still running at the end.
-STARTED = []
-
-
-class Child:
-    """A process started here, reaped with wait4 (for its rusage) within a bounded time."""
-
-    def __init__(self, name, argv, events=False, measure=False):
-        self.name = name
-        STARTED.append(self)
-        # Linux carries the peak RSS of a forked copy of this (large) Python process across
-        # exec into ru_maxrss, so the peak RSS comes from GNU time, forked from its own small
-        # process; wait4's CPU figures are exact either way (they include time's, a few ms).
-        self.rss_file = None
-        if measure:
-            fd, self.rss_file = tempfile.mkstemp(prefix="rill-bench-rss-")
-            os.close(fd)
-            argv = [GNU_TIME, "-f", "%M", "-o", self.rss_file, "--", *argv]
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE if events else subprocess.DEVNULL,
-            stderr=subprocess.PIPE, text=True, bufsize=1)
-        self.events = queue.Queue()
-        self.log = []
-        self.stderr = []
-        self.result = None  # (end time, status, rusage)
-        self._reaper = threading.Thread(target=self._reap, daemon=True)
-        self._reaper.start()
-        threading.Thread(target=self._drain_stderr, daemon=True).start()
-        if events:
-            threading.Thread(target=self._read_events, daemon=True).start()
-
-    @property
-    def pid(self):
-        """The measured process: GNU time's child when wrapped, else the process itself."""
-        if self.rss_file is None:
-            return self.proc.pid
-        path = f"/proc/{self.proc.pid}/task/{self.proc.pid}/children"
-        for _ in range(100):
-            with open(path) as f:
-                children = f.read().split()
-            if children:
-                return int(children[0])
-            time.sleep(0.01)
-        raise Failure(f"{self.name}: no process under {GNU_TIME}")
-
-    def peak_rss_mib(self):
-        """Peak RSS in MiB as GNU time reported it (after exit)."""
-        with open(self.rss_file) as f:
-            kib = f.read().split()[-1]
-        os.unlink(self.rss_file)
-        return int(kib) / 1024
-
-    def _reap(self):
-        _, status, rusage = os.wait4(self.proc.pid, 0)
-        self.result = (time.monotonic(), status, rusage)
-        self.proc.returncode = os.waitstatus_to_exitcode(status)
-
-    def _drain_stderr(self):
-        for line in self.proc.stderr:
-            self.stderr.append(line.rstrip())
-            del self.stderr[:-20]
-
-    def _read_events(self):
-        for line in self.proc.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            self.events.put((time.monotonic(), event))
-        self.events.put((time.monotonic(), None))
-
-    def wait_event(self, predicate, timeout):
-        """Returns (time, event) of the first event that satisfies predicate."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise Failure(f"{self.name}: timed out waiting ({self.tail()})")
-            try:
-                at, event = self.events.get(timeout=left)
-            except queue.Empty:
-                continue
-            if event is None:
-                raise Failure(f"{self.name}: exited early ({self.tail()})")
-            self.log.append(event)
-            if event.get("event") == "error":
-                raise Failure(f"{self.name}: {event.get('message')}")
-            if predicate(event):
-                return at, event
-
-    def wait_exit(self, timeout):
-        """Waits for exit (killing the process after timeout); returns (end, rusage)."""
-        self._reaper.join(timeout)
-        if self._reaper.is_alive():
-            self.kill()
-            raise Failure(f"{self.name}: still running after {timeout:.0f} s ({self.tail()})")
-        end, status, rusage = self.result
-        code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            raise Failure(f"{self.name}: exit code {code} ({self.tail()})")
-        return end, rusage
-
-    def stop(self, sig=signal.SIGINT, timeout=10.0):
-        """Asks the process to stop, then kills it if it has not within timeout."""
-        if self.result is None:
-            try:
-                self.proc.stdin.close()  # lt_peer.py exits when its stdin closes
-                self.proc.send_signal(sig)
-            except (ProcessLookupError, OSError):
-                pass
-        self._reaper.join(timeout)
-        self.kill()
-
-    def kill(self):
-        if self.result is None:
-            try:
-                self.proc.kill()
-            except ProcessLookupError:
-                pass
-            self._reaper.join(5)
-
-    def tail(self):
-        return "; ".join(self.stderr[-5:]) or "no stderr"
-
-
 def make_data(tmp, size, piece_length):
     """Writes SIZE bytes of random data and a v1 torrent of it; returns (torrent, data dir)."""
     data_dir = os.path.join(tmp, "seed")
-    os.mkdir(data_dir)
-    path = os.path.join(data_dir, "payload.bin")
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            chunk = min(left, 16 * MIB)
-            f.write(os.urandom(chunk))
-            left -= chunk
-    fs = lt.file_storage()
-    lt.add_files(fs, path)
-    ct = lt.create_torrent(fs, piece_length, flags=lt.create_torrent.v1_only)
-    lt.set_piece_hashes(ct, data_dir)
+    torrent_bytes, piece_length = v1_torrent(write_payload(data_dir, size), piece_length)
     torrent = os.path.join(tmp, "payload.torrent")
     with open(torrent, "wb") as f:
-        f.write(lt.bencode(ct.generate()))
-    return torrent, data_dir, ct.piece_length()
+        f.write(torrent_bytes)
+    return torrent, data_dir, piece_length
 
 
 def lt_peer(mode, torrent, save_path, listen, peers, timeout):
@@ -263,24 +104,18 @@ def lt_peer(mode, torrent, save_path, listen, peers, timeout):
         argv.append("--exit-when-finished")
     for peer in peers:
         argv += ["--peer", peer]
-    return Child(f"libtorrent {mode[2:]}", argv, events=True, measure=mode == "--leech")
+    return Child(f"libtorrent {mode[2:]}", argv, measure=mode == "--leech")
 
 
 def cpu_of(rusage):
     return rusage.ru_utime + rusage.ru_stime
 
 
-def check_copy(data_dir, out_dir):
-    same = filecmp.cmp(os.path.join(data_dir, "payload.bin"),
-                       os.path.join(out_dir, "payload.bin"), shallow=False)
-    if not same:
-        raise Failure(f"{out_dir}: the copy differs from the seed's data")
-
-
 def rill_download(args, torrent, out_dir, seed_addr, size):
     os.mkdir(out_dir)
     child = Child("rill download", [args.rill, "download", torrent, "-o", out_dir, "--peer",
-                                    seed_addr, "--port", "0", "--quiet"], measure=True)
+                                    seed_addr, "--port", "0", "--quiet"],
+                  stdout=None, measure=True)
     end, rusage = child.wait_exit(args.timeout)
     wall = end - child.started
     return {"wall_s": wall, "mib_s": size / MIB / wall, "cpu_s": cpu_of(rusage),
@@ -308,7 +143,7 @@ def lt_download(args, torrent, out_dir, seed_addr, size, seed):
 
 def start_rill_seed(args, torrent, data_dir):
     child = Child("rill seed", [args.rill, "seed", torrent, "--data", data_dir, "--port", "0",
-                                "--json"], events=True)
+                                "--json"])
     _, line = child.wait_event(lambda e: e.get("phase") == "seeding", args.timeout)
     return child, f"127.0.0.1:{line['listen_port']}"
 
@@ -362,14 +197,6 @@ def print_run(result):
         print(f"  {key:<34} {value:7.2f}  (target <= {TARGETS[key]}: {verdict})")
 
 
-def median_run(results):
-    """The median of each figure over the runs, in the shape of one run."""
-    out = {}
-    for key, value in results[0].items():
-        out[key] = {k: statistics.median(r[key][k] for r in results) for k in value}
-    return out
-
-
 def main(argv):
     args = parse_args(argv)
     if not os.access(GNU_TIME, os.X_OK):
@@ -378,7 +205,12 @@ def main(argv):
     if not os.access(args.rill, os.X_OK):
         print(f"no rill binary at {args.rill}: cargo build --release -p rill", file=sys.stderr)
         return 1
-    tmp = tempfile.mkdtemp(prefix="rill-bench-", dir=args.tmp)
+    with scratch_dir(args.tmp, "rill-bench-") as tmp:
+        return run_all(args, tmp)
+
+
+def run_all(args, tmp):
+    """Every run in tmp; 0 when every copy matched, 1 on a failed step."""
     results = []
     try:
         print(f"making {args.size / MIB:.0f} MiB of data in {tmp} ...", flush=True)
@@ -405,12 +237,6 @@ def main(argv):
     except Failure as err:
         print(f"bench: {err}", file=sys.stderr)
         return 1
-    finally:
-        for child in STARTED:
-            child.stop()
-            if child.rss_file and os.path.exists(child.rss_file):
-                os.unlink(child.rss_file)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -16,19 +16,26 @@ Each run, in alternating order, with nothing but the magnet link and node 0's ad
               (RUST_LOG adds rill's magnet log on stderr).
   libtorrent  a leecher session on 127.0.3.1 in a child process (this file, --lt-leech),
               DHT bootstrapped from node 0 only.
-Moments, each from start (rill: exec; libtorrent: its session created, Python's start-up not
-charged), timed when this process reads them:
+Moments, timed when this process reads them, each from two origins, the same kind for both
+clients:
+  exec        the process started (Popen): rill's whole start-up, and libtorrent's Python
+              interpreter and `import libtorrent`, are charged.
+  session     the client's session is up, about to add the magnet: rill's log line
+              "fetching metadata of ..." (listen socket bound, DHT node started; the line's
+              own timestamp); libtorrent: lt.session() returned (the child's own
+              CLOCK_MONOTONIC time). startup_s = session - exec.
   first peer  the first ESTABLISHED TCP connection to the seed's port (polled in
-              /proc/net/tcp every 2 ms; the same measure for both clients), or the
-              metadata moment if earlier (no metadata without a peer). (The Python
-              binding of libtorrent 2.0.8 has no peer_connected_alert.)
+              /proc/net/tcp every 2 ms from before the process starts, none being left
+              from the previous run; the same measure for both clients), or the metadata
+              moment if earlier (no metadata without a peer). (The Python binding of
+              libtorrent 2.0.8 has no peer_connected_alert.)
   metadata    rill: its log line "metadata of ... fetched" (the line's own timestamp);
               libtorrent: metadata_received_alert (the child's own CLOCK_MONOTONIC time).
   complete    rill: the JSON line with "final": true (else its exit); libtorrent:
               torrent_finished_alert.
 Both copies are compared byte for byte with the seed's data. Target: rill no slower than
-libtorrent on each moment (ratio rill/libtorrent <= 1). transfer_s (complete - metadata,
-the download proper) is shown with the same target for information.
+libtorrent on each moment (ratio rill/libtorrent <= 1), from either origin. transfer_s
+(complete - metadata, the download proper) is shown with the same target for information.
 
 Options:
   --size SIZE     payload (default 64M)
@@ -44,39 +51,27 @@ end and the temporary folder removed. Exit code 0 when every copy matched, 1 oth
 
 import argparse
 import datetime
-import filecmp
 import json
 import os
-import queue
 import secrets
 import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import warnings
 
 import libtorrent as lt
 
+from bench_common import (DEFAULT_RILL, MIB, PYTHON, Child, Failure, check_copy, median_run,
+                          parse_size, scratch_dir, v1_torrent, write_payload)
+
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-PYTHON = "/usr/bin/python3"
-MIB = 1024 * 1024
 SEED_ADDR = "127.0.2.1"
 LEECH_ADDR = "127.0.3.1"
-MOMENTS = ["first_peer_s", "metadata_s", "complete_s", "transfer_s"]
-
-
-def parse_size(text):
-    text = text.strip().upper().removesuffix("IB").removesuffix("B")
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
+ORIGINS = ["exec", "session"]
+POINTS = ["first_peer_s", "metadata_s", "complete_s"]
+MOMENTS = [f"{o}_{p}" for o in ORIGINS for p in POINTS] + ["startup_s", "transfer_s"]
 
 
 def parse_args(argv):
@@ -84,17 +79,13 @@ def parse_args(argv):
     p.add_argument("--size", type=parse_size, default=parse_size("64M"))
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--nodes", type=int, default=16)
-    p.add_argument("--rill", default=os.path.join(REPO, "target", "release", "rill"))
+    p.add_argument("--rill", default=DEFAULT_RILL)
     p.add_argument("--tmp", default="/dev/shm")
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--json")
     # Internal: the libtorrent leecher child.
     p.add_argument("--lt-leech", nargs=3, metavar=("MAGNET", "SAVE", "BOOTSTRAP"))
     return p.parse_args(argv)
-
-
-class Failure(Exception):
-    """A step failed: the benchmark exits 1."""
 
 
 def session_settings(listen, bootstrap, alerts):
@@ -160,57 +151,6 @@ def lt_leech_main(magnet, save, bootstrap):
                 return 1
 
 
-STARTED = []
-
-
-class Child:
-    """A process started here; stdout JSON lines and stderr lines timed as they are read."""
-
-    def __init__(self, name, argv, env=None):
-        self.name = name
-        STARTED.append(self)
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1, env=env)
-        self.lines = queue.Queue()
-        self.stderr = []
-        threading.Thread(target=self._read, args=(self.proc.stdout, "out"), daemon=True).start()
-        threading.Thread(target=self._read, args=(self.proc.stderr, "err"), daemon=True).start()
-
-    def _read(self, stream, tag):
-        for line in stream:
-            at = time.monotonic()
-            if tag == "err":
-                self.stderr.append(line.rstrip())
-                del self.stderr[:-20]
-            self.lines.put((at, tag, line))
-        self.lines.put((time.monotonic(), tag, None))
-
-    def next_line(self, deadline):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise Failure(f"{self.name}: timed out ({self.tail()})")
-        try:
-            return self.lines.get(timeout=min(left, 0.5))
-        except queue.Empty:
-            return None
-
-    def stop(self, timeout=10.0):
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.close()
-                self.proc.terminate()
-                self.proc.wait(timeout)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-
-    def tail(self):
-        return "; ".join(self.stderr[-5:]) or "no stderr"
-
-
 class PeerWatch:
     """Times the first ESTABLISHED TCP connection to a local port (from /proc/net/tcp)."""
 
@@ -245,20 +185,8 @@ class PeerWatch:
 
 def make_data(tmp, size):
     data_dir = os.path.join(tmp, "seed")
-    os.mkdir(data_dir)
-    path = os.path.join(data_dir, "payload.bin")
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            chunk = min(left, 16 * MIB)
-            f.write(os.urandom(chunk))
-            left -= chunk
-    fs = lt.file_storage()
-    lt.add_files(fs, path)
-    ct = lt.create_torrent(fs, 0, flags=lt.create_torrent.v1_only)
-    lt.set_piece_hashes(ct, data_dir)
-    info = lt.torrent_info(lt.bencode(ct.generate()))
-    return info, data_dir, ct.piece_length()
+    torrent, piece_length = v1_torrent(write_payload(data_dir, size))
+    return lt.torrent_info(torrent), data_dir, piece_length
 
 
 def start_dht(count, timeout):
@@ -315,10 +243,15 @@ def log_time(line, read_at):
     return wall - (time.time() - time.monotonic())
 
 
-def check_copy(data_dir, out_dir):
-    if not filecmp.cmp(os.path.join(data_dir, "payload.bin"),
-                       os.path.join(out_dir, "payload.bin"), shallow=False):
-        raise Failure(f"{out_dir}: the copy differs from the seed's data")
+def moments(started, session, first, metadata, complete):
+    """Every figure of one client's run from its monotonic times."""
+    first = min(first, metadata) if first is not None else metadata
+    out = {"startup_s": session - started, "transfer_s": complete - metadata}
+    for origin, at in (("exec", started), ("session", session)):
+        out[f"{origin}_first_peer_s"] = first - at
+        out[f"{origin}_metadata_s"] = metadata - at
+        out[f"{origin}_complete_s"] = complete - at
+    return out
 
 
 def rill_run(args, magnet, bootstrap, out, seed_port):
@@ -326,10 +259,10 @@ def rill_run(args, magnet, bootstrap, out, seed_port):
     env = dict(os.environ, RUST_LOG="warn,rill::session::magnet=info")
     watch = PeerWatch(seed_port)
     child = Child("rill download", [args.rill, "download", magnet, "--dht-bootstrap", bootstrap,
-                                    "--json", "--port", "0", "-o", out], env=env)
-    start = child.started
-    metadata = complete = None
-    deadline = start + args.timeout
+                                    "--json", "--port", "0", "-o", out],
+                  env=env, stderr_lines=True)
+    session = metadata = complete = None
+    deadline = child.started + args.timeout
     open_streams = 2
     try:
         while open_streams:
@@ -340,6 +273,8 @@ def rill_run(args, magnet, bootstrap, out, seed_port):
             if line is None:
                 open_streams -= 1
                 continue
+            if tag == "err" and session is None and "fetching metadata of" in line:
+                session = log_time(line, at)
             if tag == "err" and metadata is None and "metadata of" in line and "fetched" in line:
                 metadata = log_time(line, at)
             if tag == "out" and complete is None:
@@ -349,10 +284,7 @@ def rill_run(args, magnet, bootstrap, out, seed_port):
                     continue
                 if event.get("final") and event.get("left") == 0:
                     complete = at
-        code = child.proc.wait(args.timeout)
-        end = time.monotonic()
-        if code != 0:
-            raise Failure(f"rill download: exit code {code} ({child.tail()})")
+        end, _ = child.wait_exit(args.timeout)
     finally:
         child.stop()
         watch.close()
@@ -360,56 +292,35 @@ def rill_run(args, magnet, bootstrap, out, seed_port):
         complete = end
     if metadata is None or watch.first is None:
         raise Failure(f"rill: a moment was not seen ({child.tail()})")
-    first = min(watch.first, metadata)
-    return {"first_peer_s": first - start, "metadata_s": metadata - start,
-            "complete_s": complete - start, "transfer_s": complete - metadata,
-            "exit_s": end - start}
+    if session is None:
+        # A rill from before the "fetching metadata of" line: session figures are NaN.
+        session = float("nan")
+    result = moments(child.started, session, watch.first, metadata, complete)
+    result["exit_s"] = end - child.started
+    return result
 
 
 def lt_run(args, magnet, bootstrap, out, seed_port):
     os.mkdir(out)
-    watch = None
+    watch = PeerWatch(seed_port)
     child = Child("libtorrent leech", [PYTHON, os.path.abspath(__file__), "--lt-leech", magnet,
                                        out, bootstrap])
-    start = metadata = complete = peer = None
-    deadline = child.started + args.timeout
+    session = metadata = complete = None
     try:
-        while complete is None:
-            item = child.next_line(deadline)
-            if item is None:
-                continue
-            at, tag, line = item
-            if line is None:
-                if tag == "out":
-                    raise Failure(f"libtorrent leech: exited early ({child.tail()})")
-                continue
-            if tag != "out":
-                continue
-            event = json.loads(line)
-            kind = event.get("event")
-            at = event.get("t", at)
-            if kind == "listening":
-                # The watch starts once the session is up, so no earlier connection counts.
-                watch = PeerWatch(seed_port)
-                start = at
-            elif kind == "peer" and peer is None:
-                peer = at
-            elif kind == "metadata":
-                metadata = at
-            elif kind == "finished":
-                complete = at
-            elif kind == "error":
-                raise Failure(f"libtorrent leech: {event.get('message')}")
-        child.proc.wait(args.timeout)
+        timeout = args.timeout
+        _, event = child.wait_event(lambda e: e.get("event") == "listening", timeout)
+        session = event["t"]
+        _, event = child.wait_event(lambda e: e.get("event") == "metadata", timeout)
+        metadata = event["t"]
+        _, event = child.wait_event(lambda e: e.get("event") == "finished", timeout)
+        complete = event["t"]
+        child.wait_exit(timeout)
     finally:
         child.stop()
-        if watch:
-            watch.close()
-    if metadata is None or watch is None or watch.first is None:
-        raise Failure("libtorrent: a moment was not seen")
-    first = min(t for t in (watch.first, metadata, peer) if t is not None)
-    return {"first_peer_s": first - start, "metadata_s": metadata - start,
-            "complete_s": complete - start, "transfer_s": complete - metadata}
+        watch.close()
+    if watch.first is None:
+        raise Failure("libtorrent: no connection to the seed was seen")
+    return moments(child.started, session, watch.first, metadata, complete)
 
 
 def wait_quiet(port, timeout=10.0):
@@ -442,15 +353,10 @@ def print_run(result):
     for m in MOMENTS:
         ratio = result["ratios"][m]
         verdict = "met" if ratio <= 1.0 else "MISSED"
-        print(f"  {m:<14} rill {r[m]:7.3f} s  libtorrent {l[m]:7.3f} s  "
-              f"ratio {ratio:5.2f} (target <= 1: {verdict})")
+        print(f"  {m:<22} rill {r[m]:7.3f} s  libtorrent {l[m]:7.3f} s  "
+              f"ratio {ratio:6.2f} (target <= 1: {verdict})")
     if "exit_s" in r:
-        print(f"  {'rill exit':<14} {r['exit_s']:7.3f} s")
-
-
-def median_run(results):
-    return {key: {k: statistics.median(r[key][k] for r in results) for k in results[0][key]}
-            for key in results[0]}
+        print(f"  {'rill exit (from exec)':<22} {r['exit_s']:7.3f} s")
 
 
 def main(argv):
@@ -460,7 +366,12 @@ def main(argv):
     if not os.access(args.rill, os.X_OK):
         print(f"no rill binary at {args.rill}: cargo build --release -p rill", file=sys.stderr)
         return 1
-    tmp = tempfile.mkdtemp(prefix="rill-bench-magnet-", dir=args.tmp)
+    with scratch_dir(args.tmp, "rill-bench-magnet-") as tmp:
+        return run_all(args, tmp)
+
+
+def run_all(args, tmp):
+    """Set-up and every run in tmp; 0 when every copy matched, 1 on a failed step."""
     results = []
     try:
         print(f"making {args.size / MIB:.0f} MiB of data in {tmp} ...", flush=True)
@@ -492,10 +403,6 @@ def main(argv):
     except Failure as err:
         print(f"bench: {err}", file=sys.stderr)
         return 1
-    finally:
-        for child in STARTED:
-            child.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

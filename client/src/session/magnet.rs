@@ -7,8 +7,14 @@
 //! verified info dict, from which a `.torrent` is built: the raw dict as `info` (so its
 //! SHA-1 is the magnet's info hash) plus the magnet's trackers.
 //!
+//! With a DHT, the first lookup starts the moment a node has answered (the DHT's counters
+//! wake the loop; nothing is polled): on a fresh start, as soon as the bootstrap node's
+//! reply is in. [`load`] also applies the magnet's `so` (BEP 53) to the torrent it
+//! returns ([`Loaded::only_files()`]; `--only-files` wins).
+//!
 //! Invariants: every connection the fetch knows gets exactly one `Disconnected`; the
-//! returned torrent's info hash equals the magnet's (checked again after parsing).
+//! returned torrent's info hash equals the magnet's (checked again after parsing); a
+//! [`Loaded`]'s `so` selection is never empty and names only files of the torrent.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,10 +42,8 @@ use crate::torrent::PeerKey;
 
 /// How long after a DHT lookup ends the next one starts, while the fetch goes on.
 const DHT_RETRY: Duration = Duration::from_secs(10);
-/// How long the first DHT lookup waits for the bootstrap to finish.
+/// How long the first DHT lookup waits for a node to answer before it starts anyway.
 const BOOTSTRAP_WAIT: Duration = Duration::from_secs(10);
-/// How often the bootstrap's end is checked before the first lookup.
-const BOOTSTRAP_POLL: Duration = Duration::from_millis(100);
 /// Incoming connections queued for the fetch.
 const INCOMING_QUEUE: usize = 32;
 /// How long `stopped` announces may take when the fetch ends.
@@ -88,6 +92,33 @@ pub struct Sources<'a> {
     pub routes: Option<&'a Routes>,
 }
 
+/// A torrent loaded from what the user gave, with what the source itself says about it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The torrent.
+    pub metainfo: Metainfo,
+    /// Peers already known for it (those that served a magnet's info dict).
+    pub peers: Vec<SocketAddr>,
+    /// The files a magnet's `so` selects (BEP 53), ascending; `None` for every file (no
+    /// `so`, or a `.torrent`). Never `Some` of an empty list: that is an error.
+    pub only_files: Option<Vec<usize>>,
+}
+
+impl Loaded {
+    /// The files to download: `--only-files` (`flag`) when given, which wins over the
+    /// magnet's `so`; else the `so` selection; empty means every file.
+    pub fn only_files(&self, flag: &[usize]) -> Vec<usize> {
+        match &self.only_files {
+            Some(selected) if flag.is_empty() => selected.clone(),
+            Some(_) => {
+                info!("--only-files given: the magnet link's file selection (so) is not used");
+                flag.to_vec()
+            }
+            None => flag.to_vec(),
+        }
+    }
+}
+
 /// A source as a torrent and the peers already known for it: a `.torrent` (file or URL) as
 /// [`super::load_source`] reads it, or a magnet link resolved through its peers. `None` when
 /// `stop` turned true during a fetch.
@@ -95,17 +126,49 @@ pub async fn load(
     source: &str,
     sources: Sources<'_>,
     stop: &mut watch::Receiver<bool>,
-) -> Result<Option<(Metainfo, Vec<SocketAddr>)>, SessionError> {
+) -> Result<Option<Loaded>, SessionError> {
     if !source.starts_with("magnet:") {
-        return Ok(Some((super::load_source(source).await?, Vec::new())));
+        return Ok(Some(Loaded {
+            metainfo: super::load_source(source).await?,
+            peers: Vec::new(),
+            only_files: None,
+        }));
     }
     let magnet = Magnet::parse(source).map_err(|err| SessionError::Source {
         source_name: source.to_owned(),
         message: err.to_string(),
     })?;
-    Ok(resolve(&magnet, sources, stop)
-        .await?
-        .map(|resolved| (resolved.metainfo, resolved.peers)))
+    let Some(resolved) = resolve(&magnet, sources, stop).await? else {
+        return Ok(None);
+    };
+    let only_files =
+        select_only(&magnet, &resolved.metainfo).map_err(|message| SessionError::Source {
+            source_name: source.to_owned(),
+            message,
+        })?;
+    Ok(Some(Loaded {
+        metainfo: resolved.metainfo,
+        peers: resolved.peers,
+        only_files,
+    }))
+}
+
+/// BEP 53: the files `magnet`'s `so` selects in `metainfo` (indices as `rill info` lists
+/// them, pad files included); an error when it selects none of them.
+pub fn select_only(magnet: &Magnet, metainfo: &Metainfo) -> Result<Option<Vec<usize>>, String> {
+    let count = metainfo.info.files.len();
+    match magnet.selected_files(count) {
+        Some(selected) if selected.is_empty() => {
+            let so: Vec<String> = magnet.select_only.iter().map(ToString::to_string).collect();
+            Err(format!(
+                "the magnet link's file selection so={} names none of the torrent's files \
+                 (0 to {})",
+                so.join(","),
+                count.saturating_sub(1)
+            ))
+        }
+        selected => Ok(selected),
+    }
 }
 
 /// `rill info MAGNET --fetch`: fetches the torrent of `source` with its own DHT node (when
@@ -164,6 +227,8 @@ pub async fn resolve(
             message: NO_SOURCES.to_owned(),
         });
     }
+    // The session is up (listen socket bound, DHT started): benchmarks time from this line.
+    info!("fetching metadata of {info_hash}");
     let now = Instant::now();
     let mut fetch = MetadataFetch::new(
         FetchConfig {
@@ -228,35 +293,37 @@ pub async fn resolve(
     }
     let mut dht_search: Option<mpsc::UnboundedReceiver<SocketAddr>> = None;
     let mut next_search = Instant::now();
+    // A lookup into an empty table finds nobody: the first one starts the moment a node
+    // answers (woken by the DHT's own counters, not polled), or after BOOTSTRAP_WAIT.
+    let mut dht_usable = sources.dht.is_some_and(|dht| {
+        let stats = dht.stats();
+        stats.bootstrapped || stats.good_nodes > 0
+    });
+    let usable_by = now + BOOTSTRAP_WAIT;
     let mut done = shell.carry_out(&mut fetch, &mut actions);
     while done.is_none() {
         if *stop.borrow() {
             break;
         }
         if let Some(dht) = sources.dht
+            && dht_usable
             && dht_search.is_none()
             && Instant::now() >= next_search
         {
-            let stats = dht.stats();
-            if !stats.bootstrapped && stats.good_nodes == 0 && now.elapsed() < BOOTSTRAP_WAIT {
-                // A lookup into an empty table finds nobody: wait for a node that answers.
-                next_search = Instant::now() + BOOTSTRAP_POLL;
-            } else {
-                match dht.search(info_hash).await {
-                    Ok(rx) => {
-                        info!(
-                            "DHT lookup for {info_hash}: {} nodes in the table",
-                            dht.stats().nodes
-                        );
-                        dht_search = Some(rx);
-                    }
-                    Err(err) => debug!("DHT lookup for {info_hash} failed: {err}"),
+            match dht.search(info_hash).await {
+                Ok(rx) => {
+                    info!(
+                        "DHT lookup for {info_hash}: {} nodes in the table",
+                        dht.stats().nodes
+                    );
+                    dht_search = Some(rx);
                 }
-                next_search = Instant::now() + DHT_RETRY;
+                Err(err) => debug!("DHT lookup for {info_hash} failed: {err}"),
             }
+            next_search = Instant::now() + DHT_RETRY;
         }
         let mut deadline = Instant::from_std(fetch.next_deadline()).min(Instant::now() + DHT_RETRY);
-        if sources.dht.is_some() && dht_search.is_none() {
+        if sources.dht.is_some() && dht_usable && dht_search.is_none() {
             deadline = deadline.min(next_search);
         }
         let event = tokio::select! {
@@ -283,6 +350,10 @@ pub async fn resolve(
                     None
                 }
             },
+            () = usable(sources.dht.filter(|_| !dht_usable), usable_by) => {
+                dht_usable = true;
+                None
+            }
             () = tokio::time::sleep_until(deadline) => Some(Event::Tick),
             changed = stop.changed() => {
                 if changed.is_err() {
@@ -329,6 +400,16 @@ pub async fn resolve(
         torrent,
         peers,
     }))
+}
+
+/// Resolves once `dht` has a node to start a lookup from, or at `by`; never without a DHT.
+async fn usable(dht: Option<&Dht>, by: Instant) {
+    match dht {
+        Some(dht) => {
+            let _ = tokio::time::timeout_at(by, dht.wait_usable()).await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 async fn recv_dht(search: &mut Option<mpsc::UnboundedReceiver<SocketAddr>>) -> Option<SocketAddr> {
@@ -479,5 +560,52 @@ mod tests {
         assert_eq!(metainfo.trackers(), vec![vec!["http://t/a".to_owned()]]);
         let bare = Metainfo::from_bytes(&torrent_bytes(info, &[])).unwrap();
         assert!(bare.trackers().is_empty());
+    }
+
+    /// A torrent of three one-byte files `a`, `b`, `c` in one piece.
+    fn three_files() -> Metainfo {
+        let info = b"d5:filesld6:lengthi1e4:pathl1:aeed6:lengthi1e4:pathl1:beed6:lengthi1e\
+            4:pathl1:ceee4:name1:d12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae";
+        Metainfo::from_bytes(&torrent_bytes(info, &[])).unwrap()
+    }
+
+    fn magnet(metainfo: &Metainfo, extra: &str) -> Magnet {
+        Magnet::parse(&format!(
+            "magnet:?xt=urn:btih:{}{extra}",
+            metainfo.info_hash
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn so_selects_files_of_the_torrent_and_the_flag_wins() {
+        let metainfo = three_files();
+        assert_eq!(metainfo.info.files.len(), 3);
+        let selected = select_only(&magnet(&metainfo, "&so=0,2-9"), &metainfo).unwrap();
+        assert_eq!(selected, Some(vec![0, 2]));
+        assert_eq!(select_only(&magnet(&metainfo, ""), &metainfo), Ok(None));
+        let loaded = Loaded {
+            metainfo: three_files(),
+            peers: Vec::new(),
+            only_files: selected,
+        };
+        assert_eq!(loaded.only_files(&[]), vec![0, 2]);
+        assert_eq!(loaded.only_files(&[1]), vec![1]);
+        let all = Loaded {
+            only_files: None,
+            ..loaded
+        };
+        assert_eq!(all.only_files(&[]), Vec::<usize>::new());
+        assert_eq!(all.only_files(&[2]), vec![2]);
+    }
+
+    #[test]
+    fn so_naming_no_file_of_the_torrent_is_an_error() {
+        let metainfo = three_files();
+        let err = select_only(&magnet(&metainfo, "&so=3,7-9"), &metainfo).unwrap_err();
+        assert_eq!(
+            err,
+            "the magnet link's file selection so=3,7-9 names none of the torrent's files (0 to 2)"
+        );
     }
 }

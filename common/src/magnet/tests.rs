@@ -79,6 +79,63 @@ fn peers_web_seeds_and_selection() {
     assert_eq!(selected, vec![0, 2, 4, 5, 6]);
 }
 
+/// BEP 53's own example, `so=0,2,4,6-8`, applied to torrents of several sizes.
+#[test]
+fn select_only_follows_bep_53_example() {
+    let magnet = Magnet::parse(&format!("magnet:?xt=urn:btih:{HEX}&dn=NAME&so=0,2,4,6-8")).unwrap();
+    assert_eq!(magnet.selected_files(10), Some(vec![0, 2, 4, 6, 7, 8]));
+    // Indices past the last file select nothing; they are not an error.
+    assert_eq!(magnet.selected_files(7), Some(vec![0, 2, 4, 6]));
+    assert_eq!(magnet.selected_files(1), Some(vec![0]));
+    assert_eq!(magnet.selected_files(0), Some(vec![]));
+    // Without `so` every file is wanted.
+    assert_eq!(Magnet::new(hash()).selected_files(5), None);
+}
+
+#[test]
+fn select_only_items_overlap_repeat_and_accumulate_over_parameters() {
+    let magnet = Magnet::parse(&format!(
+        "magnet:?xt=urn:btih:{HEX}&so=3,1-2&so=2-4,3&so.1=9"
+    ))
+    .unwrap();
+    assert_eq!(magnet.selected_files(12), Some(vec![1, 2, 3, 4, 9]));
+    // Percent-encoded commas and dashes are the same list.
+    let encoded = Magnet::parse(&format!("magnet:?xt=urn:btih:{HEX}&so=1%2C3%2D4")).unwrap();
+    assert_eq!(encoded.selected_files(6), Some(vec![1, 3, 4]));
+    // A range to the largest index is cheap to apply: only the torrent's files are visited.
+    let huge = Magnet::parse(&format!("magnet:?xt=urn:btih:{HEX}&so=2-{}", usize::MAX)).unwrap();
+    assert_eq!(huge.selected_files(4), Some(vec![2, 3]));
+}
+
+#[test]
+fn malformed_or_oversized_select_only_is_refused() {
+    for bad in [
+        "a", "1,", ",1", "1,,2", "-1", "1-", "5-3", "+1", "1-+2", " 1", "1.5", "1-2-3",
+    ] {
+        assert_eq!(
+            Magnet::parse(&format!("magnet:?xt=urn:btih:{HEX}&so={bad}")),
+            Err(MagnetError::BadSelection(bad.into())),
+            "so={bad}"
+        );
+    }
+    let too_long = "99999999999999999999999999".to_owned();
+    assert_eq!(
+        Magnet::parse(&format!("magnet:?xt=urn:btih:{HEX}&so={too_long}")),
+        Err(MagnetError::BadSelection(too_long))
+    );
+    let at_cap = vec!["1"; MAX_SELECTION_ITEMS].join(",");
+    let magnet = Magnet::parse(&format!("magnet:?xt=urn:btih:{HEX}&so={at_cap}")).unwrap();
+    assert_eq!(magnet.select_only.len(), MAX_SELECTION_ITEMS);
+    assert_eq!(
+        Magnet::parse(&format!("magnet:?xt=urn:btih:{HEX}&so={at_cap}&so=2")),
+        Err(MagnetError::TooManySelections(MAX_SELECTION_ITEMS + 1))
+    );
+    assert_eq!(
+        MagnetError::TooManySelections(2000).to_string(),
+        format!("file selection in magnet link has 2000 items, more than {MAX_SELECTION_ITEMS}")
+    );
+}
+
 #[test]
 fn hybrid_link_uses_btih_and_same_hash_twice_is_fine() {
     let magnet = Magnet::parse(&format!("magnet:?xt={V2}&xt=urn:btih:{HEX}")).unwrap();
@@ -254,6 +311,27 @@ proptest! {
     #[test]
     fn arbitrary_text_never_panics(text in ".{0,200}") {
         let _ = Magnet::parse(&text);
+    }
+
+    #[test]
+    fn select_only_text_never_panics_and_selects_within_the_torrent(
+        so in "[0-9,+ -]{0,40}",
+        files in 0usize..64,
+    ) {
+        let text = format!("magnet:?xt=urn:btih:{HEX}&so={so}");
+        match Magnet::parse(&text) {
+            Ok(magnet) => {
+                let selected = magnet.selected_files(files).unwrap_or_default();
+                prop_assert!(selected.iter().all(|&i| i < files));
+                prop_assert!(selected.windows(2).all(|w| w[0] < w[1]));
+                prop_assert!(selected.iter().all(|&i| magnet.selects(i)));
+                prop_assert_eq!(Magnet::parse(&magnet.to_string()), Ok(magnet));
+            }
+            Err(err) => prop_assert!(matches!(
+                err,
+                MagnetError::BadSelection(_) | MagnetError::TooManySelections(_)
+            )),
+        }
     }
 
     #[test]

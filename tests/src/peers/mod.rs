@@ -25,6 +25,7 @@
 //!   address is the address it listens on.
 
 mod libtorrent;
+pub mod lt_dht;
 mod process;
 mod rill;
 mod scrape;

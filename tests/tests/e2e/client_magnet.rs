@@ -9,21 +9,19 @@
 //! - a libtorrent leecher given only the magnet and the bootstrap node finds a rill seed
 //!   (announced by rill) through the DHT and downloads;
 //! - a private torrent (BEP 27) is never announced to the DHT, while a public one is;
+//! - a magnet's `so` (BEP 53) selects the files rill downloads, `--only-files` wins over it,
+//!   and an `so` naming none of the torrent's files is a one-line error;
 //! - `rill info MAGNET --save`, `rill dht ping` and `rill dht get-peers`.
 //!
 //! Files are compared byte for byte. Missing tools skip locally and fail with CI set
 //! ([`require_tool`]). Every wait is bounded.
 
-use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rill::dht::{Dht, DhtConfig};
 use rill_common::InfoHash;
-use rill_tests::libtorrent::driver;
-use rill_tests::tools::PYTHON;
+use rill_tests::peers::lt_dht::{LtDht, MagnetOptions};
 use rill_tests::{
     LibtorrentOptions, LibtorrentPeer, RillOptions, RillPeer, loopback_address, require_tool,
 };
@@ -92,86 +90,75 @@ fn a_magnet_with_no_way_to_find_peers_is_one_line() {
     );
 }
 
+/// BEP 53: `so=0,3` of the payload (files in torrent order: a.bin, empty.txt, sub/b.bin,
+/// sub/deeper/c.bin, z.txt) downloads a.bin and c.bin only; `--only-files` wins over `so`;
+/// an `so` that names none of the torrent's files fails in one line once the metadata is in.
+#[test]
+fn a_magnets_so_selects_the_files_rill_downloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::new(dir.path(), None);
+    let seed = RillPeer::seed(&payload.torrent, &payload.seed_dir, RillOptions::default()).unwrap();
+    let total: u64 = FILES.iter().map(|(_, len)| *len as u64).sum();
+    let download = |name: &str, so: &str, flags: &[&str]| {
+        let magnet = magnet_of(&payload.torrent, &format!("&x.pe={}&so={so}", seed.addr()));
+        let out = dir.path().join(name);
+        let options = RillOptions::default()
+            .args(["--no-dht"])
+            .args(flags.iter().copied());
+        let mut rill = RillPeer::download(&[std::path::Path::new(&magnet)], &out, options).unwrap();
+        let last = rill.wait_final(DOWNLOAD).unwrap();
+        assert!(rill.wait_exit(EXIT).unwrap().success());
+        assert_eq!(last["left"], 0, "{last}");
+        assert_eq!(last["total_bytes"], total, "{last}");
+        (out, last)
+    };
+
+    let (out, last) = download("so", "0,3", &[]);
+    let wanted = (FILES[0].1 + FILES[2].1) as u64;
+    assert!(last["have"].as_u64() < last["pieces"].as_u64(), "{last}");
+    // Whole pieces are fetched: a little of the files next to the wanted ones may come too.
+    let wanted_bytes = last["wanted_bytes"].as_u64().unwrap();
+    assert!(wanted_bytes >= wanted && wanted_bytes < total, "{last}");
+    payload.assert_copied(&out, &[FILES[0], FILES[2]]);
+    let not_copied = |out: &std::path::Path, name: &str| {
+        let theirs = std::fs::read(out.join("payload").join(name)).unwrap_or_default();
+        theirs != std::fs::read(payload.seed_dir.join("payload").join(name)).unwrap()
+    };
+    // sub/b.bin (file 2) has whole pieces of its own between a.bin and c.bin.
+    assert!(not_copied(&out, "sub/b.bin"), "sub/b.bin is not selected");
+
+    // The flag wins: only z.txt, whatever `so` says.
+    let (out, last) = download("flag", "0,3", &["--only-files", "4"]);
+    assert!(
+        last["wanted_bytes"].as_u64() < Some(64 * 1024 + 1),
+        "{last}"
+    );
+    payload.assert_copied(&out, &[FILES[4]]);
+    assert!(not_copied(&out, "a.bin"), "a.bin is not wanted");
+
+    let magnet = magnet_of(&payload.torrent, &format!("&x.pe={}&so=5-9", seed.addr()));
+    let out = dir.path().join("none");
+    let output = rill_tests::run_rill([
+        "download",
+        magnet.as_str(),
+        "--quiet",
+        "--port",
+        "0",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    crate::support::assert_one_line_error(&output, "a magnet whose so names no file");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("so=5-9 names none of the torrent's files (0 to 4)"),
+        "{stderr}"
+    );
+}
+
 /// Bound on any one wait on libtorrent or the DHT.
 const WAIT: Duration = Duration::from_secs(60);
 /// rill DHT nodes in process.
 const DHT_NODES: usize = 6;
-
-/// A libtorrent peer driven by `lt_magnet.py`.
-struct LtMagnet {
-    child: Child,
-    events: mpsc::Receiver<Value>,
-    addr: SocketAddr,
-}
-
-impl LtMagnet {
-    fn start(args: &[String]) -> Self {
-        let listen = loopback_address();
-        let mut child = Command::new(PYTHON)
-            .arg(driver("lt_magnet.py"))
-            .arg("--listen")
-            .arg(format!("{listen}:0"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start lt_magnet.py");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                match serde_json::from_str::<Value>(&line) {
-                    Ok(event) => {
-                        if tx.send(event).is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => eprintln!("lt_magnet.py: {line}"),
-                }
-            }
-        });
-        let mut peer = LtMagnet {
-            child,
-            events,
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-        };
-        let port = peer.wait_for("listening", |e| {
-            (e["event"] == "listening").then(|| e["port"].as_u64().unwrap_or(0))
-        });
-        peer.addr = SocketAddr::V4(SocketAddrV4::new(listen, port as u16));
-        peer
-    }
-
-    /// Waits (bounded by [`WAIT`]) for an event that `pick` maps to `Some`.
-    fn wait_for<T>(&mut self, what: &str, mut pick: impl FnMut(&Value) -> Option<T>) -> T {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(event) => {
-                    assert!(
-                        event["event"] != "exit" && event["event"] != "error",
-                        "lt_magnet.py ended while waiting for {what}: {event}"
-                    );
-                    if let Some(found) = pick(&event) {
-                        return found;
-                    }
-                }
-                Err(_) => panic!("no {what} from libtorrent within {WAIT:?}"),
-            }
-        }
-    }
-}
-
-impl Drop for LtMagnet {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A private loopback DHT of rill nodes in process, each on its own 127.0.N.1, bootstrapped
 /// off the first; the runtime's threads keep them running while the test blocks.
@@ -236,21 +223,19 @@ fn rill_downloads_a_magnet_found_through_a_loopback_dht() {
     let payload = Payload::new(dir.path(), None);
     let dht = LoopbackDht::start(40);
     let bootstrap = dht.bootstrap().to_string();
-    let mut seed = LtMagnet::start(&[
-        "--seed".into(),
-        payload.torrent.display().to_string(),
-        "--save-path".into(),
-        payload.seed_dir.display().to_string(),
-        "--dht-bootstrap".into(),
-        bootstrap.clone(),
-    ]);
-    seed.wait_for("the seed's check", |e| {
-        (e["event"] == "finished").then_some(())
-    });
+    let options = MagnetOptions::default().dht_bootstrap(dht.bootstrap());
+    let mut seed = LtDht::seed(
+        loopback_address(),
+        &payload.torrent,
+        &payload.seed_dir,
+        &options,
+    )
+    .unwrap();
+    seed.wait_event("finished", WAIT).unwrap();
     // The seed is announced once libtorrent has nodes: a bounded poll on the DHT.
     let info_hash = rill_tests::torrent_info_hash(&payload.torrent).unwrap();
     let mut attempts = 0;
-    while !dht.get_peers(info_hash).contains(&seed.addr) {
+    while !dht.get_peers(info_hash).contains(&seed.addr()) {
         attempts += 1;
         assert!(attempts < 60, "libtorrent's seed never reached the DHT");
         std::thread::sleep(Duration::from_millis(500));
@@ -276,16 +261,11 @@ fn libtorrent_fetches_metadata_from_a_rill_seed_given_a_magnet() {
     let seed = RillPeer::seed(&payload.torrent, &payload.seed_dir, RillOptions::default()).unwrap();
     let out = dir.path().join("libtorrent");
     std::fs::create_dir_all(&out).unwrap();
-    let mut leech = LtMagnet::start(&[
-        "--magnet".into(),
-        magnet_of(&payload.torrent, ""),
-        "--save-path".into(),
-        out.display().to_string(),
-        "--peer".into(),
-        seed.addr().to_string(),
-    ]);
-    leech.wait_for("metadata", |e| (e["event"] == "metadata").then_some(()));
-    leech.wait_for("the download", |e| (e["event"] == "finished").then_some(()));
+    let options = MagnetOptions::default().peer(seed.addr());
+    let magnet = magnet_of(&payload.torrent, "");
+    let mut leech = LtDht::leech(loopback_address(), &magnet, &out, &options).unwrap();
+    leech.wait_event("metadata", WAIT).unwrap();
+    leech.wait_event("finished", WAIT).unwrap();
     payload.assert_copied(&out, &FILES);
 }
 
@@ -437,16 +417,11 @@ fn libtorrent_finds_a_rill_seed_through_a_loopback_dht() {
     }
     let out = dir.path().join("libtorrent");
     std::fs::create_dir_all(&out).unwrap();
-    let mut leech = LtMagnet::start(&[
-        "--magnet".into(),
-        magnet_of(&payload.torrent, ""),
-        "--save-path".into(),
-        out.display().to_string(),
-        "--dht-bootstrap".into(),
-        bootstrap,
-    ]);
-    leech.wait_for("metadata", |e| (e["event"] == "metadata").then_some(()));
-    leech.wait_for("the download", |e| (e["event"] == "finished").then_some(()));
+    let options = MagnetOptions::default().dht_bootstrap(dht.bootstrap());
+    let magnet = magnet_of(&payload.torrent, "");
+    let mut leech = LtDht::leech(loopback_address(), &magnet, &out, &options).unwrap();
+    leech.wait_event("metadata", WAIT).unwrap();
+    leech.wait_event("finished", WAIT).unwrap();
     payload.assert_copied(&out, &FILES);
     drop(seed);
 }
@@ -483,14 +458,14 @@ fn a_libtorrent_seed_that_dials_rill_serves_it_the_metadata() {
         assert!(attempts < 100, "rill never listened on {rill_addr}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _seed = LtMagnet::start(&[
-        "--seed".into(),
-        payload.torrent.display().to_string(),
-        "--save-path".into(),
-        payload.seed_dir.display().to_string(),
-        "--peer".into(),
-        rill_addr.to_string(),
-    ]);
+    let options = MagnetOptions::default().peer(rill_addr);
+    let _seed = LtDht::seed(
+        loopback_address(),
+        &payload.torrent,
+        &payload.seed_dir,
+        &options,
+    )
+    .unwrap();
     let mut rill = rill.join().unwrap().unwrap();
     let last = rill.wait_final(DOWNLOAD).unwrap();
     assert_eq!(last["have"], last["pieces"], "{last}");

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::handle::Command;
 use super::state_file::save_state;
 use super::{DhtConfig, DhtError, DhtStats, LookupOutcome};
-use crate::dht::family::{Families, Family, PerFamily};
+use crate::dht::family::{Families, Family, PerFamily, canonical};
 use crate::dht::node::{Action, Node, QueryFailure, RequestId};
 use crate::dht::routing_table::Status;
 
@@ -233,7 +233,7 @@ impl Shell {
     async fn act(&mut self, action: Action, out: &mut Vec<Action>) {
         match action {
             Action::Send { to, packet } => {
-                let to = SocketAddr::new(to.ip().to_canonical(), to.port());
+                let to = canonical(to);
                 let Some(socket) = self.sockets.get(Family::of(&to)) else {
                     tracing::debug!(%to, "DHT send dropped: no socket of that family");
                     return;

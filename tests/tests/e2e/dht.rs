@@ -127,6 +127,22 @@ fn rill_config(index: usize, bootstrap: Option<SocketAddr>) -> DhtConfig {
     config
 }
 
+/// [`RILL_NODES`] rill nodes, node `i` started with `config(i, bootstrap)`, each bootstrapped
+/// off the first.
+async fn rill_network(config: impl Fn(usize, Option<SocketAddr>) -> DhtConfig) -> Vec<Dht> {
+    let first = Dht::start(config(0, None)).await.unwrap();
+    let seed = first.local_addr();
+    let mut nodes = vec![first];
+    for index in 1..RILL_NODES {
+        let node = Dht::start(config(index, Some(seed))).await.unwrap();
+        bounded("rill bootstrap", node.wait_bootstrapped())
+            .await
+            .unwrap();
+        nodes.push(node);
+    }
+    nodes
+}
+
 async fn bounded<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, future)
         .await
@@ -138,16 +154,8 @@ async fn rill_and_libtorrent_share_a_loopback_dht() {
     if !require_tool("libtorrent") {
         return;
     }
-    let first = Dht::start(rill_config(0, None)).await.unwrap();
-    let seed = first.local_addr();
-    let mut rill = vec![first];
-    for index in 1..RILL_NODES {
-        let node = Dht::start(rill_config(index, Some(seed))).await.unwrap();
-        bounded("rill bootstrap", node.wait_bootstrapped())
-            .await
-            .unwrap();
-        rill.push(node);
-    }
+    let rill = rill_network(rill_config).await;
+    let seed = rill[0].local_addr();
 
     // Announced by rill before libtorrent joins; libtorrent must find it.
     let by_rill = InfoHash::from_bytes([0x5E; 20]);
@@ -256,25 +264,13 @@ fn rill_downloads_a_magnet_found_over_the_ipv6_dht() {
         .enable_all()
         .build()
         .unwrap();
-    let config = |bootstrap: Option<SocketAddr>| {
+    let config = |_, bootstrap: Option<SocketAddr>| {
         let mut config = DhtConfig::new(SocketAddr::from((Ipv6Addr::LOCALHOST, 0)));
         config.bootstrap = bootstrap.iter().map(ToString::to_string).collect();
         config.node.query_timeout = Duration::from_secs(1);
         config
     };
-    let nodes = runtime.block_on(async {
-        let first = Dht::start(config(None)).await.unwrap();
-        let seed = first.local_addr();
-        let mut nodes = vec![first];
-        for _ in 1..RILL_NODES {
-            let node = Dht::start(config(Some(seed))).await.unwrap();
-            bounded("rill bootstrap", node.wait_bootstrapped())
-                .await
-                .unwrap();
-            nodes.push(node);
-        }
-        nodes
-    });
+    let nodes = runtime.block_on(rill_network(config));
     let bootstrap = nodes[0].local_addr().to_string();
     let options = || RillOptions::default().args(["--dht-bootstrap", bootstrap.as_str()]);
     let seed = RillPeer::seed(&payload.torrent, &payload.seed_dir, options()).unwrap();

@@ -102,14 +102,7 @@ fn replies_carry_the_node_lists_want_asks_for() {
             raw_entries(&packet, b"nodes6", 38).len(),
         )
     };
-    let n4 = Want {
-        v4: true,
-        v6: false,
-    };
-    let n6 = Want {
-        v4: false,
-        v6: true,
-    };
+    let (n4, n6) = (Family::V4.want(), Family::V6.want());
     let both = Want { v4: true, v6: true };
     assert_eq!(
         lists(&mut f, addr(9), Want::default()),

@@ -107,6 +107,12 @@ pub fn reply_want(want: Want, asked_on: Family) -> Want {
     }
 }
 
+/// `addr` with its canonical IP: an IPv4-mapped IPv6 address (as a dual-stack TCP listener
+/// reports IPv4 peers) becomes plain IPv4, so it is sent from and matched on the IPv4 socket.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
 /// Nodes of `family` among `nodes` that can be contacted (port not 0), in order, each with
 /// its canonical address (an IPv4-mapped one as plain IPv4).
 pub fn reachable(nodes: &[CompactNode], family: Family) -> Vec<CompactNode> {
@@ -115,7 +121,7 @@ pub fn reachable(nodes: &[CompactNode], family: Family) -> Vec<CompactNode> {
         .filter(|n| n.addr.port() != 0 && Family::of(&n.addr) == family)
         .map(|n| CompactNode {
             id: n.id,
-            addr: SocketAddr::new(n.addr.ip().to_canonical(), n.addr.port()),
+            addr: canonical(n.addr),
         })
         .collect()
 }

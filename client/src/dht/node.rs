@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use rill_common::krpc::{Body, CompactNode, ERROR_PROTOCOL, KrpcError, Message, NodeId, Query};
 
-use super::family::{Families, Family, PerFamily};
+use super::family::{Families, Family, PerFamily, canonical};
 use super::lookup::Lookup;
 use super::peer_store::PeerStore;
 use super::rate_limit::RateLimiter;
@@ -212,6 +212,8 @@ impl Node {
         if self.pending.len() >= MAX_PENDING {
             return false;
         }
+        // Replies come from the plain IPv4 address, never from its IPv4-mapped form.
+        let to = canonical(to);
         let Some(tid) = self.transaction_id() else {
             return false;
         };
@@ -243,6 +245,7 @@ impl Node {
         rng: &mut impl Rng,
         out: &mut Vec<Action>,
     ) {
+        let from = canonical(from);
         let decoded = Message::from_bytes(packet);
         if let Ok(message) = &decoded
             && matches!(message.body, Body::Response(_) | Body::Error { .. })

@@ -1,11 +1,13 @@
 //! The DHT's one tokio shell: a UDP socket per address family (BEP 32), a timer, the saved
 //! routing tables, and the [`Dht`] handle the rest of the client calls.
 //!
-//! Invariants: the task alone owns the [`Node`](super::Node); callers talk to it through a channel and
-//! get answers on oneshots, so a dropped caller never blocks it. The table is saved to
-//! [`DhtConfig::state_file`] every [`DhtConfig::save_every`] and on shutdown, written to a
-//! temporary file and renamed so a crash never leaves half a file. Start-up bootstraps from
-//! the saved table if there is one, else (or if that finds nobody) from the configured nodes.
+//! Invariants: the task alone owns the [`Node`](super::Node); callers talk to it through a
+//! channel and get answers on oneshots, so a dropped caller never blocks it. The tables are
+//! saved to [`DhtConfig::state_file`] every [`DhtConfig::save_every`] and on shutdown,
+//! written to a temporary file and renamed so a crash never leaves half a file. Start-up
+//! bootstraps from the saved tables if there are any, else (or if that finds nobody) from the
+//! configured nodes. Each socket carries one address family: the IPv6 one is IPv6-only, so it
+//! can share the IPv4 socket's port number.
 //!
 //! This file holds the settings, errors and results; `handle` is the [`Dht`] API and binds
 //! the sockets, `shell` the loop around them, and `state_file` the saved tables (nodes of

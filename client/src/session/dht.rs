@@ -1,12 +1,14 @@
 //! The session's DHT (BEP 5): one node per session, on the listen port's number over UDP,
-//! its routing table saved in `<download dir>/.rill/dht.json`.
+//! on IPv4 and, where the host has it, IPv6 (BEP 32), its routing tables saved in
+//! `<download dir>/.rill/dht.json`.
 //!
 //! Each public torrent is announced (which also looks it up) at start and every
-//! [`ANNOUNCE_EVERY`]; peers found join the torrent's queue like a tracker's. Private
+//! [`ANNOUNCE_EVERY`] in each DHT the node is on, so its IPv6 address is announced too;
+//! peers found (IPv4 and IPv6) join the torrent's queue like a tracker's. Private
 //! torrents (BEP 27) never reach this module: the session checks before calling
 //! [`spawn_announcer`].
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,8 +43,15 @@ pub fn bootstrap_from_flags(bootstrap: &[String], no_dht: bool) -> Option<Vec<St
     Some(DEFAULT_BOOTSTRAP.iter().map(|s| (*s).to_owned()).collect())
 }
 
-/// Starts the session's node on UDP `port` (any address; another port if that one is
-/// taken), restoring the table saved under `dir`; `None` (with a warning) if it cannot bind.
+/// The UDP ports tried in turn, IPv4 then IPv6 (`None`: no IPv6 socket): the listen port's
+/// number for both, else any IPv6 port, else any port for both, else IPv4 alone.
+fn bind_attempts(port: u16) -> [(u16, Option<u16>); 4] {
+    [(port, Some(port)), (port, Some(0)), (0, Some(0)), (0, None)]
+}
+
+/// Starts the session's node on UDP `port` of every IPv4 and IPv6 address (another port if
+/// that one is taken, IPv4 alone without IPv6), restoring the table saved under `dir`;
+/// `None` (with a warning) if it cannot bind.
 pub async fn start(bootstrap: &[String], port: u16, dir: &Path) -> Option<Arc<Dht>> {
     let mut config = DhtConfig::new(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)));
     config.bootstrap = bootstrap.to_vec();
@@ -52,23 +61,29 @@ pub async fn start(bootstrap: &[String], port: u16, dir: &Path) -> Option<Arc<Dh
         debug!("{}: {err}", state_dir.display());
     }
     config.state_file = Some(state_dir.join("dht.json"));
-    let mut started = Dht::start(config.clone()).await;
-    if let Err(err) = &started {
-        // The UDP port of the same number may be taken: any port will do.
-        debug!("{err}; trying any port");
-        config.bind.set_port(0);
-        started = Dht::start(config).await;
-    }
-    match started {
-        Ok(dht) => {
-            debug!("DHT node {} on {}", dht.id(), dht.local_addr());
-            Some(Arc::new(dht))
+    let mut last = None;
+    for (port4, port6) in bind_attempts(port) {
+        // The UDP port of the same number may be taken, or the host may have no IPv6.
+        config.bind.set_port(port4);
+        config.bind6 = port6.map(|p| SocketAddr::from((Ipv6Addr::UNSPECIFIED, p)));
+        match Dht::start(config.clone()).await {
+            Ok(dht) => {
+                match dht.local_addr6() {
+                    Some(v6) => debug!("DHT node {} on {} and {v6}", dht.id(), dht.local_addr()),
+                    None => debug!("DHT node {} on {} (no IPv6)", dht.id(), dht.local_addr()),
+                }
+                return Some(Arc::new(dht));
+            }
+            Err(err) => {
+                debug!("{err}; trying another port");
+                last = Some(err);
+            }
         }
-        Err(err) => {
-            warn!("DHT off: {err}");
-            None
-        }
     }
+    if let Some(err) = last {
+        warn!("DHT off: {err}");
+    }
+    None
 }
 
 /// How often the DHT's size and lookups are logged (shown with `-v`).
@@ -82,8 +97,9 @@ pub fn spawn_reporter(dht: Arc<Dht>) -> JoinHandle<()> {
             ticker.tick().await;
             let stats = dht.stats();
             info!(
-                "DHT: {} nodes ({} good), {} lookups ({} active), {} peers stored, {} queries answered",
+                "DHT: {} nodes ({} IPv6, {} good), {} lookups ({} active), {} peers stored, {} queries answered",
                 stats.nodes,
+                stats.nodes6,
                 stats.good_nodes,
                 stats.lookups,
                 stats.lookups_active,
@@ -153,6 +169,44 @@ pub fn spawn_announcer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_taken_ipv6_port_moves_only_the_ipv6_socket() {
+        use socket2::{Domain, Protocol, Socket, Type};
+        // Hold an IPv6-only UDP port P; the node keeps P for IPv4 and takes another for IPv6.
+        let taken = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        taken.set_only_v6(true).unwrap();
+        let any6 = SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0));
+        if taken.bind(&any6.into()).is_err() {
+            println!("skipping: no IPv6 here");
+            return;
+        }
+        let port = taken.local_addr().unwrap().as_socket().unwrap().port();
+        if std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).is_err() {
+            println!("skipping: UDP port {port} is taken on IPv4 too");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let dht = start(&[], port, dir.path()).await.expect("a DHT node");
+        assert_eq!(dht.local_addr().port(), port);
+        let v6 = dht.local_addr6().expect("an IPv6 socket");
+        assert_ne!(v6.port(), port);
+        stop(dht).await;
+    }
+
+    #[tokio::test]
+    async fn the_session_node_is_on_both_families_where_the_host_has_ipv6() {
+        let dir = tempfile::tempdir().unwrap();
+        let dht = start(&[], 0, dir.path()).await.expect("a DHT node");
+        let has_ipv6 = std::net::UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0)).is_ok();
+        assert_eq!(
+            dht.local_addr6().is_some(),
+            has_ipv6,
+            "{:?}",
+            dht.local_addr6()
+        );
+        stop(dht).await;
+    }
 
     #[test]
     fn bootstrap_flags_replace_the_defaults_and_no_dht_turns_it_off() {

@@ -12,19 +12,27 @@
 //!
 //! Every wait is bounded in time and count; libtorrent is stopped (stdin closed, then
 //! killed) when the test ends, pass or fail.
+//!
+//! Over IPv6 (BEP 32), with rill alone: a private DHT of rill nodes on `::1` only; a `rill
+//! seed` bootstrapped off it announces its IPv6 address, and `rill download MAGNET` given
+//! only that bootstrap node finds the seed over IPv6 and downloads from it. Skipped where
+//! `::1` cannot be bound, except with `CI` set (unless `RILL_TEST_NO_IPV6` says the runner
+//! has no IPv6).
 
 use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rill::dht::{Dht, DhtConfig};
 use rill_common::InfoHash;
 use rill_tests::libtorrent::driver;
-use rill_tests::require_tool;
-use rill_tests::tools::PYTHON;
+use rill_tests::tools::{PYTHON, in_ci};
+use rill_tests::{RillOptions, RillPeer, require_tool};
 use serde_json::Value;
 use tokio::sync::mpsc;
+
+use crate::client::{DOWNLOAD, Payload};
 
 /// Bound on any one wait for libtorrent or a lookup.
 const WAIT: Duration = Duration::from_secs(60);
@@ -119,6 +127,22 @@ fn rill_config(index: usize, bootstrap: Option<SocketAddr>) -> DhtConfig {
     config
 }
 
+/// [`RILL_NODES`] rill nodes, node `i` started with `config(i, bootstrap)`, each bootstrapped
+/// off the first.
+async fn rill_network(config: impl Fn(usize, Option<SocketAddr>) -> DhtConfig) -> Vec<Dht> {
+    let first = Dht::start(config(0, None)).await.unwrap();
+    let seed = first.local_addr();
+    let mut nodes = vec![first];
+    for index in 1..RILL_NODES {
+        let node = Dht::start(config(index, Some(seed))).await.unwrap();
+        bounded("rill bootstrap", node.wait_bootstrapped())
+            .await
+            .unwrap();
+        nodes.push(node);
+    }
+    nodes
+}
+
 async fn bounded<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, future)
         .await
@@ -130,16 +154,8 @@ async fn rill_and_libtorrent_share_a_loopback_dht() {
     if !require_tool("libtorrent") {
         return;
     }
-    let first = Dht::start(rill_config(0, None)).await.unwrap();
-    let seed = first.local_addr();
-    let mut rill = vec![first];
-    for index in 1..RILL_NODES {
-        let node = Dht::start(rill_config(index, Some(seed))).await.unwrap();
-        bounded("rill bootstrap", node.wait_bootstrapped())
-            .await
-            .unwrap();
-        rill.push(node);
-    }
+    let rill = rill_network(rill_config).await;
+    let seed = rill[0].local_addr();
 
     // Announced by rill before libtorrent joins; libtorrent must find it.
     let by_rill = InfoHash::from_bytes([0x5E; 20]);
@@ -217,4 +233,78 @@ async fn rill_and_libtorrent_share_a_loopback_dht() {
     for node in rill {
         bounded("shutdown", node.shutdown()).await.unwrap();
     }
+}
+
+/// Whether `::1` can be bound; see the module's note on CI.
+fn ipv6_loopback() -> bool {
+    match std::net::UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)) {
+        Ok(_) => true,
+        Err(error) => {
+            let excused = std::env::var_os("RILL_TEST_NO_IPV6").is_some_and(|v| !v.is_empty());
+            assert!(
+                !in_ci() || excused,
+                "::1 cannot be bound ({error}) but CI is set: give the runner IPv6 loopback, \
+                 or set RILL_TEST_NO_IPV6=1 where it has none"
+            );
+            println!("skipping: ::1 cannot be bound ({error})");
+            false
+        }
+    }
+}
+
+#[test]
+fn rill_downloads_a_magnet_found_over_the_ipv6_dht() {
+    if !ipv6_loopback() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::new(dir.path(), None);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = |_, bootstrap: Option<SocketAddr>| {
+        let mut config = DhtConfig::new(SocketAddr::from((Ipv6Addr::LOCALHOST, 0)));
+        config.bootstrap = bootstrap.iter().map(ToString::to_string).collect();
+        config.node.query_timeout = Duration::from_secs(1);
+        config
+    };
+    let nodes = runtime.block_on(rill_network(config));
+    let bootstrap = nodes[0].local_addr().to_string();
+    let options = || RillOptions::default().args(["--dht-bootstrap", bootstrap.as_str()]);
+    let seed = RillPeer::seed(&payload.torrent, &payload.seed_dir, options()).unwrap();
+
+    // The seed announces its IPv6 address (its DHT has no IPv4 node): a bounded poll.
+    let info_hash = rill_tests::torrent_info_hash(&payload.torrent).unwrap();
+    let expected = SocketAddr::from((Ipv6Addr::LOCALHOST, seed.port()));
+    let mut attempts = 0;
+    loop {
+        let peers = runtime
+            .block_on(bounded(
+                "get_peers",
+                nodes[RILL_NODES - 1].get_peers(info_hash),
+            ))
+            .unwrap();
+        if peers.contains(&expected) {
+            assert!(peers.iter().all(SocketAddr::is_ipv6), "{peers:?}");
+            break;
+        }
+        attempts += 1;
+        assert!(
+            attempts < 60,
+            "rill's seed never reached the IPv6 DHT ({peers:?})"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let magnet = format!("magnet:?xt=urn:btih:{}", info_hash.to_hex());
+    let out = dir.path().join("rill");
+    payload.assert_rill_downloads(std::path::Path::new(&magnet), &out, options(), DOWNLOAD);
+    drop(seed);
+    runtime.block_on(async {
+        for node in nodes {
+            bounded("shutdown", node.shutdown()).await.unwrap();
+        }
+    });
 }

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::handle::Command;
 use super::state_file::save_state;
 use super::{DhtConfig, DhtError, DhtStats, LookupOutcome};
-use crate::dht::family::{Families, Family, PerFamily};
+use crate::dht::family::{Families, Family, PerFamily, canonical};
 use crate::dht::node::{Action, Node, QueryFailure, RequestId};
 use crate::dht::routing_table::Status;
 
@@ -113,16 +113,10 @@ impl Shell {
         let shutdown = loop {
             tokio::select! {
                 received = recv(socket4.as_deref(), &mut buf4) => {
-                    if let Ok((len, from)) = received {
-                        let packet = buf4.get(..len).unwrap_or_default();
-                        self.node.handle_packet(from, packet, Instant::now(), &mut self.rng, &mut out);
-                    }
+                    self.datagram(received, &buf4, &mut out);
                 }
                 received = recv(socket6.as_deref(), &mut buf6) => {
-                    if let Ok((len, from)) = received {
-                        let packet = buf6.get(..len).unwrap_or_default();
-                        self.node.handle_packet(from, packet, Instant::now(), &mut self.rng, &mut out);
-                    }
+                    self.datagram(received, &buf6, &mut out);
                 }
                 _ = ticker.tick() => {
                     let now = Instant::now();
@@ -155,6 +149,20 @@ impl Shell {
             let _ = reply.send(());
         }
         result
+    }
+
+    /// Hands a datagram received into `buf` to the node.
+    fn datagram(
+        &mut self,
+        received: std::io::Result<(usize, SocketAddr)>,
+        buf: &[u8],
+        out: &mut Vec<Action>,
+    ) {
+        if let Ok((len, from)) = received {
+            let packet = buf.get(..len).unwrap_or_default();
+            self.node
+                .handle_packet(from, packet, Instant::now(), &mut self.rng, out);
+        }
     }
 
     async fn save(&self) {
@@ -233,7 +241,7 @@ impl Shell {
     async fn act(&mut self, action: Action, out: &mut Vec<Action>) {
         match action {
             Action::Send { to, packet } => {
-                let to = SocketAddr::new(to.ip().to_canonical(), to.port());
+                let to = canonical(to);
                 let Some(socket) = self.sockets.get(Family::of(&to)) else {
                     tracing::debug!(%to, "DHT send dropped: no socket of that family");
                     return;

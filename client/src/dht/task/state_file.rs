@@ -1,4 +1,4 @@
-//! The saved routing table: our id and the nodes that are not bad, as JSON.
+//! The saved routing tables: our id and the nodes of both families that are not bad, as JSON.
 //!
 //! Invariants: a file is written to a temporary name and renamed, so a crash never leaves
 //! half a file; a file past [`MAX_STATE_FILE`] bytes, unreadable or malformed counts as none

@@ -102,14 +102,7 @@ fn replies_carry_the_node_lists_want_asks_for() {
             raw_entries(&packet, b"nodes6", 38).len(),
         )
     };
-    let n4 = Want {
-        v4: true,
-        v6: false,
-    };
-    let n6 = Want {
-        v4: false,
-        v6: true,
-    };
+    let (n4, n6) = (Family::V4.want(), Family::V6.want());
     let both = Want { v4: true, v6: true };
     assert_eq!(
         lists(&mut f, addr(9), Want::default()),
@@ -240,4 +233,30 @@ fn ipv6_dht_is_bootstrapped_from_ipv4_replies() {
     });
     let table6 = sim.nodes[newcomer].table_of(Family::V6);
     assert!(table6.len() >= 8, "IPv6 table has {} nodes", table6.len());
+}
+
+#[test]
+fn a_ping_to_an_ipv4_mapped_address_goes_to_and_is_answered_by_plain_ipv4() {
+    // A dual-stack TCP listener reports IPv4 peers as ::ffff:a.b.c.d; their `port` message
+    // gets that address pinged.
+    let mut f = Fixture::new();
+    let mapped = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped(), 1));
+    let mut out = Vec::new();
+    let request = f.node.ping(mapped, f.now, &mut out);
+    let (to, query) = sent(&out).remove(0);
+    assert_eq!(to, addr(1));
+    let reply = Message::response(
+        query.transaction_id,
+        rill_common::krpc::Response {
+            id: id(0x77),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        f.feed(addr(1), &reply.to_bytes()),
+        vec![Action::PingDone {
+            request,
+            result: Ok(id(0x77))
+        }]
+    );
 }

@@ -37,6 +37,6 @@ pub mod message;
 #[cfg(test)]
 mod tests;
 
-pub use codec::{DEFAULT_MAX_LEN, WireError, decode, encode};
+pub use codec::{DEFAULT_MAX_LEN, WireError, decode, decode_detached, encode};
 pub use handshake::{Handshake, HandshakeError, Reserved};
 pub use message::Message;

@@ -131,19 +131,22 @@ fn every_split_point_needs_more_bytes_then_decodes() {
 
 #[test]
 fn huge_declared_length_is_refused_without_allocating() {
-    for id in [message::PIECE, message::BITFIELD, message::HAVE, 99] {
-        let mut buf = BytesMut::with_capacity(16);
-        buf.put_u32(0xffff_ffff);
-        buf.put_u8(id);
-        let capacity = buf.capacity();
-        assert_eq!(
-            decode(&mut buf, DEFAULT_MAX_LEN),
-            Err(WireError::TooLong {
-                declared: 0xffff_ffff,
-                max: DEFAULT_MAX_LEN
-            })
-        );
-        assert_eq!(buf.capacity(), capacity);
+    type Decode = fn(&mut BytesMut, u32) -> Result<Option<Message>, WireError>;
+    for decoder in [decode as Decode, decode_detached as Decode] {
+        for id in [message::PIECE, message::BITFIELD, message::HAVE, 99] {
+            let mut buf = BytesMut::with_capacity(16);
+            buf.put_u32(0xffff_ffff);
+            buf.put_u8(id);
+            let capacity = buf.capacity();
+            assert_eq!(
+                decoder(&mut buf, DEFAULT_MAX_LEN),
+                Err(WireError::TooLong {
+                    declared: 0xffff_ffff,
+                    max: DEFAULT_MAX_LEN
+                })
+            );
+            assert_eq!(buf.capacity(), capacity);
+        }
     }
     // Refused from the prefix alone, before the id arrives.
     let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);

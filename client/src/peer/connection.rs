@@ -10,8 +10,8 @@
 //! - The read loop reads up to [`READ_ROOM`] bytes per call into one receive buffer that it
 //!   reuses, and decodes with [`codec::decode_detached`] capped by the torrent's
 //!   [`codec::max_len_for`], so a peer cannot make it allocate more than one capped frame. A
-//!   block's payload is copied once, from the receive buffer into an allocation of exactly its
-//!   size: a block waiting for the disk holds its 16 KiB and nothing more, and the receive
+//!   block's payload is copied once, from the receive buffer into a 16 KiB buffer of the
+//!   [`pool`]: a block waiting for the disk holds its 16 KiB and nothing more, and the receive
 //!   buffer is never shared, so it is never reallocated.
 //! - The write loop sends a `piece` as its 13-byte header and the block's own `Bytes`, in one
 //!   vectored write with whatever else is queued (up to [`GATHER_LIMIT`] bytes): the block is
@@ -38,6 +38,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::AbortHandle;
 use tokio::time::timeout;
 
+use super::pool;
 use super::throttle::Throttle;
 use crate::torrent::PeerKey;
 
@@ -349,7 +350,7 @@ async fn decode_all(
     events: &mpsc::Sender<PeerEvent>,
     throttles: &Throttles,
 ) -> Result<bool, WireError> {
-    while let Some(message) = codec::decode_detached(buf, max_len)? {
+    while let Some(message) = codec::decode_detached_with(buf, max_len, &mut pool::copy)? {
         if let Message::Piece { data, .. } = &message {
             throttles.down.consume(data.len()).await;
         }

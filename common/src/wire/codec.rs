@@ -150,26 +150,35 @@ pub fn decode(buf: &mut BytesMut, max_len: u32) -> Result<Option<Message>, WireE
 /// reads large chunks uses this: a block waiting for the disk then holds 16 KiB, not the
 /// whole receive buffer it arrived in.
 pub fn decode_detached(buf: &mut BytesMut, max_len: u32) -> Result<Option<Message>, WireError> {
-    decode_as(buf, max_len, Payloads::Copied)
+    decode_as(buf, max_len, Payloads::Copied(&mut Bytes::copy_from_slice))
+}
+
+/// As [`decode_detached`], with `copy` making each payload's copy (a reader may take the
+/// memory from a pool of block buffers). `copy` must return bytes equal to its argument.
+pub fn decode_detached_with(
+    buf: &mut BytesMut,
+    max_len: u32,
+    copy: &mut dyn FnMut(&[u8]) -> Bytes,
+) -> Result<Option<Message>, WireError> {
+    decode_as(buf, max_len, Payloads::Copied(copy))
 }
 
 /// How [`decode_frame`] takes a payload out of the receive buffer.
-#[derive(Clone, Copy)]
-enum Payloads {
+enum Payloads<'a> {
     /// A slice sharing the buffer.
     Shared,
-    /// A copy of exactly the payload.
-    Copied,
+    /// A copy of exactly the payload, made by the function.
+    Copied(&'a mut dyn FnMut(&[u8]) -> Bytes),
 }
 
-impl Payloads {
+impl Payloads<'_> {
     /// Consumes the frame of `total` bytes at the front of `buf` and returns its bytes from
     /// `skip` on.
     fn take(self, buf: &mut BytesMut, total: usize, skip: usize) -> Bytes {
         match self {
             Payloads::Shared => buf.split_to(total).freeze().slice(skip..),
-            Payloads::Copied => {
-                let payload = Bytes::copy_from_slice(buf.get(skip..total).unwrap_or_default());
+            Payloads::Copied(copy) => {
+                let payload = copy(buf.get(skip..total).unwrap_or_default());
                 buf.advance(total);
                 payload
             }

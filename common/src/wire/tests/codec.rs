@@ -3,8 +3,8 @@ use proptest::prelude::*;
 
 use crate::pieces::{BlockRef, PieceIndex};
 use crate::wire::codec::{
-    DEFAULT_MAX_LEN, DEFAULT_MAX_PIECES, WireError, decode, decode_detached, encode, max_len_for,
-    piece_header,
+    DEFAULT_MAX_LEN, DEFAULT_MAX_PIECES, WireError, decode, decode_detached, decode_detached_with,
+    encode, max_len_for, piece_header,
 };
 use crate::wire::message::{self, Message};
 
@@ -269,6 +269,38 @@ fn detached_payloads_are_exact_copies_and_leave_the_buffer_unshared() {
     buf.reserve(60 * 1024);
     assert_eq!(buf.as_ptr(), start);
     drop(held);
+}
+
+#[test]
+fn detached_with_makes_every_payload_copy_through_the_given_function() {
+    let msgs = [
+        Message::Piece {
+            index: PieceIndex(2),
+            begin: 0,
+            data: Bytes::from(vec![1u8; 16384]),
+        },
+        Message::Have(PieceIndex(4)),
+        Message::Bitfield(Bytes::from_static(&[0x80])),
+        Message::Extended {
+            id: 0,
+            payload: Bytes::from_static(b"de"),
+        },
+    ];
+    let mut buf = BytesMut::new();
+    for msg in &msgs {
+        encode(msg, &mut buf).unwrap();
+    }
+    let mut copied = Vec::new();
+    let mut copy = |bytes: &[u8]| {
+        copied.push(bytes.len());
+        Bytes::copy_from_slice(bytes)
+    };
+    let mut out = Vec::new();
+    while let Some(msg) = decode_detached_with(&mut buf, DEFAULT_MAX_LEN, &mut copy).unwrap() {
+        out.push(msg);
+    }
+    assert_eq!(out, msgs);
+    assert_eq!(copied, [16384, 1, 2]);
 }
 
 #[test]

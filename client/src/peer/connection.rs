@@ -7,11 +7,15 @@
 //!   [`Timeouts::keep_alive`] of silence.
 //! - The handshake's info hash is checked before anything else is read; bytes the peer sent
 //!   right after its handshake stay in the buffer handed to the read loop.
-//! - The read loop decodes with [`codec::decode`] capped by the torrent's
-//!   [`codec::max_len_for`], so a peer cannot make it allocate more than one capped frame; a
-//!   block's payload is a slice of the receive buffer, never a copy.
+//! - The read loop reads up to [`READ_ROOM`] bytes per call into one receive buffer that it
+//!   reuses, and decodes with [`codec::decode_detached`] capped by the torrent's
+//!   [`codec::max_len_for`], so a peer cannot make it allocate more than one capped frame. A
+//!   block's payload is copied once, from the receive buffer into a 16 KiB buffer of the
+//!   [`pool`]: a block waiting for the disk holds its 16 KiB and nothing more, and the receive
+//!   buffer is never shared, so it is never reallocated.
 //! - The write loop sends a `piece` as its 13-byte header and the block's own `Bytes`, in one
-//!   vectored write with whatever else is queued: the block is never copied.
+//!   vectored write with whatever else is queued (up to [`GATHER_LIMIT`] bytes): the block is
+//!   never copied, and headers and small messages are encoded together into one reused buffer.
 //! - Each connection reports on the torrent's bounded channel: its messages in order, then
 //!   exactly one [`PeerEvent::Closed`] (from whichever loop stops first; later ones are
 //!   dropped by the torrent, which knows the key is gone).
@@ -34,6 +38,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::AbortHandle;
 use tokio::time::timeout;
 
+use super::pool;
 use super::throttle::Throttle;
 use crate::torrent::PeerKey;
 
@@ -302,8 +307,10 @@ pub fn spawn(
     }
 }
 
-/// How much free room the receive buffer keeps before each read.
-const READ_ROOM: usize = 64 * 1024;
+/// How much free room the receive buffer keeps before each read: one `recv` takes up to this
+/// much (eight blocks), so a fast peer costs one system call per eight blocks. The buffer is
+/// reused, so this is also about what a connection's receive buffer keeps resident.
+pub const READ_ROOM: usize = 128 * 1024;
 
 async fn read_loop(
     key: PeerKey,
@@ -320,7 +327,9 @@ async fn read_loop(
             Ok(false) => return, // the torrent is gone
             Err(err) => break err.to_string(),
         }
-        if buf.capacity() - buf.len() < READ_ROOM / 4 {
+        if buf.capacity() - buf.len() < READ_ROOM / 2 {
+            // The buffer is never shared (payloads are copied out), so this moves the partial
+            // frame left at its end to the front rather than allocating.
             buf.reserve(READ_ROOM);
         }
         match timeout(idle, socket.read_buf(&mut buf)).await {
@@ -341,7 +350,7 @@ async fn decode_all(
     events: &mpsc::Sender<PeerEvent>,
     throttles: &Throttles,
 ) -> Result<bool, WireError> {
-    while let Some(message) = codec::decode(buf, max_len)? {
+    while let Some(message) = codec::decode_detached_with(buf, max_len, &mut pool::copy)? {
         if let Message::Piece { data, .. } = &message {
             throttles.down.consume(data.len()).await;
         }
@@ -353,7 +362,7 @@ async fn decode_all(
 }
 
 /// Queued bytes above which the writer stops gathering more messages into one write.
-const GATHER_LIMIT: usize = 256 * 1024;
+pub const GATHER_LIMIT: usize = 256 * 1024;
 
 async fn write_loop(
     key: PeerKey,
@@ -386,8 +395,10 @@ async fn write_loop(
     let _ = socket.shutdown().await;
 }
 
-/// Messages gathered for one vectored write: small messages encoded together, blocks as a
-/// header and their own `Bytes`.
+/// Messages gathered for one vectored write: small messages and blocks' headers encoded
+/// together into `control` (one segment per run of them), blocks as their own `Bytes`.
+/// `control` is reused from one write to the next: the segments split off it are dropped when
+/// the write is done, so it is unique again and `reserve` reclaims it in place.
 #[derive(Default)]
 struct Batch {
     segments: Vec<Bytes>,
@@ -403,8 +414,8 @@ impl Batch {
                 let Ok(header) = codec::piece_header(*index, *begin, data.len()) else {
                     return 0;
                 };
+                self.control.extend_from_slice(&header);
                 self.flush_control();
-                self.segments.push(Bytes::copy_from_slice(&header));
                 self.segments.push(data.clone());
                 self.len += header.len() + data.len();
                 data.len()

@@ -8,8 +8,11 @@
 //!   and a fixed-size message with the wrong length is refused as soon as its id is read.
 //!   Only a frame that passed both checks gets room reserved for its remaining bytes, so a
 //!   peer can make `decode` reserve at most `max_len + 4` bytes.
-//! - `piece`, `bitfield`, `extended` and unknown payloads are slices of the receive buffer
-//!   (`split_to(..).freeze()`), never copies.
+//! - With [`decode`], `piece`, `bitfield`, `extended` and unknown payloads are slices of the
+//!   receive buffer (`split_to(..).freeze()`), never copies. With [`decode_detached`] each
+//!   payload is copied once into an allocation of its exact size and the receive buffer is
+//!   never shared, so a reader can reuse one large buffer and a block held for the disk pins
+//!   16 KiB, not the chunk it was read in. Both decode the same messages from the same bytes.
 //!
 //! The default cap, [`DEFAULT_MAX_LEN`] = 262,145 bytes, is the larger of a block
 //! (16 KiB + 9 = 16,393) and a bitfield for 2^21 pieces (262,144 bytes + the id), the most
@@ -17,7 +20,7 @@
 //! PEX message. Once the piece count is known, [`max_len_for`] raises it for larger torrents.
 #![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
 use super::message::{self, Message, PIECE_HEADER_LEN};
@@ -136,8 +139,58 @@ fn block_at(bytes: &[u8], at: usize) -> BlockRef {
 
 /// Decodes one message from the front of `buf`: `Ok(None)` if more bytes are needed
 /// (nothing consumed), `Err` if the stream is invalid. A declared length above `max_len` is
-/// refused before any allocation.
+/// refused before any allocation. Payloads are slices of `buf` (never copied).
 pub fn decode(buf: &mut BytesMut, max_len: u32) -> Result<Option<Message>, WireError> {
+    decode_as(buf, max_len, Payloads::Shared)
+}
+
+/// As [`decode`], but every payload (a block's data, a bitfield, an extended message) is
+/// copied into an allocation of its own exact size, so `buf` is never shared and can be
+/// reused in place for the next read however long the messages live. A receive loop that
+/// reads large chunks uses this: a block waiting for the disk then holds 16 KiB, not the
+/// whole receive buffer it arrived in.
+pub fn decode_detached(buf: &mut BytesMut, max_len: u32) -> Result<Option<Message>, WireError> {
+    decode_as(buf, max_len, Payloads::Copied(&mut Bytes::copy_from_slice))
+}
+
+/// As [`decode_detached`], with `copy` making each payload's copy (a reader may take the
+/// memory from a pool of block buffers). `copy` must return bytes equal to its argument.
+pub fn decode_detached_with(
+    buf: &mut BytesMut,
+    max_len: u32,
+    copy: &mut dyn FnMut(&[u8]) -> Bytes,
+) -> Result<Option<Message>, WireError> {
+    decode_as(buf, max_len, Payloads::Copied(copy))
+}
+
+/// How [`decode_frame`] takes a payload out of the receive buffer.
+enum Payloads<'a> {
+    /// A slice sharing the buffer.
+    Shared,
+    /// A copy of exactly the payload, made by the function.
+    Copied(&'a mut dyn FnMut(&[u8]) -> Bytes),
+}
+
+impl Payloads<'_> {
+    /// Consumes the frame of `total` bytes at the front of `buf` and returns its bytes from
+    /// `skip` on.
+    fn take(self, buf: &mut BytesMut, total: usize, skip: usize) -> Bytes {
+        match self {
+            Payloads::Shared => buf.split_to(total).freeze().slice(skip..),
+            Payloads::Copied(copy) => {
+                let payload = copy(buf.get(skip..total).unwrap_or_default());
+                buf.advance(total);
+                payload
+            }
+        }
+    }
+}
+
+fn decode_as(
+    buf: &mut BytesMut,
+    max_len: u32,
+    payloads: Payloads,
+) -> Result<Option<Message>, WireError> {
     if buf.len() < 4 {
         return Ok(None);
     }
@@ -164,12 +217,12 @@ pub fn decode(buf: &mut BytesMut, max_len: u32) -> Result<Option<Message>, WireE
         buf.reserve(total - buf.len());
         return Ok(None);
     }
-    Ok(Some(decode_frame(buf, id, total)))
+    Ok(Some(decode_frame(buf, id, total, payloads)))
 }
 
 /// Decodes a whole frame of `total` bytes (prefix included) at the front of `buf`, whose
 /// size was checked against its id.
-fn decode_frame(buf: &mut BytesMut, id: u8, total: usize) -> Message {
+fn decode_frame(buf: &mut BytesMut, id: u8, total: usize, payloads: Payloads) -> Message {
     let fixed = |buf: &mut BytesMut, msg: Message| {
         buf.advance(total);
         msg
@@ -195,24 +248,24 @@ fn decode_frame(buf: &mut BytesMut, id: u8, total: usize) -> Message {
             fixed(buf, Message::Port(port))
         }
         message::PIECE => {
-            let frame = buf.split_to(total).freeze();
+            let (index, begin) = (u32_at(buf, 5), u32_at(buf, 9));
             Message::Piece {
-                index: PieceIndex(u32_at(&frame, 5)),
-                begin: u32_at(&frame, 9),
-                data: frame.slice(PIECE_HEADER_LEN..),
+                index: PieceIndex(index),
+                begin,
+                data: payloads.take(buf, total, PIECE_HEADER_LEN),
             }
         }
-        message::BITFIELD => Message::Bitfield(buf.split_to(total).freeze().slice(5..)),
+        message::BITFIELD => Message::Bitfield(payloads.take(buf, total, 5)),
         message::EXTENDED => {
-            let frame = buf.split_to(total).freeze();
+            let ext = buf.get(5).copied().unwrap_or(0);
             Message::Extended {
-                id: frame.get(5).copied().unwrap_or(0),
-                payload: frame.slice(6..),
+                id: ext,
+                payload: payloads.take(buf, total, 6),
             }
         }
         id => Message::Unknown {
             id,
-            payload: buf.split_to(total).freeze().slice(5..),
+            payload: payloads.take(buf, total, 5),
         },
     }
 }

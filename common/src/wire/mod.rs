@@ -6,7 +6,8 @@
 //!   extension, BEP 10 extended messages, and unknown ids kept as values.
 //! - [`codec`]: length-prefixed framing over `bytes`: [`codec::decode`] returns `Ok(None)`
 //!   until a whole message is buffered, refuses declared lengths over a cap before
-//!   allocating, and never copies a block's payload.
+//!   allocating, and never copies a block's payload; [`codec::decode_detached`] copies each
+//!   payload once to its exact size instead, for readers that reuse one receive buffer.
 //! - [`extension`]: BEP 10 extended handshake, BEP 9 `ut_metadata`, BEP 11 `ut_pex`.
 //!
 //! Nothing here validates against a torrent (piece counts, piece lengths): the connection
@@ -37,6 +38,6 @@ pub mod message;
 #[cfg(test)]
 mod tests;
 
-pub use codec::{DEFAULT_MAX_LEN, WireError, decode, encode};
+pub use codec::{DEFAULT_MAX_LEN, WireError, decode, decode_detached, encode};
 pub use handshake::{Handshake, HandshakeError, Reserved};
 pub use message::Message;

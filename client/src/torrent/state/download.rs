@@ -47,6 +47,22 @@ fn speed_class(rate: f64, piece_len: u32) -> PeerSpeed {
     }
 }
 
+/// How many free slots a peer's pipeline of `depth` needs, with `outstanding` requests in
+/// flight, before it is topped up: 1 for an empty or shallow pipeline, and 1/16 of a deep one
+/// (up to [`MAX_REFILL_SLACK`]). A fast peer then gets its requests in bursts (one `write`, one
+/// pick for a run of blocks, often a whole piece) rather than one after every block, while
+/// its queue never drops below 15/16 of the depth its rate calls for.
+fn refill_slack(depth: usize, outstanding: usize) -> usize {
+    if outstanding == 0 {
+        1
+    } else {
+        (depth / 16).clamp(1, MAX_REFILL_SLACK)
+    }
+}
+
+/// The largest burst [`refill_slack`] waits for: two 512 KiB pieces of blocks.
+pub const MAX_REFILL_SLACK: usize = 64;
+
 impl TorrentState {
     /// Tops up the peer's request pipeline to the depth its rate and `reqq` call for
     /// (one request for a snubbed peer); while it chokes us, only allowed fast pieces.
@@ -69,7 +85,7 @@ impl TorrentState {
             false => self.queue.depth(rate, peer.reqq),
         };
         let outstanding = peer.requests_out.len();
-        if outstanding >= depth {
+        if outstanding + refill_slack(depth, outstanding) > depth {
             return;
         }
         let masked = if peer.peer_choking {

@@ -18,8 +18,9 @@ use crate::torrent::PeerKey;
 
 /// Requests queued per peer at most (we announce a `reqq` of 250; slack for races).
 pub const MAX_QUEUED_UPLOADS: usize = 500;
-/// Reads handed to the shell per peer at once (bounds memory held for one peer).
-pub const MAX_READS: usize = 16;
+/// Reads handed to the shell per peer at once (bounds memory held for one peer to 512 KiB,
+/// about libtorrent's send buffer watermark; more in flight hides the disk's latency).
+pub const MAX_READS: usize = 32;
 /// Unservable requests tolerated from a peer without the fast extension.
 pub const MAX_BAD_REQUESTS: u32 = 64;
 

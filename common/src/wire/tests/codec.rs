@@ -3,7 +3,8 @@ use proptest::prelude::*;
 
 use crate::pieces::{BlockRef, PieceIndex};
 use crate::wire::codec::{
-    DEFAULT_MAX_LEN, DEFAULT_MAX_PIECES, WireError, decode, encode, max_len_for, piece_header,
+    DEFAULT_MAX_LEN, DEFAULT_MAX_PIECES, WireError, decode, decode_detached, decode_detached_with,
+    encode, max_len_for, piece_header,
 };
 use crate::wire::message::{self, Message};
 
@@ -130,19 +131,22 @@ fn every_split_point_needs_more_bytes_then_decodes() {
 
 #[test]
 fn huge_declared_length_is_refused_without_allocating() {
-    for id in [message::PIECE, message::BITFIELD, message::HAVE, 99] {
-        let mut buf = BytesMut::with_capacity(16);
-        buf.put_u32(0xffff_ffff);
-        buf.put_u8(id);
-        let capacity = buf.capacity();
-        assert_eq!(
-            decode(&mut buf, DEFAULT_MAX_LEN),
-            Err(WireError::TooLong {
-                declared: 0xffff_ffff,
-                max: DEFAULT_MAX_LEN
-            })
-        );
-        assert_eq!(buf.capacity(), capacity);
+    type Decode = fn(&mut BytesMut, u32) -> Result<Option<Message>, WireError>;
+    for decoder in [decode as Decode, decode_detached as Decode] {
+        for id in [message::PIECE, message::BITFIELD, message::HAVE, 99] {
+            let mut buf = BytesMut::with_capacity(16);
+            buf.put_u32(0xffff_ffff);
+            buf.put_u8(id);
+            let capacity = buf.capacity();
+            assert_eq!(
+                decoder(&mut buf, DEFAULT_MAX_LEN),
+                Err(WireError::TooLong {
+                    declared: 0xffff_ffff,
+                    max: DEFAULT_MAX_LEN
+                })
+            );
+            assert_eq!(buf.capacity(), capacity);
+        }
     }
     // Refused from the prefix alone, before the id arrives.
     let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
@@ -218,6 +222,85 @@ fn piece_data_is_not_copied() {
     };
     assert_eq!(data.as_ptr(), base.wrapping_add(13));
     assert_eq!(data.len(), 16384);
+}
+
+#[test]
+fn detached_payloads_are_exact_copies_and_leave_the_buffer_unshared() {
+    let msgs = [
+        Message::Piece {
+            index: PieceIndex(1),
+            begin: 16384,
+            data: Bytes::from(vec![7u8; 16384]),
+        },
+        Message::Bitfield(Bytes::from_static(&[0xff, 0x80])),
+        Message::Extended {
+            id: 3,
+            payload: Bytes::from_static(b"d1:ai1ee"),
+        },
+        Message::Unknown {
+            id: 99,
+            payload: Bytes::from_static(b"??"),
+        },
+    ];
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    for msg in &msgs {
+        encode(msg, &mut buf).unwrap();
+    }
+    let (start, end) = (buf.as_ptr(), buf.as_ptr().wrapping_add(buf.capacity()));
+    let mut held = Vec::new();
+    for msg in &msgs {
+        let got = decode_detached(&mut buf, DEFAULT_MAX_LEN).unwrap().unwrap();
+        assert_eq!(&got, msg);
+        let payload = match &got {
+            Message::Piece { data, .. } => data.clone(),
+            Message::Bitfield(payload)
+            | Message::Extended { payload, .. }
+            | Message::Unknown { payload, .. } => payload.clone(),
+            other => panic!("unexpected {other:?}"),
+        };
+        // A copy: outside the receive buffer.
+        assert!(payload.as_ptr() < start || payload.as_ptr() >= end);
+        held.push(got);
+    }
+    assert!(buf.is_empty());
+    // The buffer is still unique: with the messages alive, asking for more room than is left
+    // at its end moves back to its start instead of allocating.
+    assert!(buf.capacity() < 60 * 1024);
+    buf.reserve(60 * 1024);
+    assert_eq!(buf.as_ptr(), start);
+    drop(held);
+}
+
+#[test]
+fn detached_with_makes_every_payload_copy_through_the_given_function() {
+    let msgs = [
+        Message::Piece {
+            index: PieceIndex(2),
+            begin: 0,
+            data: Bytes::from(vec![1u8; 16384]),
+        },
+        Message::Have(PieceIndex(4)),
+        Message::Bitfield(Bytes::from_static(&[0x80])),
+        Message::Extended {
+            id: 0,
+            payload: Bytes::from_static(b"de"),
+        },
+    ];
+    let mut buf = BytesMut::new();
+    for msg in &msgs {
+        encode(msg, &mut buf).unwrap();
+    }
+    let mut copied = Vec::new();
+    let mut copy = |bytes: &[u8]| {
+        copied.push(bytes.len());
+        Bytes::copy_from_slice(bytes)
+    };
+    let mut out = Vec::new();
+    while let Some(msg) = decode_detached_with(&mut buf, DEFAULT_MAX_LEN, &mut copy).unwrap() {
+        out.push(msg);
+    }
+    assert_eq!(out, msgs);
+    assert_eq!(copied, [16384, 1, 2]);
 }
 
 #[test]
@@ -331,6 +414,47 @@ proptest! {
         }
         prop_assert!(buf.is_empty());
         prop_assert_eq!(out, msgs);
+    }
+
+    #[test]
+    fn detached_and_shared_decode_agree_whatever_the_chunking(
+        msgs in proptest::collection::vec(message_strategy(), 0..40),
+        chunk in 1usize..200,
+    ) {
+        let mut wire = BytesMut::new();
+        for msg in &msgs {
+            encode(msg, &mut wire).unwrap();
+        }
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for piece in wire.chunks(chunk) {
+            buf.extend_from_slice(piece);
+            while let Some(msg) = decode_detached(&mut buf, DEFAULT_MAX_LEN).unwrap() {
+                out.push(msg);
+            }
+        }
+        prop_assert!(buf.is_empty());
+        prop_assert_eq!(out, msgs);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_detached(
+        bytes in proptest::collection::vec(any::<u8>(), 0..256),
+        max_len in any::<u32>(),
+    ) {
+        let mut shared = BytesMut::from(&bytes[..]);
+        let mut detached = BytesMut::from(&bytes[..]);
+        let capacity = detached.capacity();
+        loop {
+            let a = decode(&mut shared, max_len.min(DEFAULT_MAX_LEN));
+            let b = decode_detached(&mut detached, max_len.min(DEFAULT_MAX_LEN));
+            prop_assert_eq!(&a, &b);
+            prop_assert_eq!(shared.len(), detached.len());
+            if !matches!(a, Ok(Some(_))) {
+                break;
+            }
+        }
+        prop_assert!(detached.capacity() <= capacity.max(2 * (DEFAULT_MAX_LEN as usize + 4)));
     }
 
     #[test]

@@ -170,10 +170,7 @@ fn dht_query(args: &rill::cli::DhtArgs) -> anyhow::Result<()> {
         rill::session::dht::bootstrap_from_flags(&args.dht_bootstrap, false).unwrap_or_default();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let bind = std::net::SocketAddr::from(([0, 0, 0, 0], args.port.unwrap_or(0)));
-        let mut config = rill::dht::DhtConfig::new(bind);
-        config.bootstrap = bootstrap;
-        let dht = rill::dht::Dht::start(config).await?;
+        let dht = rill::session::dht::start_transient(bootstrap, args.port.unwrap_or(0)).await?;
         let result = match &args.query {
             DhtQuery::GetPeers { info_hash } => {
                 let info_hash: rill_common::InfoHash = info_hash
@@ -196,8 +193,8 @@ fn dht_query(args: &rill::cli::DhtArgs) -> anyhow::Result<()> {
                 let target = tokio::net::lookup_host(addr.as_str())
                     .await
                     .with_context(|| format!("resolving {addr}"))?
-                    .find(std::net::SocketAddr::is_ipv4)
-                    .ok_or_else(|| anyhow::anyhow!("{addr}: no IPv4 address"))?;
+                    .find(|target| target.is_ipv4() || dht.local_addr6().is_some())
+                    .ok_or_else(|| anyhow::anyhow!("{addr}: no IPv4 address (and no IPv6 here)"))?;
                 let id = tokio::time::timeout(DHT_QUERY_WAIT, dht.ping(target))
                     .await
                     .map_err(|_| anyhow::anyhow!("no answer from {target}"))??;

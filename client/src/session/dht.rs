@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::dht::{DEFAULT_BOOTSTRAP, Dht, DhtConfig};
+use crate::dht::{DEFAULT_BOOTSTRAP, Dht, DhtConfig, DhtError};
 
 /// How often a torrent is announced (and looked up) again.
 pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(5 * 60);
@@ -84,6 +84,23 @@ pub async fn start(bootstrap: &[String], port: u16, dir: &Path) -> Option<Arc<Dh
         warn!("DHT off: {err}");
     }
     None
+}
+
+/// Starts a node for one command (`rill info MAGNET`, `rill dht`): UDP `port` (0: any) on
+/// IPv4 and, where the host has IPv6, on IPv6 too; no saved table. `Err` only if IPv4 alone
+/// cannot bind either.
+pub async fn start_transient(bootstrap: Vec<String>, port: u16) -> Result<Dht, DhtError> {
+    let mut config = DhtConfig::new(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)));
+    config.bootstrap = bootstrap;
+    config.bind6 = Some(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)));
+    match Dht::start(config.clone()).await {
+        Ok(dht) => Ok(dht),
+        Err(err) => {
+            debug!("{err}; IPv4 alone");
+            config.bind6 = None;
+            Dht::start(config).await
+        }
+    }
 }
 
 /// How often the DHT's size and lookups are logged (shown with `-v`).

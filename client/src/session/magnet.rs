@@ -32,7 +32,7 @@ use tracing::{debug, info};
 
 use super::SessionError;
 use crate::announce::{self, AnnounceConfig};
-use crate::dht::{Dht, DhtConfig};
+use crate::dht::Dht;
 use crate::metadata::{Action, Event, FetchConfig, MetadataFetch};
 use crate::peer::connection::{
     self, Established, Link, PeerEvent, Throttles, Timeouts, our_reserved,
@@ -185,14 +185,10 @@ pub async fn fetch(
         message: err.to_string(),
     })?;
     let node = match dht {
-        Some(bootstrap) => {
-            let mut config = DhtConfig::new(SocketAddr::from(([0, 0, 0, 0], 0)));
-            config.bootstrap = bootstrap;
-            Dht::start(config)
-                .await
-                .map_err(|err| debug!("DHT off: {err}"))
-                .ok()
-        }
+        Some(bootstrap) => super::dht::start_transient(bootstrap, 0)
+            .await
+            .map_err(|err| debug!("DHT off: {err}"))
+            .ok(),
         None => None,
     };
     let sources = Sources {

@@ -15,7 +15,8 @@
 //!
 //! Over IPv6 (BEP 32), with rill alone: a private DHT of rill nodes on `::1` only; a `rill
 //! seed` bootstrapped off it announces its IPv6 address, and `rill download MAGNET` given
-//! only that bootstrap node finds the seed over IPv6 and downloads from it. Skipped where
+//! only that bootstrap node finds the seed over IPv6 and downloads from it; `rill dht ping`
+//! and `rill dht get-peers` reach those IPv6-only nodes. Skipped where
 //! `::1` cannot be bound, except with `CI` set (unless `RILL_TEST_NO_IPV6` says the runner
 //! has no IPv6).
 
@@ -252,6 +253,68 @@ fn ipv6_loopback() -> bool {
     }
 }
 
+/// A rill node on `::1` alone (an IPv6-only node), bootstrapped off `bootstrap`.
+fn ipv6_config(_index: usize, bootstrap: Option<SocketAddr>) -> DhtConfig {
+    let mut config = DhtConfig::new(SocketAddr::from((Ipv6Addr::LOCALHOST, 0)));
+    config.bootstrap = bootstrap.iter().map(ToString::to_string).collect();
+    config.node.query_timeout = Duration::from_secs(1);
+    config
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// `rill dht ping` and `rill dht get-peers` reach an IPv6-only DHT: the command's own node
+/// opens an IPv6 socket beside its IPv4 one.
+#[test]
+fn rill_dht_commands_reach_an_ipv6_dht() {
+    if !ipv6_loopback() {
+        return;
+    }
+    let runtime = runtime();
+    let nodes = runtime.block_on(rill_network(ipv6_config));
+    let target = nodes[2].local_addr();
+    let output = rill_tests::run_rill(["dht", "ping", target.to_string().as_str()]);
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        stdout.trim(),
+        format!("{target} {}", nodes[2].id()),
+        "{output:?}"
+    );
+
+    let info_hash = InfoHash::from_bytes([0x6B; 20]);
+    let outcome = runtime
+        .block_on(bounded(
+            "announce",
+            nodes[4].announce(info_hash, Some(4646)),
+        ))
+        .unwrap();
+    assert!(outcome.announced > 0, "{outcome:?}");
+    let bootstrap = nodes[0].local_addr().to_string();
+    let output = rill_tests::run_rill([
+        "dht",
+        "get-peers",
+        info_hash.to_hex().as_str(),
+        "--dht-bootstrap",
+        bootstrap.as_str(),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let want = SocketAddr::from((Ipv6Addr::LOCALHOST, 4646)).to_string();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.lines().any(|l| l == want), "{output:?}");
+    runtime.block_on(async {
+        for node in nodes {
+            bounded("shutdown", node.shutdown()).await.unwrap();
+        }
+    });
+}
+
 #[test]
 fn rill_downloads_a_magnet_found_over_the_ipv6_dht() {
     if !ipv6_loopback() {
@@ -259,18 +322,8 @@ fn rill_downloads_a_magnet_found_over_the_ipv6_dht() {
     }
     let dir = tempfile::tempdir().unwrap();
     let payload = Payload::new(dir.path(), None);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let config = |_, bootstrap: Option<SocketAddr>| {
-        let mut config = DhtConfig::new(SocketAddr::from((Ipv6Addr::LOCALHOST, 0)));
-        config.bootstrap = bootstrap.iter().map(ToString::to_string).collect();
-        config.node.query_timeout = Duration::from_secs(1);
-        config
-    };
-    let nodes = runtime.block_on(rill_network(config));
+    let runtime = runtime();
+    let nodes = runtime.block_on(rill_network(ipv6_config));
     let bootstrap = nodes[0].local_addr().to_string();
     let options = || RillOptions::default().args(["--dht-bootstrap", bootstrap.as_str()]);
     let seed = RillPeer::seed(&payload.torrent, &payload.seed_dir, options()).unwrap();

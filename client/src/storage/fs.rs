@@ -1,5 +1,6 @@
-//! A torrent's data in files on disk: positioned writes and reads of blocks, SHA-1 checks
-//! of pieces (BEP 3), all blocking, for the blocking threads of the torrent shell.
+//! A torrent's data in files on disk: positioned writes and reads of blocks (a run of
+//! contiguous blocks in one vectored `pwritev` per file span), SHA-1 checks of pieces
+//! (BEP 3), all blocking, for the torrent's disk worker thread and the start-up check.
 //!
 //! Invariants:
 //! - every path is the torrent's [`Layout::relative_path`] (sanitised by the metainfo

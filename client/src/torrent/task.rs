@@ -17,8 +17,8 @@
 //!   is gone, the job is answered at once with [`Event::StorageFailed`].
 //! - Progress goes out on a `watch` at most every [`PUBLISH_EVERY`] and once at the end.
 //! - While [`MAX_DISK_BYTES`] of received blocks (or [`MAX_DISK_IN_FLIGHT`] jobs) wait for
-//!   the disk, no peer message is taken: the blocks wait in the sockets, so memory stays
-//!   bounded when the disk is slower than the peers.
+//!   the disk, no peer message is taken: past the small connection event queue the blocks
+//!   wait in the sockets, so memory stays bounded when the disk is slower than the peers.
 //!
 //! `lifecycle` holds the end of a task (finish policy, clean stop, resume saves, publishing);
 //! `store` the traits the storage and the trackers plug in through; `disk` the worker and
@@ -56,8 +56,10 @@ pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 pub const RESUME_EVERY: Duration = Duration::from_secs(30);
 /// Ticks come at least this often, whatever the state's deadline.
 const MAX_TICK: Duration = Duration::from_secs(1);
-/// Connection events queued before connections wait for the task.
-const EVENT_QUEUE: usize = 1024;
+/// Connection events queued before connections wait for the task. Small, because while the
+/// disk is behind ([`MAX_DISK_BYTES`]) the blocks queued here are the other place received
+/// data waits in memory (128 blocks: 2 MiB); past it, they wait in the sockets.
+const EVENT_QUEUE: usize = 128;
 /// Bytes of received blocks waiting for the disk above which the task stops taking messages
 /// from peers, so received blocks wait in the sockets (the peers slow down) rather than in
 /// memory.

@@ -14,7 +14,9 @@
 //!   and is answered by exactly one event, unless the task is stopping; the task stops only
 //!   after all disk work in flight has come back, then syncs the data and saves the resume
 //!   file (so the resume file never names a piece whose data is not on disk). If the worker
-//!   is gone, the job is answered at once with [`Event::StorageFailed`].
+//!   is gone, the job is answered at once with [`Event::StorageFailed`]. A read whose bytes
+//!   the worker already read ahead (its shared read cache) is answered at once from them,
+//!   without a job.
 //! - Progress goes out on a `watch` at most every [`PUBLISH_EVERY`] and once at the end.
 //! - While [`MAX_DISK_BYTES`] of received blocks (or [`MAX_DISK_IN_FLIGHT`] jobs) wait for
 //!   the disk, no peer message is taken: past the small connection event queue the blocks
@@ -235,6 +237,8 @@ struct Task {
     disk: std::sync::mpsc::Sender<disk::Job>,
     /// The worker's answers, one batch at a time.
     disk_done: mpsc::UnboundedReceiver<disk::Done>,
+    /// Ranges the worker read ahead: requests they hold are answered at once.
+    read_cache: Arc<disk::ReadCache>,
     /// Jobs sent and not answered.
     disk_in_flight: usize,
     /// Bytes of writes sent and not answered.
@@ -260,7 +264,7 @@ impl Task {
         let now = Instant::now();
         let complete = setup.state.is_complete();
         let have_count = setup.state.have().count();
-        let (disk, disk_done) = disk::spawn(Arc::clone(&setup.store));
+        let disk = disk::spawn(Arc::clone(&setup.store));
         Task {
             state: setup.state,
             ours: setup.ours,
@@ -280,8 +284,9 @@ impl Task {
             next_key: 0,
             peer_events: mpsc::channel(EVENT_QUEUE),
             dials: mpsc::channel(64),
-            disk,
-            disk_done,
+            disk: disk.jobs,
+            disk_done: disk.done,
+            read_cache: disk.cache,
             disk_in_flight: 0,
             disk_bytes: 0,
             queue: VecDeque::new(),
@@ -390,9 +395,13 @@ impl Task {
             Action::Verify(piece) => {
                 self.on_disk(disk::Job::Verify(piece));
             }
-            Action::Read(peer, block) => {
-                self.on_disk(disk::Job::Read(peer, block));
-            }
+            Action::Read(peer, block) => match self.read_cache.get(block) {
+                // Read ahead with an earlier request: no hand-off to the worker.
+                Some(data) => self.queue.push_back(Event::BlockRead(peer, block, data)),
+                None => {
+                    self.on_disk(disk::Job::Read(peer, block));
+                }
+            },
             Action::Announce(event) => {
                 if let Some(trackers) = &mut self.trackers {
                     let stats = self.state.stats(Instant::now().into_std());

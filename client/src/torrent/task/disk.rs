@@ -11,13 +11,14 @@
 //!   back, and reads touch only verified pieces, which nothing writes;
 //! - a piece is checked against the bytes on disk: blocks hashed from their buffers are
 //!   exactly those just written (see `hasher`), the rest is read back;
-//! - the read cache holds at most [`READ_CACHE`] ranges of at most [`READ_AHEAD`] bytes,
-//!   and a write into a piece drops that piece's ranges;
+//! - the read cache ([`ReadCache`], shared with the task, which serves a request from it
+//!   without waking the worker) holds at most [`READ_CACHE`] ranges of at most
+//!   [`READ_AHEAD`] bytes, and a write into a piece drops that piece's ranges first;
 //! - the worker ends when the task drops its job sender (or the task its receiver).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use rill_common::pieces::{BlockRef, PieceIndex};
@@ -32,10 +33,11 @@ use crate::torrent::state::Event;
 /// Jobs taken at one wake-up at most, so answers flow back while a burst is written.
 const MAX_BATCH: usize = 256;
 /// Bytes read at once to serve a request: the rest of the piece from the requested block,
-/// up to this, since a peer asks for a piece's blocks in order.
-const READ_AHEAD: u32 = 256 << 10;
-/// Ranges read ahead kept for the requests that follow.
-const READ_CACHE: usize = 8;
+/// up to this, since a peer asks for a piece's blocks in order. Each miss costs the peer a
+/// round trip to this thread, so the whole piece is read where it is not too large.
+const READ_AHEAD: u32 = 1 << 20;
+/// Ranges read ahead kept for the requests that follow (at most 4 MiB).
+const READ_CACHE: usize = 4;
 /// Bytes read back at a time to finish a piece's hash.
 const HASH_CHUNK: u32 = 256 << 10;
 
@@ -59,26 +61,86 @@ pub(super) struct Done {
     pub write_bytes: usize,
 }
 
-/// Starts the worker for `store`: jobs go in, one [`Done`] per batch comes out. If the
-/// thread cannot start, the job receiver is dropped, so sending fails at once.
-pub(super) fn spawn(store: Arc<dyn BlockStore>) -> (mpsc::Sender<Job>, UnboundedReceiver<Done>) {
+/// Ranges of verified pieces read ahead, newest first, shared by the worker (which fills
+/// them) and the task (which serves requests from them without a hand-off).
+#[derive(Default)]
+pub(super) struct ReadCache {
+    ranges: Mutex<VecDeque<(PieceIndex, u32, Bytes)>>,
+}
+
+impl ReadCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(PieceIndex, u32, Bytes)>> {
+        // Every update is one push, pop or retain: a panic cannot leave it inconsistent.
+        self.ranges.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The bytes of `block` if a cached range holds them all.
+    pub fn get(&self, block: BlockRef) -> Option<Bytes> {
+        let mut ranges = self.lock();
+        let at = ranges.iter().position(|(piece, begin, range)| {
+            *piece == block.piece
+                && *begin <= block.begin
+                && u64::from(block.begin) + u64::from(block.length)
+                    <= u64::from(*begin) + range.len() as u64
+        })?;
+        let entry = ranges.remove(at)?;
+        let from = (block.begin - entry.1) as usize;
+        let data = entry.2.slice(from..from + block.length as usize);
+        ranges.push_front(entry);
+        Some(data)
+    }
+
+    fn insert(&self, piece: PieceIndex, begin: u32, range: Bytes) {
+        let mut ranges = self.lock();
+        if ranges.len() >= READ_CACHE {
+            ranges.pop_back();
+        }
+        ranges.push_front((piece, begin, range));
+    }
+
+    fn forget(&self, piece: PieceIndex) {
+        let mut ranges = self.lock();
+        if ranges.iter().any(|(cached, _, _)| *cached == piece) {
+            ranges.retain(|(cached, _, _)| *cached != piece);
+        }
+    }
+}
+
+/// The task's ends of a worker.
+pub(super) struct Link {
+    /// Where jobs go.
+    pub jobs: mpsc::Sender<Job>,
+    /// Where the answers come back, one [`Done`] per batch.
+    pub done: UnboundedReceiver<Done>,
+    /// The ranges read ahead, to serve requests from directly.
+    pub cache: Arc<ReadCache>,
+}
+
+/// Starts the worker for `store`. If the thread cannot start, the job receiver is dropped,
+/// so sending fails at once.
+pub(super) fn spawn(store: Arc<dyn BlockStore>) -> Link {
     let (jobs, jobs_rx) = mpsc::channel();
     let (done, done_rx) = unbounded_channel();
     let worker = Worker::new(store);
+    let cache = Arc::clone(&worker.cache);
     let started = std::thread::Builder::new()
         .name("rill-disk".to_owned())
         .spawn(move || worker.run(&jobs_rx, &done));
     if let Err(err) = started {
         tracing::warn!("cannot start the disk thread: {err}");
     }
-    (jobs, done_rx)
+    Link {
+        jobs,
+        done: done_rx,
+        cache,
+    }
 }
 
 /// The worker's own state: the store, the pieces' partial hashes, the read cache.
 struct Worker {
     store: Arc<dyn BlockStore>,
     hashers: Hashers,
-    cache: VecDeque<(PieceIndex, u32, Bytes)>,
+    cache: Arc<ReadCache>,
     buf: Vec<u8>,
 }
 
@@ -87,7 +149,7 @@ impl Worker {
         Worker {
             store,
             hashers: Hashers::default(),
-            cache: VecDeque::new(),
+            cache: Arc::default(),
             buf: Vec::new(),
         }
     }
@@ -168,7 +230,7 @@ impl Worker {
             return;
         };
         let piece = first.piece;
-        self.cache.retain(|(cached, _, _)| *cached != piece);
+        self.cache.forget(piece);
         let result = self.store.write_run(piece, first.begin, data);
         match result {
             Ok(()) => {
@@ -214,7 +276,7 @@ impl Worker {
     /// A block to send: from a range read ahead, or read with the rest of the piece after it
     /// (up to [`READ_AHEAD`]) and kept for the requests that follow.
     fn read(&mut self, block: BlockRef) -> Result<Bytes, StoreError> {
-        if let Some(data) = self.cached(block) {
+        if let Some(data) = self.cache.get(block) {
             return Ok(data);
         }
         let Some(info) = self.store.piece_info(block.piece) else {
@@ -236,25 +298,8 @@ impl Worker {
         }
         let range = Bytes::from(range);
         let data = range.slice(..block.length as usize);
-        if self.cache.len() >= READ_CACHE {
-            self.cache.pop_back();
-        }
-        self.cache.push_front((block.piece, block.begin, range));
+        self.cache.insert(block.piece, block.begin, range);
         Ok(data)
-    }
-
-    fn cached(&mut self, block: BlockRef) -> Option<Bytes> {
-        let at = self.cache.iter().position(|(piece, begin, range)| {
-            *piece == block.piece
-                && *begin <= block.begin
-                && u64::from(block.begin) + u64::from(block.length)
-                    <= u64::from(*begin) + range.len() as u64
-        })?;
-        let entry = self.cache.remove(at)?;
-        let from = (block.begin - entry.1) as usize;
-        let data = entry.2.slice(from..from + block.length as usize);
-        self.cache.push_front(entry);
-        Some(data)
     }
 }
 

@@ -262,7 +262,7 @@ fn reads_are_served_from_one_read_ahead_of_the_piece() {
 #[tokio::test]
 async fn the_thread_answers_batches_and_ends_with_its_sender() {
     let store = Arc::new(MemStore::new(1));
-    let (jobs, mut done) = spawn(store as Arc<dyn BlockStore>);
+    let Link { jobs, mut done, .. } = spawn(store as Arc<dyn BlockStore>);
     let data = content(1);
     for i in 0..4 {
         jobs.send(write(&data, 0, i)).unwrap();

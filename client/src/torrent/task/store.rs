@@ -22,8 +22,8 @@ pub struct PieceInfo {
     pub len: u32,
 }
 
-/// Blocking block storage, called from the torrent's disk worker thread (never the async
-/// threads).
+/// Blocking block storage, called from blocking threads (the torrent's disk worker for
+/// blocks and pieces, a blocking task for resume saves), never from the async threads.
 pub trait BlockStore: Send + Sync + 'static {
     /// Writes a received block.
     fn write(&self, block: BlockRef, data: &Bytes) -> Result<(), StoreError>;

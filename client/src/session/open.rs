@@ -19,7 +19,7 @@ use crate::storage::resume_file;
 use crate::storage::{Storage, StorageError};
 use crate::torrent::resume::ResumeData;
 use crate::torrent::state::Stats;
-use crate::torrent::task::{self, BlockStore, StoreError, Trackers};
+use crate::torrent::task::{self, BlockStore, PieceInfo, StoreError, Trackers};
 
 /// The largest `.torrent` fetched over HTTP.
 const MAX_TORRENT_LEN: usize = 32 << 20;
@@ -112,12 +112,32 @@ impl BlockStore for DiskStore {
         Ok(self.storage.write_block(block, data)?)
     }
 
+    fn write_run(&self, piece: PieceIndex, begin: u32, blocks: &[Bytes]) -> Result<(), StoreError> {
+        Ok(self.storage.write_run(piece, begin, blocks)?)
+    }
+
     fn read(&self, block: BlockRef) -> Result<Bytes, StoreError> {
         Ok(self.storage.read_block(block)?)
     }
 
+    fn read_range(
+        &self,
+        piece: PieceIndex,
+        begin: u32,
+        buf: &mut [u8],
+    ) -> Result<bool, StoreError> {
+        Ok(self.storage.read_range(piece, begin, buf)?)
+    }
+
     fn verify(&self, piece: PieceIndex) -> Result<bool, StoreError> {
         Ok(self.storage.verify_piece(piece)?)
+    }
+
+    fn piece_info(&self, piece: PieceIndex) -> Option<PieceInfo> {
+        Some(PieceInfo {
+            hash: self.storage.piece_hash(piece)?,
+            len: self.storage.layout().piece_size(piece),
+        })
     }
 
     fn complete(&self) -> Result<(), StoreError> {

@@ -1,5 +1,6 @@
-//! A torrent's data in files on disk: positioned writes and reads of blocks, SHA-1 checks
-//! of pieces (BEP 3), all blocking, for the blocking threads of the torrent shell.
+//! A torrent's data in files on disk: positioned writes and reads of blocks (a run of
+//! contiguous blocks in one vectored `pwritev` per file span), SHA-1 checks of pieces
+//! (BEP 3), all blocking, for the torrent's disk worker thread and the start-up check.
 //!
 //! Invariants:
 //! - every path is the torrent's [`Layout::relative_path`] (sanitised by the metainfo
@@ -22,7 +23,7 @@
 
 use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -162,6 +163,85 @@ impl Storage {
             })?;
         }
         Ok(())
+    }
+
+    /// Writes `blocks`, contiguous and in this order, into `piece` from byte `begin`: one
+    /// vectored positioned write (`pwritev`) per file span rather than one `pwrite` per
+    /// block. Each block must lie inside the piece.
+    pub fn write_run(
+        &self,
+        piece: PieceIndex,
+        begin: u32,
+        blocks: &[Bytes],
+    ) -> Result<(), StorageError> {
+        let mut total = 0u32;
+        for data in blocks {
+            let length = u32::try_from(data.len()).unwrap_or(u32::MAX);
+            let block = BlockRef {
+                piece,
+                begin: begin.saturating_add(total),
+                length,
+            };
+            self.check_block(block, data.len())?;
+            total = total.saturating_add(length);
+        }
+        // The cursor into `blocks`: block index and offset within it.
+        let (mut index, mut within) = (0usize, 0usize);
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(blocks.len());
+        for span in self.layout.spans(piece, begin, total) {
+            slices.clear();
+            let mut want = span.len as usize;
+            while want > 0 {
+                let Some(data) = blocks.get(index) else {
+                    break;
+                };
+                let part = data.get(within..).unwrap_or_default();
+                let take = part.len().min(want);
+                if !span.pad {
+                    slices.push(IoSlice::new(part.get(..take).unwrap_or_default()));
+                }
+                want -= take;
+                within += take;
+                if within == data.len() {
+                    index += 1;
+                    within = 0;
+                }
+            }
+            if span.pad {
+                continue;
+            }
+            let handle = self.writable(span.file)?;
+            if let Some(flag) = self.dirty.get(span.file) {
+                flag.store(true, Ordering::Release);
+            }
+            write_all_vectored_at(&handle, &mut slices, span.offset).map_err(|error| {
+                StorageError::from_io("write", &self.path_or_root(span.file), error)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Fills `buf` with the bytes at `begin` in `piece` (zeros for pad files): `Ok(false)`
+    /// when a file is missing or too short to hold them, or the range passes the piece.
+    pub fn read_range(
+        &self,
+        piece: PieceIndex,
+        begin: u32,
+        buf: &mut [u8],
+    ) -> Result<bool, StorageError> {
+        if piece.get() >= self.layout.piece_count() {
+            return Ok(false);
+        }
+        let end = u64::from(begin) + buf.len() as u64;
+        if end > u64::from(self.layout.piece_size(piece)) {
+            return Ok(false);
+        }
+        Ok(self.read_into(piece, begin, buf)?.is_ok())
+    }
+
+    /// The SHA-1 piece `piece` must have, or `None` past the last piece.
+    pub fn piece_hash(&self, piece: PieceIndex) -> Option<[u8; 20]> {
+        self.piece_hashes.get(piece.as_usize()).copied()
     }
 
     /// Reads the data of `block` (zeros for pad files). A missing or short file is
@@ -454,6 +534,28 @@ impl Storage {
         }
         Ok(handle)
     }
+}
+
+/// Writes every byte of `slices` at `offset`, going on after short writes.
+fn write_all_vectored_at(
+    file: &File,
+    mut slices: &mut [IoSlice<'_>],
+    mut offset: u64,
+) -> io::Result<()> {
+    while !slices.is_empty() {
+        // At most IOV_MAX (1024 on Linux) slices per call.
+        let first = slices.get(..slices.len().min(1024)).unwrap_or_default();
+        match rustix::io::pwritev(file, first, offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => {
+                offset += written as u64;
+                IoSlice::advance_slices(&mut slices, written);
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,18 +9,26 @@
 //!   cannot be taken for a new one; events of keys no longer live are dropped.
 //! - Every connection the state knows of gets exactly one [`Event::Disconnected`]: when its
 //!   link closes by itself, or right after the task carries out [`Action::Disconnect`].
-//! - Every [`Action::Write`], [`Action::Verify`] and [`Action::Read`] is answered by exactly
-//!   one event, unless the task is stopping; the task stops only after all disk work in
-//!   flight has come back, then syncs the data and saves the resume file (so the resume file
-//!   never names a piece whose data is not on disk).
+//! - Every [`Action::Write`], [`Action::Verify`] and [`Action::Read`] becomes one job for the
+//!   torrent's disk worker (`disk`: one thread, batches, one wake-up of the task per batch)
+//!   and is answered by exactly one event, unless the task is stopping; the task stops only
+//!   after all disk work in flight has come back, then syncs the data and saves the resume
+//!   file (so the resume file never names a piece whose data is not on disk). If the worker
+//!   is gone, the job is answered at once with [`Event::StorageFailed`]. A read whose bytes
+//!   the worker already read ahead (its shared read cache) is answered at once from them,
+//!   without a job.
 //! - Progress goes out on a `watch` at most every [`PUBLISH_EVERY`] and once at the end.
-//! - While 256 disk operations are pending, no peer message is taken: the
-//!   blocks wait in the sockets, so memory stays bounded when the disk is slower than the peers.
+//! - While [`MAX_DISK_BYTES`] of received blocks (or [`MAX_DISK_IN_FLIGHT`] jobs) wait for
+//!   the disk, no peer message is taken: past the small connection event queue the blocks
+//!   wait in the sockets, so memory stays bounded when the disk is slower than the peers.
 //!
 //! `lifecycle` holds the end of a task (finish policy, clean stop, resume saves, publishing);
-//! `store` the traits the storage and the trackers plug in through.
+//! `store` the traits the storage and the trackers plug in through; `disk` the worker and
+//! `hasher` its per-piece SHA-1 fed in block order.
 
 mod dht;
+mod disk;
+mod hasher;
 mod lifecycle;
 mod store;
 
@@ -38,7 +46,7 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 pub use dht::DhtLink;
-pub use store::{BlockStore, NoTrackers, StoreError, Trackers};
+pub use store::{BlockStore, NoTrackers, PieceInfo, StoreError, Trackers};
 
 use super::PeerKey;
 use super::state::{Action, Event, Stats, TorrentState};
@@ -50,14 +58,16 @@ pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 pub const RESUME_EVERY: Duration = Duration::from_secs(30);
 /// Ticks come at least this often, whatever the state's deadline.
 const MAX_TICK: Duration = Duration::from_secs(1);
-/// Connection events queued before connections wait for the task.
-const EVENT_QUEUE: usize = 1024;
-/// Disk completions queued for the task: more than may be in flight, so a blocking thread
-/// never waits to report.
-const DISK_QUEUE: usize = 1024;
-/// Disk operations in flight above which the task stops taking messages from peers, so
-/// received blocks wait in the sockets (the peers slow down) rather than in memory.
-const MAX_DISK_IN_FLIGHT: usize = 256;
+/// Connection events queued before connections wait for the task. Small, because while the
+/// disk is behind ([`MAX_DISK_BYTES`]) the blocks queued here are the other place received
+/// data waits in memory (128 blocks: 2 MiB); past it, they wait in the sockets.
+const EVENT_QUEUE: usize = 128;
+/// Bytes of received blocks waiting for the disk above which the task stops taking messages
+/// from peers, so received blocks wait in the sockets (the peers slow down) rather than in
+/// memory.
+pub const MAX_DISK_BYTES: usize = 4 << 20;
+/// Disk jobs in flight above which the task stops taking messages from peers.
+pub const MAX_DISK_IN_FLIGHT: usize = 1024;
 /// Incoming connections queued for the task.
 const INCOMING_QUEUE: usize = 32;
 
@@ -223,8 +233,16 @@ struct Task {
     next_key: u32,
     peer_events: (mpsc::Sender<PeerEvent>, mpsc::Receiver<PeerEvent>),
     dials: (mpsc::Sender<Dialled>, mpsc::Receiver<Dialled>),
-    disk: (mpsc::Sender<Event>, mpsc::Receiver<Event>),
+    /// Jobs for the disk worker.
+    disk: std::sync::mpsc::Sender<disk::Job>,
+    /// The worker's answers, one batch at a time.
+    disk_done: mpsc::UnboundedReceiver<disk::Done>,
+    /// Ranges the worker read ahead: requests they hold are answered at once.
+    read_cache: Arc<disk::ReadCache>,
+    /// Jobs sent and not answered.
     disk_in_flight: usize,
+    /// Bytes of writes sent and not answered.
+    disk_bytes: usize,
     queue: VecDeque<Event>,
     actions: Vec<Action>,
     completed_at: Option<Instant>,
@@ -246,6 +264,7 @@ impl Task {
         let now = Instant::now();
         let complete = setup.state.is_complete();
         let have_count = setup.state.have().count();
+        let disk = disk::spawn(Arc::clone(&setup.store));
         Task {
             state: setup.state,
             ours: setup.ours,
@@ -265,8 +284,11 @@ impl Task {
             next_key: 0,
             peer_events: mpsc::channel(EVENT_QUEUE),
             dials: mpsc::channel(64),
-            disk: mpsc::channel(DISK_QUEUE),
+            disk: disk.jobs,
+            disk_done: disk.done,
+            read_cache: disk.cache,
             disk_in_flight: 0,
+            disk_bytes: 0,
             queue: VecDeque::new(),
             actions: Vec::new(),
             completed_at: complete.then_some(now),
@@ -302,12 +324,13 @@ impl Task {
                         self.begin_stop();
                     }
                 }
-                Some(event) = self.disk.1.recv() => {
-                    self.disk_in_flight = self.disk_in_flight.saturating_sub(1);
-                    self.note_disk_event(&event);
-                    self.feed(event);
+                Some(done) = self.disk_done.recv() => {
+                    for event in self.take_done(done) {
+                        self.queue.push_back(event);
+                    }
+                    self.drain_queue();
                 }
-                Some(event) = self.peer_events.1.recv(), if self.disk_in_flight < MAX_DISK_IN_FLIGHT => {
+                Some(event) = self.peer_events.1.recv(), if self.disk_ready() => {
                     self.on_peer_event(event);
                 }
                 Some((addr, dialled)) = self.dials.1.recv() => self.on_dialled(addr, dialled),
@@ -364,19 +387,21 @@ impl Task {
                 }
             }
             Action::Write(block, data) => {
-                self.on_disk(move |store| match store.write(block, &data) {
-                    Ok(()) => Event::BlockWritten(block),
-                    Err(err) => Event::StorageFailed(err.to_string()),
-                })
+                let len = data.len();
+                if self.on_disk(disk::Job::Write(block, data)) {
+                    self.disk_bytes += len;
+                }
             }
-            Action::Verify(piece) => self.on_disk(move |store| match store.verify(piece) {
-                Ok(good) => Event::PieceVerified(piece, good),
-                Err(err) => Event::StorageFailed(err.to_string()),
-            }),
-            Action::Read(peer, block) => self.on_disk(move |store| match store.read(block) {
-                Ok(data) => Event::BlockRead(peer, block, data),
-                Err(err) => Event::StorageFailed(err.to_string()),
-            }),
+            Action::Verify(piece) => {
+                self.on_disk(disk::Job::Verify(piece));
+            }
+            Action::Read(peer, block) => match self.read_cache.get(block) {
+                // Read ahead with an earlier request: no hand-off to the worker.
+                Some(data) => self.queue.push_back(Event::BlockRead(peer, block, data)),
+                None => {
+                    self.on_disk(disk::Job::Read(peer, block));
+                }
+            },
             Action::Announce(event) => {
                 if let Some(trackers) = &mut self.trackers {
                     let stats = self.state.stats(Instant::now().into_std());
@@ -398,14 +423,35 @@ impl Task {
         }
     }
 
-    /// Runs blocking storage work off the async threads; its event comes back on `disk`.
-    fn on_disk(&mut self, work: impl FnOnce(&dyn BlockStore) -> Event + Send + 'static) {
-        self.disk_in_flight += 1;
-        let store = Arc::clone(&self.store);
-        let done = self.disk.0.clone();
-        tokio::task::spawn_blocking(move || {
-            let _ = done.blocking_send(work(store.as_ref()));
-        });
+    /// Hands a job to the disk worker (its answer comes back on `disk_done`); whether it
+    /// went (if the worker is gone, the job is answered at once with a storage failure).
+    fn on_disk(&mut self, job: disk::Job) -> bool {
+        match self.disk.send(job) {
+            Ok(()) => {
+                self.disk_in_flight += 1;
+                true
+            }
+            Err(_) => {
+                let failed = "the disk worker has stopped".to_owned();
+                self.queue.push_back(Event::StorageFailed(failed));
+                false
+            }
+        }
+    }
+
+    /// Whether the disk keeps up, so peers' messages may be taken.
+    fn disk_ready(&self) -> bool {
+        self.disk_bytes < MAX_DISK_BYTES && self.disk_in_flight < MAX_DISK_IN_FLIGHT
+    }
+
+    /// Accounts for a batch of answers from the disk worker and returns its events.
+    fn take_done(&mut self, done: disk::Done) -> Vec<Event> {
+        self.disk_in_flight = self.disk_in_flight.saturating_sub(done.events.len());
+        self.disk_bytes = self.disk_bytes.saturating_sub(done.write_bytes);
+        for event in &done.events {
+            self.note_disk_event(event);
+        }
+        done.events
     }
 
     fn note_disk_event(&mut self, event: &Event) {

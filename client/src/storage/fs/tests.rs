@@ -500,3 +500,82 @@ proptest::proptest! {
         }
     }
 }
+
+/// The blocks of `blocks` as the `Bytes` a peer's messages would carry.
+fn block_bytes(fixture: &Fixture, blocks: &[BlockRef]) -> Vec<Bytes> {
+    blocks
+        .iter()
+        .map(|block| Bytes::copy_from_slice(fixture.bytes(*block)))
+        .collect()
+}
+
+#[test]
+fn runs_of_blocks_are_written_across_files_and_pad_files() {
+    // 32-byte pieces of 4-byte blocks over files (and a pad file) that cut through blocks.
+    let files = &[(7, false), (3, true), (13, false), (1, false), (40, false)];
+    let fixture = Fixture::new(32, files, 21);
+    for piece in 0..fixture.layout().piece_count() {
+        let blocks = fixture.blocks_of(piece, 4);
+        // The first two blocks alone, then the rest as one run.
+        let (head, tail) = blocks.split_at(2);
+        let piece = PieceIndex::new(piece);
+        fixture
+            .storage
+            .write_run(piece, 0, &block_bytes(&fixture, head))
+            .unwrap();
+        fixture
+            .storage
+            .write_run(piece, tail[0].begin, &block_bytes(&fixture, tail))
+            .unwrap();
+        assert!(fixture.storage.verify_piece(piece).unwrap());
+        let mut back = vec![0; fixture.layout().piece_size(piece) as usize];
+        assert!(fixture.storage.read_range(piece, 0, &mut back).unwrap());
+        let whole = BlockRef {
+            piece,
+            begin: 0,
+            length: back.len() as u32,
+        };
+        assert_eq!(back, fixture.bytes(whole));
+    }
+    assert!(!fixture.path(1).exists(), "pad files are never created");
+    assert_eq!(fs::read(fixture.path(4)).unwrap(), &fixture.data[24..]);
+}
+
+#[test]
+fn a_run_past_its_piece_is_refused_before_writing() {
+    let fixture = Fixture::new(16, &[(40, false)], 22);
+    let blocks = fixture.blocks_of(0, 8);
+    let mut data = block_bytes(&fixture, &blocks);
+    data.push(data[0].clone());
+    let error = fixture
+        .storage
+        .write_run(PieceIndex::new(0), 0, &data)
+        .unwrap_err();
+    assert!(
+        matches!(error, StorageError::InvalidBlock { .. }),
+        "{error:?}"
+    );
+    assert!(!fixture.path(0).exists(), "nothing written");
+    let mut past = vec![0; 8];
+    assert!(
+        !fixture
+            .storage
+            .read_range(PieceIndex::new(0), 12, &mut past)
+            .unwrap()
+    );
+}
+
+#[test]
+fn a_run_on_a_full_disk_is_one_line_naming_the_file() {
+    let fixture = Fixture::new(16, &[(40, false)], 23);
+    let path = fixture.path(0);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &path).unwrap();
+    let blocks = fixture.blocks_of(1, 8);
+    let error = fixture
+        .storage
+        .write_run(PieceIndex::new(1), 0, &block_bytes(&fixture, &blocks))
+        .unwrap_err();
+    assert!(matches!(error, StorageError::DiskFull { .. }), "{error:?}");
+    assert_one_line_with_path(&error, &path, "disk full");
+}

@@ -59,15 +59,15 @@ impl Task {
         };
         let flush = async {
             while self.disk_in_flight > 0 {
-                let Some(event) = self.disk.1.recv().await else {
+                let Some(done) = self.disk_done.recv().await else {
                     break;
                 };
-                self.disk_in_flight -= 1;
-                self.note_disk_event(&event);
                 // Completions still update the state (a verified piece joins `have`).
                 let mut ignored = Vec::new();
-                self.state
-                    .handle(event, Instant::now().into_std(), &mut ignored);
+                for event in self.take_done(done) {
+                    self.state
+                        .handle(event, Instant::now().into_std(), &mut ignored);
+                }
             }
             if let Some(saving) = self.saving.take() {
                 let _ = saving.await;

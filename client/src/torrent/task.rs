@@ -512,9 +512,6 @@ impl Task {
             Arc::clone(&self.throttles),
         );
         link.hold(permit);
-        if let Some(dht) = &self.dht {
-            dht.on_connected(&link, &handshake);
-        }
         self.links.insert(peer, link);
         self.feed(Event::Connected {
             peer,
@@ -522,6 +519,11 @@ impl Task {
             handshake,
             outgoing,
         });
+        // After the state's greeting (extended handshake, bitfield or have-all), which BEP 3
+        // wants first.
+        if let (Some(dht), Some(link)) = (&self.dht, self.links.get(&peer)) {
+            dht.on_connected(link, &handshake);
+        }
     }
 
     fn on_peer_event(&mut self, event: PeerEvent) {

@@ -344,10 +344,8 @@ fn a_private_torrent_gets_no_pex_and_no_port_from_rill() {
 
 /// BEP 3: the bitfield "is only ever sent as the first message" (BEP 6's Have All / Have
 /// None stand in for it). libtorrent 2.0.8 sends its extended handshake, then Have All, then
-/// `port`; rill sends `port` first, before Have All.
+/// `port`; so does rill (it once sent `port` first).
 #[test]
-#[ignore = "fails until torrent/task.rs sends `port` after the state's greeting (see the \
-            PEX helper's report)"]
 fn rill_sends_port_after_its_bitfield() {
     rill_tests::rill_bin();
     let dir = tempfile::tempdir().unwrap();

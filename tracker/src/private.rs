@@ -9,9 +9,8 @@
 //! - [`RateLimit`] (`rate.rs`): a token bucket per user, exact integer arithmetic.
 //! - [`Ledger`] (`ledger.rs`): baselines per (user, torrent, peer id), pending credits
 //!   flushed in batches; its module doc states the crediting rules and the flush invariant.
-//! - [`saved`] (`saved.rs`): the swarm file, where live peers listen (the database keeps
-//!   baselines without addresses); [`PrivateTracker`] keeps the address of every live
-//!   baseline ([`PrivateTracker::locate`]) so that the swarms survive a restart.
+//! - Where peers listen is the swarm store's business (`crate::swarm`), saved for a
+//!   restart with the public swarms (`crate::swarm::snapshot`), not here.
 //!
 //! [`PrivateTracker::check`] decides an announce, in this order (the first failing check
 //! answers, and a refused announce changes no state and gets no peer list):
@@ -45,12 +44,9 @@ mod passkey;
 mod proptests;
 mod rate;
 mod registry;
-pub mod saved;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rill_common::tracker::AnnounceEvent;
@@ -161,29 +157,12 @@ pub struct Admitted {
     pub credited: Delta,
 }
 
-/// A saved peer to put back into the swarm store after a restart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RestoredPeer {
-    /// The torrent.
-    pub info_hash: InfoHash,
-    /// The peer's id.
-    pub peer_id: PeerId,
-    /// Where it listens.
-    pub addr: SocketAddr,
-    /// Whether it was a seeder at its last announce.
-    pub seeder: bool,
-    /// Unix seconds of its last announce.
-    pub last_seen: u64,
-}
-
-/// Private mode's state: the registry, the ledger and where live peers listen.
+/// Private mode's state: the registry and the ledger.
 #[derive(Clone, Debug)]
 pub struct PrivateTracker {
     config: PrivateConfig,
     registry: Registry,
     ledger: Ledger,
-    /// The address of each live baseline (a subset of the ledger's keys after a purge).
-    addresses: HashMap<PeerKey, SocketAddr>,
 }
 
 impl PrivateTracker {
@@ -193,7 +172,6 @@ impl PrivateTracker {
             config,
             registry,
             ledger: Ledger::default(),
-            addresses: HashMap::new(),
         }
     }
 
@@ -208,59 +186,6 @@ impl PrivateTracker {
     /// Pending (user, torrent) credit rows and changed baselines waiting for a flush.
     pub fn backlog(&self) -> (usize, usize) {
         self.ledger.backlog()
-    }
-
-    /// Records where the peer of an admitted announce listens (the socket's address), or
-    /// forgets it when the announce ended its baseline.
-    pub fn locate(&mut self, admitted: &Admitted, peer_id: PeerId, addr: SocketAddr) {
-        let Some(torrent) = admitted.torrent else {
-            return;
-        };
-        let key = PeerKey {
-            user: admitted.user,
-            torrent,
-            peer_id,
-        };
-        if admitted.session == Session::Ended {
-            self.addresses.remove(&key);
-        } else {
-            self.addresses.insert(key, addr);
-        }
-    }
-
-    /// Where every live peer listens, sorted by key (for the swarm file).
-    pub fn addresses(&self) -> Vec<(PeerKey, SocketAddr)> {
-        let mut all: Vec<(PeerKey, SocketAddr)> = self
-            .addresses
-            .iter()
-            .filter(|(key, _)| self.ledger.peer(key).is_some())
-            .map(|(key, addr)| (*key, *addr))
-            .collect();
-        all.sort_unstable_by_key(|(key, _)| *key);
-        all
-    }
-
-    /// Takes saved addresses back (after [`PrivateTracker::restore`]) and returns the peers
-    /// to put into the swarm store: those with a live baseline on a registered torrent.
-    pub fn restore_addresses(&mut self, saved: Vec<(PeerKey, SocketAddr)>) -> Vec<RestoredPeer> {
-        let mut peers = Vec::new();
-        for (key, addr) in saved {
-            let Some(base) = self.ledger.peer(&key) else {
-                continue;
-            };
-            let Some(torrent) = self.registry.torrent_by_id(key.torrent) else {
-                continue;
-            };
-            peers.push(RestoredPeer {
-                info_hash: torrent.info_hash,
-                peer_id: key.peer_id,
-                addr,
-                seeder: base.seeder,
-                last_seen: base.last_seen,
-            });
-            self.addresses.insert(key, addr);
-        }
-        peers
     }
 
     /// The settings.
@@ -376,10 +301,7 @@ impl PrivateTracker {
 
     /// Drops baselines not heard from within the ttl; returns how many.
     pub fn purge(&mut self, now: u64) -> usize {
-        let dropped = self.ledger.purge(now, self.config.peer_ttl_secs);
-        let ledger = &self.ledger;
-        self.addresses.retain(|key, _| ledger.peer(key).is_some());
-        dropped
+        self.ledger.purge(now, self.config.peer_ttl_secs)
     }
 }
 

@@ -26,6 +26,7 @@ use rill_common::{InfoHash, PeerId};
 use crate::config::{Config, Mode};
 use crate::private::{self, Passkey, PrivateAnnounce, PrivateConfig, PrivateTracker};
 use crate::store::{Shards, StoreTotals};
+use crate::swarm::snapshot::SavedTorrent;
 use crate::swarm::{AnnounceReply, PeerAnnounce, ScrapeCounts, SwarmConfig};
 
 mod stats;
@@ -217,12 +218,7 @@ impl Service {
                 left: announce.left,
             };
             let unix = private::unix_secs(SystemTime::now());
-            let admitted = {
-                let mut tracker = private.lock();
-                let admitted = tracker.check(&passkey, &report, unix)?;
-                tracker.locate(&admitted, announce.peer_id, announce.addr);
-                admitted
-            };
+            let admitted = private.lock().check(&passkey, &report, unix)?;
             if admitted.torrent.is_none() {
                 // A `stopped` for a torrent that is not registered: answered, ignored.
                 self.count_announce(protocol);
@@ -270,19 +266,22 @@ impl Service {
         }
     }
 
-    /// Puts a saved peer into the swarm store as if it had announced at `at` (a restart).
-    pub fn restore_peer(&self, peer: &private::RestoredPeer, at: Instant) {
-        self.store.announce(
-            &PeerAnnounce {
-                info_hash: peer.info_hash,
-                peer_id: peer.peer_id,
-                addr: peer.addr,
-                event: None,
-                left: u64::from(!peer.seeder),
-                numwant: Some(0),
-            },
-            at,
-        );
+    /// Puts saved swarms back (at start): in private mode only those of registered torrents.
+    /// Returns how many peers were restored.
+    pub fn restore_swarms(&self, mut torrents: Vec<SavedTorrent>) -> usize {
+        if let Some(private) = &self.private {
+            let tracker = private.lock();
+            torrents.retain(|t| tracker.registry().torrent(&t.info_hash).is_some());
+        }
+        let unix = private::unix_secs(SystemTime::now());
+        self.store.restore(&torrents, Instant::now(), unix);
+        torrents.iter().map(|t| t.peers.len()).sum()
+    }
+
+    /// The swarms in saved form, one part per shard (see `crate::swarm::snapshot`).
+    pub fn export_swarms(&self) -> Vec<Vec<u8>> {
+        let unix = private::unix_secs(SystemTime::now());
+        self.store.export(Instant::now(), unix)
     }
 
     /// Checks the passkey of a scrape in private mode (see [`Service::announce`]); the

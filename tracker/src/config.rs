@@ -324,7 +324,9 @@ impl Config {
                 )));
             }
             if url == MEMORY && self.mode == Mode::Private {
-                return invalid("private mode needs a database: database = \"memory\" is for public mode");
+                return invalid(
+                    "private mode needs a database: database = \"memory\" is for public mode",
+                );
             }
         }
         if self.private.flush_interval_secs == 0 {
@@ -531,14 +533,21 @@ mod tests {
         );
         let mut command = Config::default();
         command.use_default_database();
-        assert_eq!(command.database_url(), Some(DEFAULT_DATABASE), "the command");
+        assert_eq!(
+            command.database_url(),
+            Some(DEFAULT_DATABASE),
+            "the command"
+        );
         let memory = Config::from_toml("database = \"memory\"\n").unwrap();
         assert_eq!(memory.database_url(), None);
         let mut kept = memory.clone();
         kept.use_default_database();
         assert_eq!(kept.database_url(), None, "an explicit choice is kept");
         let err = Config::from_toml("mode = \"private\"\ndatabase = \"memory\"\n").unwrap_err();
-        assert!(err.to_string().contains("private mode needs a database"), "{err}");
+        assert!(
+            err.to_string().contains("private mode needs a database"),
+            "{err}"
+        );
         // An older file naming the swarm file still parses.
         assert!(Config::from_toml("[private]\nswarm_file = \"x\"\n").is_ok());
         assert!(Config::from_toml("[swarm]\nsave_interval_secs = 0\n").is_err());

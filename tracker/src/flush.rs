@@ -198,7 +198,11 @@ async fn save_swarms(service: &Service, db: &Db) {
     match db.save_swarms(&parts, unix).await {
         Ok(()) => {
             let bytes: usize = parts.iter().map(Vec::len).sum();
-            debug!(bytes, micros = started.elapsed().as_micros(), "swarms saved");
+            debug!(
+                bytes,
+                micros = started.elapsed().as_micros(),
+                "swarms saved"
+            );
         }
         Err(e) => warn!("cannot save the swarms (retried at the next save): {e}"),
     }

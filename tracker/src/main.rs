@@ -192,8 +192,11 @@ fn serve(args: ServeArgs, source: &Source) -> Result<()> {
     let database = config.database_url().map(str::to_owned);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        // Open (and migrate) the database before saying where the tracker serves.
+        // Open (and migrate) the database before saying where the tracker serves, and
+        // take over SIGINT and SIGTERM before that too: a signal sent as soon as the line
+        // is out must stop the tracker gracefully, not kill it.
         let tracker = rill_tracker::Tracker::open(config).await?;
+        let shutdown = shutdown_signal().context("cannot listen for signals")?;
         match &database {
             Some(url) => println!(
                 "rill-tracker: {mode} tracker on {} (database {url})",
@@ -201,29 +204,30 @@ fn serve(args: ServeArgs, source: &Source) -> Result<()> {
             ),
             None => println!("rill-tracker: {mode} tracker on {}", lines.join(" and ")),
         }
-        tracker.serve(listeners, shutdown_signal()).await
+        anyhow::Ok(tracker.serve(listeners, shutdown).await?)
     })?;
     Ok(())
 }
 
-/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+/// A future that completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM. The handlers are
+/// installed when this returns (not when the future is first polled).
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
+    })
+}
+
+/// A future that completes on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

@@ -379,9 +379,13 @@ impl SwarmStore {
                             .restore(v4, peer.peer_id, peer.seeder, at, peer.completed);
                     }
                     SocketAddr::V6(v6) => {
-                        torrent
-                            .v6
-                            .restore(V6::new(v6), peer.peer_id, peer.seeder, at, peer.completed);
+                        torrent.v6.restore(
+                            V6::new(v6),
+                            peer.peer_id,
+                            peer.seeder,
+                            at,
+                            peer.completed,
+                        );
                     }
                 }
             }

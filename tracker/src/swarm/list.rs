@@ -183,7 +183,9 @@ impl<A: Family> PeerList<A> {
         last_seen: u32,
         completed: bool,
     ) {
-        let position = self.upsert(addr, peer_id, seeder, last_seen, false).position;
+        let position = self
+            .upsert(addr, peer_id, seeder, last_seen, false)
+            .position;
         if let Some(entry) = self.entries.get_mut(position) {
             entry.completed = completed;
         }

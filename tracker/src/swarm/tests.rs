@@ -451,11 +451,14 @@ fn export_then_restore_rebuilds_the_swarms() {
     // Everything older than the ttl is dropped; a count alone is kept.
     let (mut late, base3, _) = store_at(Instant::now());
     late.restore(&saved, base3, unix + ttl + 300);
-    assert_eq!(late.scrape(&hash(1)), ScrapeCounts {
-        complete: 0,
-        incomplete: 0,
-        downloaded: 1
-    });
+    assert_eq!(
+        late.scrape(&hash(1)),
+        ScrapeCounts {
+            complete: 0,
+            incomplete: 0,
+            downloaded: 1
+        }
+    );
     assert_eq!(late.totals().seeders + late.totals().leechers, 0);
 }
 

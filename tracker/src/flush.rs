@@ -32,8 +32,8 @@ use tracing::{debug, info, warn};
 use crate::TrackerError;
 use crate::config::{Config, Mode};
 use crate::db::Db;
-use crate::private::{self, PrivateTracker};
-use crate::service::{PrivateState, Service, private_config};
+use crate::private::{self, Registry, Snapshot};
+use crate::service::{PrivateState, Service};
 use crate::swarm::snapshot::{self, SavedTorrent};
 
 /// Attempts [`drain`] makes before giving up on a database that keeps failing.
@@ -108,7 +108,7 @@ impl Handle {
 /// What was loaded at start.
 pub(crate) struct Loaded {
     pub(crate) db: Option<Db>,
-    pub(crate) tracker: Option<PrivateTracker>,
+    pub(crate) private: Option<(Registry, Snapshot)>,
     pub(crate) swarms: Vec<SavedTorrent>,
 }
 
@@ -118,7 +118,7 @@ pub(crate) async fn load(config: &Config) -> Result<Loaded, TrackerError> {
     let Some(url) = config.database_url() else {
         return Ok(Loaded {
             db: None,
-            tracker: None,
+            private: None,
             swarms: Vec::new(),
         });
     };
@@ -130,7 +130,7 @@ pub(crate) async fn load(config: &Config) -> Result<Loaded, TrackerError> {
     if config.mode != Mode::Private {
         return Ok(Loaded {
             db: Some(db),
-            tracker: None,
+            private: None,
             swarms,
         });
     }
@@ -142,11 +142,9 @@ pub(crate) async fn load(config: &Config) -> Result<Loaded, TrackerError> {
         peers = snapshot.peers.len(),
         "private mode: loaded the database"
     );
-    let mut tracker = PrivateTracker::new(private_config(config), registry);
-    tracker.restore(snapshot);
     Ok(Loaded {
         db: Some(db),
-        tracker: Some(tracker),
+        private: Some((registry, snapshot)),
         swarms,
     })
 }
@@ -238,7 +236,7 @@ async fn apply_off_the_workers(
 
 /// Writes the pending batch once. `Ok(true)` when something was written.
 async fn write_pending(private: &PrivateState, db: &Db) -> Result<bool, crate::db::DbError> {
-    let batch = private.lock().take_pending();
+    let batch = private.take_pending();
     if batch.is_empty() {
         return Ok(false);
     }
@@ -261,7 +259,7 @@ async fn write_pending(private: &PrivateState, db: &Db) -> Result<bool, crate::d
         }
         Err(e) => {
             flush.failures.fetch_add(1, Ordering::Relaxed);
-            private.lock().restore_pending(batch);
+            private.restore_pending(batch);
             Err(e)
         }
     }
@@ -279,7 +277,7 @@ async fn reload(private: &PrivateState, db: &Db) {
     let started = Instant::now();
     match db.load_registry().await {
         Ok(registry) => {
-            private.lock().reload(registry);
+            private.reload(registry);
             let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
             private.flush.reloads.fetch_add(1, Ordering::Relaxed);
             private.flush.reload_micros.store(micros, Ordering::Relaxed);
@@ -366,7 +364,7 @@ async fn drain_accounting(private: &PrivateState, db: &Db) -> Result<(), Tracker
             Err(e) => {
                 attempt += 1;
                 if attempt >= DRAIN_ATTEMPTS {
-                    let (credits, peers) = private.lock().backlog();
+                    let (credits, peers) = private.backlog();
                     return Err(TrackerError::Drain(format!(
                         "{credits} credit rows and {peers} peer baselines not written: {e}"
                     )));
@@ -419,13 +417,10 @@ mod tests {
         };
         config.private.rate_limit_burst = 0;
         let loaded = load(&config).await.unwrap();
-        let service = Service::with_private(config, loaded.tracker);
+        let service = Service::with_private(config, loaded.private);
         let private = service.private().unwrap();
         let check = |uploaded, now| {
-            private
-                .lock()
-                .check(&passkey, &announce(uploaded), now)
-                .unwrap();
+            private.check(&passkey, &announce(uploaded), now).unwrap();
         };
         check(0, 1000);
         check(100, 1001);
@@ -434,7 +429,7 @@ mod tests {
         closed.close().await;
         assert!(write_pending(private, &closed).await.is_err());
         assert_eq!(private.flush.failures.load(Ordering::Relaxed), 1);
-        assert_ne!(private.lock().backlog(), (0, 0), "kept for a retry");
+        assert_ne!(private.backlog(), (0, 0), "kept for a retry");
 
         check(250, 1002);
         assert!(write_pending(private, &db).await.unwrap());
@@ -442,7 +437,7 @@ mod tests {
         check(300, 1003);
         let handle = Handle::new(true);
         drain(&service, &db, &handle).await.unwrap();
-        assert_eq!(private.lock().backlog(), (0, 0));
+        assert_eq!(private.backlog(), (0, 0));
         // A sync after the drain returns at once.
         handle.sync().await;
         let db = Db::open(&url).await.unwrap();

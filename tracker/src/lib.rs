@@ -158,7 +158,7 @@ impl Tracker {
         }
         let active = loaded.db.is_some();
         let admin_token = config.admin_token.clone();
-        let service = Arc::new(service::Service::with_private(config, loaded.tracker));
+        let service = Arc::new(service::Service::with_private(config, loaded.private));
         flush::restore_swarms(&service, loaded.swarms);
         let handle = Handle::new(active);
         // The admin REST API under /admin, when a token is configured (validation made sure

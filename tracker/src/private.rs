@@ -35,8 +35,12 @@
 //! [`Snapshot`] at start ([`PrivateTracker::new`], [`PrivateTracker::restore`]), calls
 //! [`PrivateTracker::take_pending`] every few seconds and writes the [`Batch`] in one
 //! transaction, [`PrivateTracker::restore_pending`] when that fails, and drains on shutdown.
-//! The rate limit spans all of a user's torrents, so the shell keeps one `PrivateTracker`
-//! (one lock, O(1) per announce) rather than sharding it by torrent.
+//! The parts are separate so that the shell can share them between threads without one
+//! lock: [`admit`] only reads the [`Registry`] (which changes only on a reload), the
+//! [`Buckets`] are per user, and the [`Ledger`]'s state is per (user, torrent), so the
+//! shell shards buckets by user and ledgers by torrent. [`PrivateTracker`] composes the
+//! same parts single-threaded: [`PrivateTracker::check`] is `admit`, `Buckets::take`,
+//! [`credit`] in that order, which is what the shell does shard by shard.
 
 mod ledger;
 mod passkey;
@@ -47,6 +51,7 @@ mod registry;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rill_common::tracker::AnnounceEvent;
@@ -157,11 +162,141 @@ pub struct Admitted {
     pub credited: Delta,
 }
 
-/// Private mode's state: the registry and the ledger.
+/// What the registry says of an announce (checks 1 to 4 of the module doc): whose it is,
+/// and the registered torrent (`None`: a `stopped` of an unregistered torrent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Admission {
+    /// The user.
+    pub user: UserId,
+    /// The torrent; `None` for a `stopped` on an unregistered torrent (answered, ignored).
+    pub torrent: Option<Torrent>,
+}
+
+/// Checks 1 to 4 of the module doc: reads the registry only, so that a shell may run it
+/// under a shared lock (or on a snapshot) while other announces do the same.
+pub fn admit(
+    registry: &Registry,
+    passkey: &Passkey,
+    announce: &PrivateAnnounce,
+) -> Result<Admission, Refusal> {
+    let user = authorize(registry, passkey)?;
+    if !registry.client_allowed(&announce.peer_id) {
+        return Err(Refusal::ClientNotAllowed);
+    }
+    match registry.torrent(&announce.info_hash) {
+        Some(torrent) => Ok(Admission {
+            user,
+            torrent: Some(*torrent),
+        }),
+        None if announce.event == Some(AnnounceEvent::Stopped) => Ok(Admission {
+            user,
+            torrent: None,
+        }),
+        None => Err(Refusal::UnregisteredTorrent),
+    }
+}
+
+/// Checks a passkey (for a scrape, or as the first check of an announce): the user exists
+/// and is enabled.
+pub fn authorize(registry: &Registry, passkey: &Passkey) -> Result<UserId, Refusal> {
+    let user = registry
+        .user_by_passkey(passkey)
+        .ok_or(Refusal::UnknownPasskey)?;
+    if let Some(reason) = &user.disabled {
+        return Err(Refusal::Disabled(reason.clone()));
+    }
+    Ok(user.id)
+}
+
+/// The per-user rate buckets (check 5), kept apart from the registry: a registry reload
+/// keeps them, and a shell may shard them by user.
+#[derive(Clone, Debug, Default)]
+pub struct Buckets {
+    by_user: HashMap<UserId, Bucket>,
+}
+
+impl Buckets {
+    /// Check 5 of the module doc for an admitted announce: takes a token from the user's
+    /// bucket unless the limit is off, the announce is a `stopped` (exempt, takes none) or
+    /// its torrent is unregistered.
+    pub fn take(
+        &mut self,
+        limit: Option<RateLimit>,
+        admission: &Admission,
+        announce: &PrivateAnnounce,
+        now: u64,
+    ) -> Result<(), Refusal> {
+        let stopped = announce.event == Some(AnnounceEvent::Stopped);
+        let Some(limit) = limit.filter(|_| !stopped && admission.torrent.is_some()) else {
+            return Ok(());
+        };
+        let bucket = self
+            .by_user
+            .entry(admission.user)
+            .or_insert_with(|| Bucket::full(limit, now));
+        if bucket.take(limit, now) {
+            Ok(())
+        } else {
+            Err(Refusal::RateLimited)
+        }
+    }
+
+    /// Forgets the buckets of users no longer in `registry`.
+    pub fn retain_users(&mut self, registry: &Registry) {
+        self.by_user.retain(|id, _| registry.user(*id).is_some());
+    }
+}
+
+/// Step 6 of the module doc: credits an admitted announce (that passed the rate limit) in
+/// `ledger`. An admission without a torrent changes nothing.
+pub fn credit(
+    ledger: &mut Ledger,
+    config: &PrivateConfig,
+    admission: &Admission,
+    announce: &PrivateAnnounce,
+    now: u64,
+) -> Admitted {
+    let Some(torrent) = admission.torrent else {
+        return Admitted {
+            user: admission.user,
+            torrent: None,
+            session: Session::UnknownStop,
+            credited: Delta::default(),
+        };
+    };
+    let key = PeerKey {
+        user: admission.user,
+        torrent: torrent.id,
+        peer_id: announce.peer_id,
+    };
+    let report = Report {
+        uploaded: announce.uploaded,
+        downloaded: announce.downloaded,
+        seeder: announce.left == 0,
+        completed: announce.event == Some(AnnounceEvent::Completed),
+        stopped: announce.event == Some(AnnounceEvent::Stopped),
+    };
+    let terms = Terms {
+        freeleech: torrent.freeleech,
+        multiplier: torrent.upload_multiplier,
+    };
+    let (session, credited) = ledger.record(key, report, terms, now, config.max_seeding_gap_secs);
+    Admitted {
+        user: admission.user,
+        torrent: Some(torrent.id),
+        session,
+        credited,
+    }
+}
+
+/// Private mode's state in one value: the registry, the rate buckets and the ledger (the
+/// server shards the same parts over locks; this is the single-threaded composition the
+/// tests drive).
 #[derive(Clone, Debug)]
 pub struct PrivateTracker {
     config: PrivateConfig,
     registry: Registry,
+    buckets: Buckets,
     ledger: Ledger,
 }
 
@@ -171,6 +306,7 @@ impl PrivateTracker {
         PrivateTracker {
             config,
             registry,
+            buckets: Buckets::default(),
             ledger: Ledger::default(),
         }
     }
@@ -178,8 +314,8 @@ impl PrivateTracker {
     /// Replaces the registry with a fresh copy (from the database), keeping each remaining
     /// user's rate bucket: users, passkeys, torrents, freeleech and the allow-list changed
     /// by the admin tools take effect from the next announce.
-    pub fn reload(&mut self, mut registry: Registry) {
-        registry.adopt_buckets(&mut self.registry);
+    pub fn reload(&mut self, registry: Registry) {
+        self.buckets.retain_users(&registry);
         self.registry = registry;
     }
 
@@ -216,67 +352,22 @@ impl PrivateTracker {
         announce: &PrivateAnnounce,
         now: u64,
     ) -> Result<Admitted, Refusal> {
-        let user = self.authorize(passkey)?;
-        if !self.registry.client_allowed(&announce.peer_id) {
-            return Err(Refusal::ClientNotAllowed);
-        }
-        let stopped = announce.event == Some(AnnounceEvent::Stopped);
-        let Some(torrent) = self.registry.torrent(&announce.info_hash).copied() else {
-            if stopped {
-                return Ok(Admitted {
-                    user,
-                    torrent: None,
-                    session: Session::UnknownStop,
-                    credited: Delta::default(),
-                });
-            }
-            return Err(Refusal::UnregisteredTorrent);
-        };
-        let key = PeerKey {
-            user,
-            torrent: torrent.id,
-            peer_id: announce.peer_id,
-        };
-        if let Some(limit) = self.config.rate_limit.filter(|_| !stopped) {
-            let entry = self.registry.entry_by_passkey_mut(passkey);
-            let bucket = entry.map(|e| e.bucket.get_or_insert_with(|| Bucket::full(limit, now)));
-            if !bucket.is_some_and(|b| b.take(limit, now)) {
-                return Err(Refusal::RateLimited);
-            }
-        }
-        let report = Report {
-            uploaded: announce.uploaded,
-            downloaded: announce.downloaded,
-            seeder: announce.left == 0,
-            completed: announce.event == Some(AnnounceEvent::Completed),
-            stopped,
-        };
-        let terms = Terms {
-            freeleech: torrent.freeleech,
-            multiplier: torrent.upload_multiplier,
-        };
-        let (session, credited) =
-            self.ledger
-                .record(key, report, terms, now, self.config.max_seeding_gap_secs);
-        Ok(Admitted {
-            user,
-            torrent: Some(torrent.id),
-            session,
-            credited,
-        })
+        let admission = admit(&self.registry, passkey, announce)?;
+        self.buckets
+            .take(self.config.rate_limit, &admission, announce, now)?;
+        Ok(credit(
+            &mut self.ledger,
+            &self.config,
+            &admission,
+            announce,
+            now,
+        ))
     }
 
     /// Checks a passkey for a scrape (or any request): the user exists and is enabled.
     /// Scrapes are not rate limited; the shell answers zeros for unregistered info hashes.
     pub fn authorize(&self, passkey: &Passkey) -> Result<UserId, Refusal> {
-        let user = self
-            .registry
-            .user_by_passkey(passkey)
-            .ok_or(Refusal::UnknownPasskey)?;
-        if let Some(reason) = &user.disabled {
-            return Err(Refusal::Disabled(reason.clone()));
-        }
-        Ok(user.id)
+        authorize(&self.registry, passkey)
     }
 
     /// Takes the pending credits and baseline changes (see [`Ledger::take_pending`]).

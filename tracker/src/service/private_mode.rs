@@ -163,9 +163,7 @@ impl PrivateState {
             batch.peers.extend(part.peers);
         }
         batch.credits.sort_unstable_by_key(|c| (c.user, c.torrent));
-        batch
-            .peers
-            .sort_unstable_by_key(|change| change_key(change));
+        batch.peers.sort_unstable_by_key(change_key);
         batch
     }
 

@@ -96,7 +96,7 @@ pub fn encode(torrents: &[SavedTorrent]) -> Vec<u8> {
             out.extend_from_slice(&ip);
             out.extend_from_slice(&peer.addr.port().to_be_bytes());
             out.extend_from_slice(peer.peer_id.as_bytes());
-            let flags = SEEDER * u8::from(peer.seeder) | COMPLETED * u8::from(peer.completed);
+            let flags = (SEEDER * u8::from(peer.seeder)) | (COMPLETED * u8::from(peer.completed));
             out.push(flags);
             out.extend_from_slice(&peer.last_seen.to_be_bytes());
         }

@@ -4,8 +4,12 @@
 //! Invariants: a [`Config`] that passed [`Config::validate`] has `min_interval <= interval`,
 //! `default_numwant <= max_numwant`, a peer TTL longer than the longest announce interval,
 //! a non-zero purge interval, scrape cap and flush interval, and a `database` URL that names
-//! SQLite or PostgreSQL. Public mode opens no database unless `database` is set; private mode
-//! uses [`DEFAULT_DATABASE`] when it is not.
+//! SQLite or PostgreSQL, or is [`MEMORY`] (no database: public mode only).
+//!
+//! The database when `database` is unset: [`DEFAULT_DATABASE`] in private mode, and for the
+//! `rill-tracker` command in both modes (it calls [`Config::use_default_database`]); a
+//! public tracker started through the library with `database` unset (as tests do) keeps
+//! everything in memory and writes no file.
 //! [`Config::print_default`] prints a commented file that parses back to [`Config::default`].
 
 use std::net::SocketAddr;
@@ -55,8 +59,8 @@ pub enum Mode {
 pub struct Config {
     /// Public or private.
     pub mode: Mode,
-    /// The database URL (`sqlite://PATH` or `postgres://…`); `None`: [`DEFAULT_DATABASE`] in
-    /// private mode, no database in public mode.
+    /// The database URL (`sqlite://PATH` or `postgres://…`), or [`MEMORY`] for none; `None`:
+    /// see the module doc.
     pub database: Option<String>,
     /// The admin REST API's bearer token; `None` leaves the API off.
     pub admin_token: Option<String>,
@@ -74,9 +78,13 @@ pub struct Config {
     pub private: PrivateSection,
 }
 
-/// The database of private mode when `database` is not set: a SQLite file in the working
-/// directory, created on first start.
+/// The database when `database` is not set (see the module doc): a SQLite file in the
+/// working directory, created on first start.
 pub const DEFAULT_DATABASE: &str = "sqlite://rill-tracker.db";
+
+/// The `database` value that means no database: the swarms live in memory only (public
+/// mode; private mode needs a database).
+pub const MEMORY: &str = "memory";
 
 /// `[http]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,6 +198,9 @@ pub struct SwarmSection {
     pub purge_interval_secs: u64,
     /// Independent locks the torrents are spread over (0: one per CPU, times 4).
     pub shards: usize,
+    /// Seconds between saves of the swarms to the database (also saved at shutdown): what
+    /// a `kill -9` can lose of them.
+    pub save_interval_secs: u64,
 }
 
 impl Default for SwarmSection {
@@ -200,6 +211,7 @@ impl Default for SwarmSection {
             peer_ttl_secs: 2 * (1800 + 180) + 240,
             purge_interval_secs: 60,
             shards: 0,
+            save_interval_secs: 5,
         }
     }
 }
@@ -217,11 +229,10 @@ pub struct PrivateSection {
     pub rate_limit_burst: u32,
     /// Sustained announces per user and minute.
     pub rate_limit_per_minute: u32,
-    /// Where the swarms (peer addresses) are saved for a restart; `None`: next to a SQLite
-    /// database (`PATH.swarm`), nowhere for PostgreSQL.
+    /// Ignored: the swarms are saved in the database (`[swarm] save_interval_secs`) since
+    /// both modes keep them there; accepted so that older files still parse.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub swarm_file: Option<String>,
-    /// Seconds between saves of the swarm file (also saved at shutdown).
-    pub swarm_save_interval_secs: u64,
 }
 
 impl Default for PrivateSection {
@@ -233,7 +244,6 @@ impl Default for PrivateSection {
             rate_limit_burst: limit.burst,
             rate_limit_per_minute: limit.per_minute,
             swarm_file: None,
-            swarm_save_interval_secs: 60,
         }
     }
 }
@@ -259,6 +269,11 @@ impl PrivateSection {
 }
 
 impl SwarmSection {
+    /// The swarm save interval as a duration.
+    pub fn save_interval(&self) -> Duration {
+        Duration::from_secs(self.save_interval_secs)
+    }
+
     /// The peer TTL as a duration.
     pub fn peer_ttl(&self) -> Duration {
         Duration::from_secs(self.peer_ttl_secs)
@@ -303,10 +318,15 @@ impl Config {
         let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_owned()));
         if let Some(url) = &self.database {
             let known = ["sqlite://", "postgres://", "postgresql://"];
-            if !known.iter().any(|scheme| url.starts_with(scheme)) {
+            if url != MEMORY && !known.iter().any(|scheme| url.starts_with(scheme)) {
                 return Err(ConfigError::Invalid(format!(
-                    "database {url:?} is not a sqlite://PATH or postgres://… URL"
+                    "database {url:?} is not a sqlite://PATH or postgres://… URL, or \"{MEMORY}\""
                 )));
+            }
+            if url == MEMORY && self.mode == Mode::Private {
+                return invalid(
+                    "private mode needs a database: database = \"memory\" is for public mode",
+                );
             }
         }
         if self.private.flush_interval_secs == 0 {
@@ -315,8 +335,8 @@ impl Config {
         if self.private.reload_interval_secs == 0 {
             return invalid("private.reload_interval_secs must be at least 1");
         }
-        if self.private.swarm_save_interval_secs == 0 {
-            return invalid("private.swarm_save_interval_secs must be at least 1");
+        if self.swarm.save_interval_secs == 0 {
+            return invalid("swarm.save_interval_secs must be at least 1");
         }
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             return invalid("admin_token must be at least 16 characters");
@@ -355,9 +375,10 @@ impl Config {
     }
 
     /// The database to open: the configured URL, or [`DEFAULT_DATABASE`] in private mode;
-    /// `None` in public mode without one.
+    /// `None` for [`MEMORY`], and in public mode when unset.
     pub fn database_url(&self) -> Option<&str> {
         match (&self.database, self.mode) {
+            (Some(url), _) if url == MEMORY => None,
             (Some(url), _) => Some(url),
             (None, Mode::Private) => Some(DEFAULT_DATABASE),
             (None, Mode::Public) => None,
@@ -377,15 +398,12 @@ impl Config {
         }
     }
 
-    /// Where the swarm file goes: `private.swarm_file`, else `PATH.swarm` next to a SQLite
-    /// database; `None` without a database or for PostgreSQL without a setting.
-    pub fn swarm_file(&self) -> Option<std::path::PathBuf> {
-        if let Some(path) = &self.private.swarm_file {
-            return Some(path.into());
-        }
-        let path = self.database_url()?.strip_prefix("sqlite://")?;
-        let path = path.split('?').next().unwrap_or(path);
-        Some(format!("{path}.swarm").into())
+    /// Sets `database` to [`DEFAULT_DATABASE`] if it is unset: what the `rill-tracker`
+    /// command does, so that with no configuration it keeps its swarms (and, in private
+    /// mode, everything else) in a SQLite file created on first start.
+    pub fn use_default_database(&mut self) {
+        self.database
+            .get_or_insert_with(|| DEFAULT_DATABASE.to_owned());
     }
 
     /// The default configuration as a commented TOML file (what `--print-config` prints).
@@ -402,9 +420,11 @@ const DEFAULT_TOML: &str = r#"# rill-tracker configuration. Every key is optiona
 # "private": users announce to /announce/<passkey> (HTTP) or udp://HOST:PORT/announce/<passkey>
 # (BEP 41), registered torrents only, per-user accounting kept in the database.
 mode = "public"
-# The database: "sqlite://PATH" (created on first start) or "postgres://USER@HOST/DB".
-# Unset: "sqlite://rill-tracker.db" in the working directory in private mode; public mode
-# uses no database.
+# The database: "sqlite://PATH" (created, and migrated, on first start) or
+# "postgres://USER@HOST/DB". Both modes keep the swarms there (peers and scrape counts), so
+# a restart loses neither; private mode also keeps users, torrents and the accounting.
+# "memory": no database, nothing survives a restart (public mode only).
+# Unset: "sqlite://rill-tracker.db" in the working directory.
 # database = "sqlite://rill-tracker.db"
 # A bearer token (16 characters or more) that turns the admin REST API on. Unset: off.
 # admin_token = "change-me-to-a-long-random-string"
@@ -459,6 +479,9 @@ peer_ttl_secs = 4200
 purge_interval_secs = 60
 # Locks the torrents are spread over; 0 picks 4 per CPU.
 shards = 0
+# Seconds between saves of the swarms to the database (they are also saved at shutdown):
+# after a `kill -9` at most this much is lost.
+save_interval_secs = 5
 
 [private]
 # Seconds between writes of the accounting to the database. After a `kill -9` at most
@@ -472,11 +495,6 @@ reload_interval_secs = 30
 rate_limit_burst = 240
 # ... refilled at this many a minute.
 rate_limit_per_minute = 120
-# Where the swarms (peer addresses) are saved, so a restart does not empty them. Unset:
-# next to a SQLite database ("PATH.swarm"); nowhere for PostgreSQL.
-# swarm_file = "/var/lib/rill-tracker/swarm"
-# Seconds between saves of the swarm file (it is also saved at shutdown).
-swarm_save_interval_secs = 60
 "#;
 
 #[cfg(test)]
@@ -509,19 +527,30 @@ mod tests {
         let config = Config::from_toml("mode = \"private\"\n").unwrap();
         assert_eq!(config.database_url(), Some(DEFAULT_DATABASE));
         assert_eq!(
-            config.swarm_file(),
-            Some("rill-tracker.db.swarm".into()),
-            "next to the database"
-        );
-        assert_eq!(
             Config::default().database_url(),
             None,
-            "public: no database"
+            "public through the library: in memory"
         );
-        assert_eq!(Config::default().swarm_file(), None);
-        let config =
-            Config::from_toml("mode = \"private\"\ndatabase = \"postgres://u@h/db\"\n").unwrap();
-        assert_eq!(config.swarm_file(), None);
+        let mut command = Config::default();
+        command.use_default_database();
+        assert_eq!(
+            command.database_url(),
+            Some(DEFAULT_DATABASE),
+            "the command"
+        );
+        let memory = Config::from_toml("database = \"memory\"\n").unwrap();
+        assert_eq!(memory.database_url(), None);
+        let mut kept = memory.clone();
+        kept.use_default_database();
+        assert_eq!(kept.database_url(), None, "an explicit choice is kept");
+        let err = Config::from_toml("mode = \"private\"\ndatabase = \"memory\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("private mode needs a database"),
+            "{err}"
+        );
+        // An older file naming the swarm file still parses.
+        assert!(Config::from_toml("[private]\nswarm_file = \"x\"\n").is_ok());
+        assert!(Config::from_toml("[swarm]\nsave_interval_secs = 0\n").is_err());
         assert!(Config::from_toml("mode = \"secret\"\n").is_err());
         let err = Config::from_toml("database = \"mysql://h/db\"\n").unwrap_err();
         assert!(err.to_string().contains("mysql://h/db"), "{err}");

@@ -1,5 +1,6 @@
-//! Private mode's persistence shell: loads the state at start, writes the accounting in
-//! batches, reloads the registry, saves the swarms, drains on shutdown.
+//! The persistence shell: loads the state at start, saves the swarms (both modes), and in
+//! private mode writes the accounting in batches and reloads the registry; drains on
+//! shutdown.
 //!
 //! Invariants:
 //! - One batch in flight: only the flush task (and, after it has ended, [`drain`]) takes a
@@ -14,13 +15,13 @@
 //!   change) a cycle writes, then reloads, at once.
 //! - [`drain`] runs after the HTTP and UDP servers have stopped, so nothing is credited
 //!   after it: it writes until nothing is pending (bounded retries), then saves the swarms.
-//! - The swarm file (peer addresses; the database holds baselines without them) is written
-//!   to a temporary file and renamed over the old one, so a crash leaves the old or the new
-//!   file, never half of one. A missing or damaged file starts empty swarms.
+//! - The swarms (both modes) are saved every `swarm.save_interval_secs`, in a cycle and at
+//!   the drain, as one transaction that replaces the previous save (so a `kill -9` loses at
+//!   most one interval, and leaves the old save or the new one, never a mix). A damaged
+//!   save is logged and starts empty swarms, which clients refill at their next announce.
 //! - The private lock is held only to take, give back or read state, never across an
 //!   `.await`.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -31,8 +32,9 @@ use tracing::{debug, info, warn};
 use crate::TrackerError;
 use crate::config::{Config, Mode};
 use crate::db::Db;
-use crate::private::{self, PrivateTracker, RestoredPeer, saved};
-use crate::service::{PrivateState, Service, private_config};
+use crate::private::{self, Registry, Snapshot};
+use crate::service::{PrivateState, Service};
+use crate::swarm::snapshot::{self, SavedTorrent};
 
 /// Attempts [`drain`] makes before giving up on a database that keeps failing.
 const DRAIN_ATTEMPTS: u32 = 8;
@@ -45,7 +47,7 @@ pub struct Handle {
 
 #[derive(Debug)]
 struct SyncState {
-    /// Whether a flush task runs (private mode); `sync` returns at once otherwise.
+    /// Whether a flush task runs (a database is open); `sync` returns at once otherwise.
     active: bool,
     /// Cycles asked for so far.
     requested: AtomicU64,
@@ -82,9 +84,10 @@ impl Handle {
         Arc::clone(&self.inner.wake)
     }
 
-    /// Asks for a flush and registry reload and waits until one that started after this
-    /// call has finished (whether the write succeeded or not: see `/stats`). Returns at
-    /// once in public mode or after shutdown.
+    /// Asks for a cycle (accounting flush and registry reload in private mode, a save of
+    /// the swarms in both) and waits until one that started after this call has finished
+    /// (whether the writes succeeded or not: see `/stats` and the log). Returns at once
+    /// without a database or after shutdown.
     pub async fn sync(&self) {
         if !self.inner.active {
             return;
@@ -102,29 +105,33 @@ impl Handle {
     }
 }
 
-/// What private mode loaded at start.
+/// What was loaded at start.
 pub(crate) struct Loaded {
     pub(crate) db: Option<Db>,
-    pub(crate) tracker: Option<PrivateTracker>,
-    pub(crate) restored: Vec<RestoredPeer>,
+    pub(crate) private: Option<(Registry, Snapshot)>,
+    pub(crate) swarms: Vec<SavedTorrent>,
 }
 
-/// Opens (migrating) the configured database and, in private mode, loads the registry, the
-/// baselines and the swarm file.
+/// Opens (migrating) the configured database and loads the saved swarms and, in private
+/// mode, the registry and the baselines.
 pub(crate) async fn load(config: &Config) -> Result<Loaded, TrackerError> {
     let Some(url) = config.database_url() else {
         return Ok(Loaded {
             db: None,
-            tracker: None,
-            restored: Vec::new(),
+            private: None,
+            swarms: Vec::new(),
         });
     };
-    let db = Db::open(url).await.map_err(TrackerError::Db)?;
+    let db = Db::open(url).await.map_err(|error| TrackerError::OpenDb {
+        url: redacted(url),
+        error,
+    })?;
+    let swarms = load_swarms(&db).await?;
     if config.mode != Mode::Private {
         return Ok(Loaded {
             db: Some(db),
-            tracker: None,
-            restored: Vec::new(),
+            private: None,
+            swarms,
         });
     }
     let registry = db.load_registry().await.map_err(TrackerError::Db)?;
@@ -135,61 +142,67 @@ pub(crate) async fn load(config: &Config) -> Result<Loaded, TrackerError> {
         peers = snapshot.peers.len(),
         "private mode: loaded the database"
     );
-    let mut tracker = PrivateTracker::new(private_config(config), registry);
-    tracker.restore(snapshot);
-    let mut restored = match config.swarm_file() {
-        Some(path) => tracker.restore_addresses(read_swarm_file(&path).await),
-        None => Vec::new(),
-    };
-    restored.sort_unstable_by_key(|p| p.last_seen);
     Ok(Loaded {
         db: Some(db),
-        tracker: Some(tracker),
-        restored,
+        private: Some((registry, snapshot)),
+        swarms,
     })
 }
 
-/// Puts restored peers into the swarm store at the time of their last announce.
-pub(crate) fn restore_swarms(service: &Service, restored: &[RestoredPeer]) {
-    let (now, unix) = (Instant::now(), private::unix_secs(SystemTime::now()));
-    for peer in restored {
-        let age = Duration::from_secs(unix.saturating_sub(peer.last_seen));
-        service.restore_peer(peer, now.checked_sub(age).unwrap_or(now));
-    }
-    if !restored.is_empty() {
-        info!(peers = restored.len(), "private mode: swarms restored");
+/// A database URL without its password, for messages.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split(':').next().unwrap_or_default();
+            format!("{scheme}://{name}:…@{host}")
+        }
+        _ => url.to_owned(),
     }
 }
 
-async fn read_swarm_file(path: &Path) -> Vec<(private::PeerKey, std::net::SocketAddr)> {
-    match tokio::fs::read(path).await {
-        Ok(bytes) => saved::decode(&bytes).unwrap_or_else(|e| {
-            warn!("{}: {e}; starting with empty swarms", path.display());
-            Vec::new()
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => {
-            warn!(
-                "cannot read {}: {e}; starting with empty swarms",
-                path.display()
-            );
-            Vec::new()
+/// The saved swarms; a damaged save is logged and gives empty swarms.
+async fn load_swarms(db: &Db) -> Result<Vec<SavedTorrent>, TrackerError> {
+    let parts = db.load_swarms().await.map_err(TrackerError::Db)?;
+    let mut torrents = Vec::new();
+    for part in parts {
+        match snapshot::decode(&part) {
+            Ok(saved) => torrents.extend(saved),
+            Err(e) => {
+                warn!("the saved swarms are damaged ({e}); starting with empty swarms");
+                return Ok(Vec::new());
+            }
         }
     }
+    Ok(torrents)
 }
 
-/// Writes the swarm file atomically (temporary file, then rename).
-async fn save_swarm_file(private: &PrivateState, path: &Path) {
-    let bytes = saved::encode(&private.lock().addresses());
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let written = async {
-        tokio::fs::write(&tmp, &bytes).await?;
-        tokio::fs::rename(&tmp, path).await
-    };
-    if let Err(e) = written.await {
-        warn!("cannot save the swarms to {}: {e}", path.display());
+/// Puts the saved swarms back into the swarm store.
+pub(crate) fn restore_swarms(service: &Service, swarms: Vec<SavedTorrent>) {
+    let torrents = swarms.len();
+    let peers = service.restore_swarms(swarms);
+    if torrents > 0 {
+        info!(torrents, peers, "swarms restored");
+    }
+}
+
+/// Saves the swarms (logging, not returning, a failure: the next save retries).
+async fn save_swarms(service: &Service, db: &Db) {
+    let started = Instant::now();
+    let parts = service.export_swarms();
+    let unix = private::unix_secs(SystemTime::now());
+    match db.save_swarms(&parts, unix).await {
+        Ok(()) => {
+            let bytes: usize = parts.iter().map(Vec::len).sum();
+            debug!(
+                bytes,
+                micros = started.elapsed().as_micros(),
+                "swarms saved"
+            );
+        }
+        Err(e) => warn!("cannot save the swarms (retried at the next save): {e}"),
     }
 }
 
@@ -223,7 +236,7 @@ async fn apply_off_the_workers(
 
 /// Writes the pending batch once. `Ok(true)` when something was written.
 async fn write_pending(private: &PrivateState, db: &Db) -> Result<bool, crate::db::DbError> {
-    let batch = private.lock().take_pending();
+    let batch = private.take_pending();
     if batch.is_empty() {
         return Ok(false);
     }
@@ -246,7 +259,7 @@ async fn write_pending(private: &PrivateState, db: &Db) -> Result<bool, crate::d
         }
         Err(e) => {
             flush.failures.fetch_add(1, Ordering::Relaxed);
-            private.lock().restore_pending(batch);
+            private.restore_pending(batch);
             Err(e)
         }
     }
@@ -264,7 +277,7 @@ async fn reload(private: &PrivateState, db: &Db) {
     let started = Instant::now();
     match db.load_registry().await {
         Ok(registry) => {
-            private.lock().reload(registry);
+            private.reload(registry);
             let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
             private.flush.reloads.fetch_add(1, Ordering::Relaxed);
             private.flush.reload_micros.store(micros, Ordering::Relaxed);
@@ -274,20 +287,17 @@ async fn reload(private: &PrivateState, db: &Db) {
     }
 }
 
-/// The flush task, until `stop`: a write every flush interval, a registry reload every
-/// reload interval, both at once on request, the swarm file every save interval. Ends
-/// without draining (see [`drain`]).
+/// The persistence task, until `stop`: the swarms saved every save interval; in private
+/// mode a write every flush interval and a registry reload every reload interval; all at
+/// once on request. Ends without draining (see [`drain`]).
 pub(crate) async fn run(
     service: Arc<Service>,
     db: Db,
     handle: Handle,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), TrackerError> {
-    let Some(private) = service.private() else {
-        return Ok(());
-    };
+    let private = service.private();
     let config = service.config();
-    let swarm_file = config.swarm_file();
     let timer = |every: Duration| {
         // The first tick one period from now: everything was just loaded.
         let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -296,70 +306,76 @@ pub(crate) async fn run(
     };
     let mut flush_timer = timer(config.private.flush_interval());
     let mut reload_timer = timer(config.private.reload_interval());
-    let mut save_timer = timer(Duration::from_secs(config.private.swarm_save_interval_secs));
+    let mut save_timer = timer(config.swarm.save_interval());
     tokio::pin!(stop);
     loop {
         tokio::select! {
             () = &mut stop => return Ok(()),
-            _ = flush_timer.tick() => flush(private, &db).await,
-            _ = reload_timer.tick() => reload(private, &db).await,
-            () = handle.inner.wake.notified() => {
-                let requested = handle.inner.requested.load(Ordering::SeqCst);
-                flush(private, &db).await;
-                reload(private, &db).await;
-                // A request is served by one full cycle: the periodic ones start over.
-                reload_timer.reset();
-                handle.finished(requested);
-            }
-            _ = save_timer.tick() => {
-                if let Some(path) = &swarm_file {
-                    save_swarm_file(private, path).await;
+            _ = flush_timer.tick(), if private.is_some() => {
+                if let Some(private) = private {
+                    flush(private, &db).await;
                 }
             }
+            _ = reload_timer.tick(), if private.is_some() => {
+                if let Some(private) = private {
+                    reload(private, &db).await;
+                }
+            }
+            () = handle.inner.wake.notified() => {
+                let requested = handle.inner.requested.load(Ordering::SeqCst);
+                if let Some(private) = private {
+                    flush(private, &db).await;
+                    reload(private, &db).await;
+                }
+                save_swarms(&service, &db).await;
+                // A request is served by one full cycle: the periodic ones start over.
+                reload_timer.reset();
+                save_timer.reset();
+                handle.finished(requested);
+            }
+            _ = save_timer.tick() => save_swarms(&service, &db).await,
         }
     }
 }
 
 /// After the servers have stopped: writes everything pending (retrying a failing database
-/// a few times), saves the swarm file, closes the database, and releases every waiter.
+/// a few times), saves the swarms, closes the database, and releases every waiter.
 pub(crate) async fn drain(service: &Service, db: &Db, handle: &Handle) -> Result<(), TrackerError> {
     let result = match service.private() {
-        Some(private) => {
-            let mut result = Ok(());
-            let mut attempt = 0;
-            loop {
-                match write_pending(private, db).await {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(e) => {
-                        attempt += 1;
-                        if attempt >= DRAIN_ATTEMPTS {
-                            let (credits, peers) = private.lock().backlog();
-                            result = Err(TrackerError::Drain(format!(
-                                "{credits} credit rows and {peers} peer baselines not written: {e}"
-                            )));
-                            break;
-                        }
-                        warn!("cannot write the accounting at shutdown (attempt {attempt}): {e}");
-                        // Back off between attempts: 100 ms, 200 ms, … 1.6 s.
-                        let wait = Duration::from_millis(100 << attempt.min(4));
-                        tokio::time::sleep(wait).await;
-                    }
-                }
-            }
-            if let Some(path) = service.config().swarm_file() {
-                save_swarm_file(private, &path).await;
-            }
-            if result.is_ok() {
-                info!("accounting written; stopped cleanly");
-            }
-            result
-        }
+        Some(private) => drain_accounting(private, db).await,
         None => Ok(()),
     };
+    save_swarms(service, db).await;
+    if result.is_ok() {
+        info!("state saved; stopped cleanly");
+    }
     db.close().await;
     handle.finished(u64::MAX);
     result
+}
+
+/// Writes the accounting until nothing is pending, retrying a failing database a few times.
+async fn drain_accounting(private: &PrivateState, db: &Db) -> Result<(), TrackerError> {
+    let mut attempt = 0;
+    loop {
+        match write_pending(private, db).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) => {
+                attempt += 1;
+                if attempt >= DRAIN_ATTEMPTS {
+                    let (credits, peers) = private.backlog();
+                    return Err(TrackerError::Drain(format!(
+                        "{credits} credit rows and {peers} peer baselines not written: {e}"
+                    )));
+                }
+                warn!("cannot write the accounting at shutdown (attempt {attempt}): {e}");
+                // Back off between attempts: 100 ms, 200 ms, … 1.6 s.
+                let wait = Duration::from_millis(100 << attempt.min(4));
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -401,13 +417,10 @@ mod tests {
         };
         config.private.rate_limit_burst = 0;
         let loaded = load(&config).await.unwrap();
-        let service = Service::with_private(config, loaded.tracker);
+        let service = Service::with_private(config, loaded.private);
         let private = service.private().unwrap();
         let check = |uploaded, now| {
-            private
-                .lock()
-                .check(&passkey, &announce(uploaded), now)
-                .unwrap();
+            private.check(&passkey, &announce(uploaded), now).unwrap();
         };
         check(0, 1000);
         check(100, 1001);
@@ -416,7 +429,7 @@ mod tests {
         closed.close().await;
         assert!(write_pending(private, &closed).await.is_err());
         assert_eq!(private.flush.failures.load(Ordering::Relaxed), 1);
-        assert_ne!(private.lock().backlog(), (0, 0), "kept for a retry");
+        assert_ne!(private.backlog(), (0, 0), "kept for a retry");
 
         check(250, 1002);
         assert!(write_pending(private, &db).await.unwrap());
@@ -424,7 +437,7 @@ mod tests {
         check(300, 1003);
         let handle = Handle::new(true);
         drain(&service, &db, &handle).await.unwrap();
-        assert_eq!(private.lock().backlog(), (0, 0));
+        assert_eq!(private.backlog(), (0, 0));
         // A sync after the drain returns at once.
         handle.sync().await;
         let db = Db::open(&url).await.unwrap();

@@ -9,13 +9,14 @@
 //! - `http/` (axum) and `udp/` (BEP 15): thin shells that parse, call the service, encode.
 //! - `store`: the swarm store sharded over locks, swept by a purge timer.
 //! - [`swarm`]: the swarm store (pure): peers per torrent, replies, expiry.
-//! - [`db`]: persistence for private mode (sqlx): [`db::Db`].
+//! - [`db`]: persistence (sqlx): [`db::Db`], the saved swarms and private mode's tables.
 //! - [`private`]: private mode (pure): passkeys, users, registered torrents, rate limit, accounting.
-//! - `flush`: private mode's persistence shell: batches, registry reloads, swarm file, drain.
+//! - `flush`: the persistence shell: swarm saves (both modes), private mode's batches and
+//!   registry reloads, the drain.
 //!
 //! Shutdown order: the shutdown future completes; HTTP finishes the requests in flight, UDP
-//! and the timers stop; only then is the accounting drained to the database, so that no
-//! announce is credited after the last write.
+//! and the timers stop; only then are the accounting and the swarms written to the
+//! database, so that no announce is credited or seen after the last write.
 
 pub mod admin;
 pub mod config;
@@ -93,7 +94,15 @@ pub enum TrackerError {
     /// Neither HTTP nor UDP is enabled.
     #[error("nothing to serve: both HTTP and UDP are disabled")]
     NothingToServe,
-    /// The database cannot be opened or loaded.
+    /// The database cannot be opened (or migrated).
+    #[error("cannot open the database {url}: {error}")]
+    OpenDb {
+        /// The URL, without a password.
+        url: String,
+        /// Why (in the message, not a `source`, so that it is printed once).
+        error: db::DbError,
+    },
+    /// The database cannot be loaded.
     #[error("{0}")]
     Db(db::DbError),
     /// The accounting could not be written at shutdown.
@@ -115,7 +124,8 @@ fn io_error(what: &'static str) -> impl FnOnce(std::io::Error) -> TrackerError {
 
 /// Serves `listeners` until `shutdown` completes, then stops: HTTP finishes the requests in
 /// flight (axum's graceful shutdown), UDP and the timers end, private mode's accounting is
-/// drained to the database. Opens (and migrates) the database first: see [`Tracker::open`].
+/// drained to the database, the swarms saved. Opens (and migrates) the database first: see
+/// [`Tracker::open`].
 pub async fn run(
     config: Config,
     listeners: Listeners,
@@ -138,14 +148,18 @@ pub struct Tracker {
 
 impl Tracker {
     /// Validates `config`, opens and migrates the database (if any: private mode, or
-    /// `database` set), loads private mode's users, torrents, baselines and saved swarms.
+    /// `database` set to a URL), loads the saved swarms and private mode's users, torrents
+    /// and baselines.
     pub async fn open(config: Config) -> Result<Self, TrackerError> {
         config.validate()?;
         let loaded = flush::load(&config).await?;
-        let active = loaded.tracker.is_some();
+        if config.private.swarm_file.is_some() {
+            warn!("private.swarm_file is ignored: the swarms are saved in the database");
+        }
+        let active = loaded.db.is_some();
         let admin_token = config.admin_token.clone();
-        let service = Arc::new(service::Service::with_private(config, loaded.tracker));
-        flush::restore_swarms(&service, &loaded.restored);
+        let service = Arc::new(service::Service::with_private(config, loaded.private));
+        flush::restore_swarms(&service, loaded.swarms);
         let handle = Handle::new(active);
         // The admin REST API under /admin, when a token is configured (validation made sure
         // there is a database then).
@@ -268,7 +282,7 @@ async fn serve(
             }
         });
     }
-    if let Some(db) = db.filter(|_| service.private().is_some()) {
+    if let Some(db) = db {
         let stop = stopped(stop_rx.clone());
         tasks.spawn(flush::run(
             Arc::clone(service),

@@ -2,6 +2,10 @@
 //! SIGINT or SIGTERM (which drains private mode's accounting before exit). The one place an
 //! error becomes an exit code.
 //!
+//! With no `database` configured, serving uses `sqlite://rill-tracker.db` in both modes
+//! ([`Config::use_default_database`]): the file is created on first start and keeps the
+//! swarms; `--db memory` keeps everything in memory instead (public mode).
+//!
 //! The admin commands (`user add`, `torrent add`, `stats`, …, from `rill_tracker::admin`)
 //! open the configured database (`--config`, `--db`, else `sqlite://rill-tracker.db`), make
 //! one change, print the result and exit; a running tracker picks the change up at its next
@@ -14,7 +18,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use rill_tracker::config::{DEFAULT_DATABASE, Mode};
+use rill_tracker::config::Mode;
 use rill_tracker::{Config, Listeners};
 
 /// Rill's BitTorrent tracker: public HTTP and UDP on port 6969 with no configuration.
@@ -43,8 +47,8 @@ struct Source {
     /// A TOML configuration file (see --print-config).
     #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
-    /// Database URL: sqlite://PATH or postgres://… [default in private mode and for the admin
-    /// commands: sqlite://rill-tracker.db].
+    /// Database URL: sqlite://PATH or postgres://…, or "memory" for none (public mode)
+    /// [default: sqlite://rill-tracker.db, created on first start].
     #[arg(long, value_name = "URL", global = true)]
     db: Option<String>,
 }
@@ -142,8 +146,11 @@ fn main() -> ExitCode {
 
 /// Runs one admin command against the configured database and prints its output.
 fn admin(command: &rill_tracker::admin::Command, source: &Source) -> Result<()> {
-    let config = source.load()?;
-    let url = config.database_url().unwrap_or(DEFAULT_DATABASE).to_owned();
+    let mut config = source.load()?;
+    config.use_default_database();
+    let Some(url) = config.database_url().map(str::to_owned) else {
+        anyhow::bail!("the admin commands need a database, not \"memory\"");
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -165,6 +172,7 @@ fn serve(args: ServeArgs, source: &Source) -> Result<()> {
     if args.private {
         config.mode = Mode::Private;
     }
+    config.use_default_database();
     config.validate()?;
     if !config.http.enabled && !config.udp.enabled {
         anyhow::bail!("nothing to serve: both HTTP and UDP are off");
@@ -184,8 +192,11 @@ fn serve(args: ServeArgs, source: &Source) -> Result<()> {
     let database = config.database_url().map(str::to_owned);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        // Open (and migrate) the database before saying where the tracker serves.
+        // Open (and migrate) the database before saying where the tracker serves, and
+        // take over SIGINT and SIGTERM before that too: a signal sent as soon as the line
+        // is out must stop the tracker gracefully, not kill it.
         let tracker = rill_tracker::Tracker::open(config).await?;
+        let shutdown = shutdown_signal().context("cannot listen for signals")?;
         match &database {
             Some(url) => println!(
                 "rill-tracker: {mode} tracker on {} (database {url})",
@@ -193,29 +204,30 @@ fn serve(args: ServeArgs, source: &Source) -> Result<()> {
             ),
             None => println!("rill-tracker: {mode} tracker on {}", lines.join(" and ")),
         }
-        tracker.serve(listeners, shutdown_signal()).await
+        anyhow::Ok(tracker.serve(listeners, shutdown).await?)
     })?;
     Ok(())
 }
 
-/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+/// A future that completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM. The handlers are
+/// installed when this returns (not when the future is first polled).
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
+    })
+}
+
+/// A future that completes on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

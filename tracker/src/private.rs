@@ -9,9 +9,8 @@
 //! - [`RateLimit`] (`rate.rs`): a token bucket per user, exact integer arithmetic.
 //! - [`Ledger`] (`ledger.rs`): baselines per (user, torrent, peer id), pending credits
 //!   flushed in batches; its module doc states the crediting rules and the flush invariant.
-//! - [`saved`] (`saved.rs`): the swarm file, where live peers listen (the database keeps
-//!   baselines without addresses); [`PrivateTracker`] keeps the address of every live
-//!   baseline ([`PrivateTracker::locate`]) so that the swarms survive a restart.
+//! - Where peers listen is the swarm store's business (`crate::swarm`), saved for a
+//!   restart with the public swarms (`crate::swarm::snapshot`), not here.
 //!
 //! [`PrivateTracker::check`] decides an announce, in this order (the first failing check
 //! answers, and a refused announce changes no state and gets no peer list):
@@ -36,8 +35,12 @@
 //! [`Snapshot`] at start ([`PrivateTracker::new`], [`PrivateTracker::restore`]), calls
 //! [`PrivateTracker::take_pending`] every few seconds and writes the [`Batch`] in one
 //! transaction, [`PrivateTracker::restore_pending`] when that fails, and drains on shutdown.
-//! The rate limit spans all of a user's torrents, so the shell keeps one `PrivateTracker`
-//! (one lock, O(1) per announce) rather than sharding it by torrent.
+//! The parts are separate so that the shell can share them between threads without one
+//! lock: [`admit`] only reads the [`Registry`] (which changes only on a reload), the
+//! [`Buckets`] are per user, and the [`Ledger`]'s state is per (user, torrent), so the
+//! shell shards buckets by user and ledgers by torrent. [`PrivateTracker`] composes the
+//! same parts single-threaded: [`PrivateTracker::check`] is `admit`, `Buckets::take`,
+//! [`credit`] in that order, which is what the shell does shard by shard.
 
 mod ledger;
 mod passkey;
@@ -45,12 +48,10 @@ mod passkey;
 mod proptests;
 mod rate;
 mod registry;
-pub mod saved;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rill_common::tracker::AnnounceEvent;
@@ -161,29 +162,142 @@ pub struct Admitted {
     pub credited: Delta,
 }
 
-/// A saved peer to put back into the swarm store after a restart.
+/// What the registry says of an announce (checks 1 to 4 of the module doc): whose it is,
+/// and the registered torrent (`None`: a `stopped` of an unregistered torrent).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RestoredPeer {
-    /// The torrent.
-    pub info_hash: InfoHash,
-    /// The peer's id.
-    pub peer_id: PeerId,
-    /// Where it listens.
-    pub addr: SocketAddr,
-    /// Whether it was a seeder at its last announce.
-    pub seeder: bool,
-    /// Unix seconds of its last announce.
-    pub last_seen: u64,
+pub struct Admission {
+    /// The user.
+    pub user: UserId,
+    /// The torrent; `None` for a `stopped` on an unregistered torrent (answered, ignored).
+    pub torrent: Option<Torrent>,
 }
 
-/// Private mode's state: the registry, the ledger and where live peers listen.
+/// Checks 1 to 4 of the module doc: reads the registry only, so that a shell may run it
+/// under a shared lock (or on a snapshot) while other announces do the same.
+pub fn admit(
+    registry: &Registry,
+    passkey: &Passkey,
+    announce: &PrivateAnnounce,
+) -> Result<Admission, Refusal> {
+    let user = authorize(registry, passkey)?;
+    if !registry.client_allowed(&announce.peer_id) {
+        return Err(Refusal::ClientNotAllowed);
+    }
+    match registry.torrent(&announce.info_hash) {
+        Some(torrent) => Ok(Admission {
+            user,
+            torrent: Some(*torrent),
+        }),
+        None if announce.event == Some(AnnounceEvent::Stopped) => Ok(Admission {
+            user,
+            torrent: None,
+        }),
+        None => Err(Refusal::UnregisteredTorrent),
+    }
+}
+
+/// Checks a passkey (for a scrape, or as the first check of an announce): the user exists
+/// and is enabled.
+pub fn authorize(registry: &Registry, passkey: &Passkey) -> Result<UserId, Refusal> {
+    let user = registry
+        .user_by_passkey(passkey)
+        .ok_or(Refusal::UnknownPasskey)?;
+    if let Some(reason) = &user.disabled {
+        return Err(Refusal::Disabled(reason.clone()));
+    }
+    Ok(user.id)
+}
+
+/// The per-user rate buckets (check 5), kept apart from the registry: a registry reload
+/// keeps them, and a shell may shard them by user.
+#[derive(Clone, Debug, Default)]
+pub struct Buckets {
+    by_user: HashMap<UserId, Bucket>,
+}
+
+impl Buckets {
+    /// Check 5 of the module doc for an admitted announce: takes a token from the user's
+    /// bucket unless the limit is off, the announce is a `stopped` (exempt, takes none) or
+    /// its torrent is unregistered.
+    pub fn take(
+        &mut self,
+        limit: Option<RateLimit>,
+        admission: &Admission,
+        announce: &PrivateAnnounce,
+        now: u64,
+    ) -> Result<(), Refusal> {
+        let stopped = announce.event == Some(AnnounceEvent::Stopped);
+        let Some(limit) = limit.filter(|_| !stopped && admission.torrent.is_some()) else {
+            return Ok(());
+        };
+        let bucket = self
+            .by_user
+            .entry(admission.user)
+            .or_insert_with(|| Bucket::full(limit, now));
+        if bucket.take(limit, now) {
+            Ok(())
+        } else {
+            Err(Refusal::RateLimited)
+        }
+    }
+
+    /// Forgets the buckets of users no longer in `registry`.
+    pub fn retain_users(&mut self, registry: &Registry) {
+        self.by_user.retain(|id, _| registry.user(*id).is_some());
+    }
+}
+
+/// Step 6 of the module doc: credits an admitted announce (that passed the rate limit) in
+/// `ledger`. An admission without a torrent changes nothing.
+pub fn credit(
+    ledger: &mut Ledger,
+    config: &PrivateConfig,
+    admission: &Admission,
+    announce: &PrivateAnnounce,
+    now: u64,
+) -> Admitted {
+    let Some(torrent) = admission.torrent else {
+        return Admitted {
+            user: admission.user,
+            torrent: None,
+            session: Session::UnknownStop,
+            credited: Delta::default(),
+        };
+    };
+    let key = PeerKey {
+        user: admission.user,
+        torrent: torrent.id,
+        peer_id: announce.peer_id,
+    };
+    let report = Report {
+        uploaded: announce.uploaded,
+        downloaded: announce.downloaded,
+        seeder: announce.left == 0,
+        completed: announce.event == Some(AnnounceEvent::Completed),
+        stopped: announce.event == Some(AnnounceEvent::Stopped),
+    };
+    let terms = Terms {
+        freeleech: torrent.freeleech,
+        multiplier: torrent.upload_multiplier,
+    };
+    let (session, credited) = ledger.record(key, report, terms, now, config.max_seeding_gap_secs);
+    Admitted {
+        user: admission.user,
+        torrent: Some(torrent.id),
+        session,
+        credited,
+    }
+}
+
+/// Private mode's state in one value: the registry, the rate buckets and the ledger (the
+/// server shards the same parts over locks; this is the single-threaded composition the
+/// tests drive).
 #[derive(Clone, Debug)]
 pub struct PrivateTracker {
     config: PrivateConfig,
     registry: Registry,
+    buckets: Buckets,
     ledger: Ledger,
-    /// The address of each live baseline (a subset of the ledger's keys after a purge).
-    addresses: HashMap<PeerKey, SocketAddr>,
 }
 
 impl PrivateTracker {
@@ -192,75 +306,22 @@ impl PrivateTracker {
         PrivateTracker {
             config,
             registry,
+            buckets: Buckets::default(),
             ledger: Ledger::default(),
-            addresses: HashMap::new(),
         }
     }
 
     /// Replaces the registry with a fresh copy (from the database), keeping each remaining
     /// user's rate bucket: users, passkeys, torrents, freeleech and the allow-list changed
     /// by the admin tools take effect from the next announce.
-    pub fn reload(&mut self, mut registry: Registry) {
-        registry.adopt_buckets(&mut self.registry);
+    pub fn reload(&mut self, registry: Registry) {
+        self.buckets.retain_users(&registry);
         self.registry = registry;
     }
 
     /// Pending (user, torrent) credit rows and changed baselines waiting for a flush.
     pub fn backlog(&self) -> (usize, usize) {
         self.ledger.backlog()
-    }
-
-    /// Records where the peer of an admitted announce listens (the socket's address), or
-    /// forgets it when the announce ended its baseline.
-    pub fn locate(&mut self, admitted: &Admitted, peer_id: PeerId, addr: SocketAddr) {
-        let Some(torrent) = admitted.torrent else {
-            return;
-        };
-        let key = PeerKey {
-            user: admitted.user,
-            torrent,
-            peer_id,
-        };
-        if admitted.session == Session::Ended {
-            self.addresses.remove(&key);
-        } else {
-            self.addresses.insert(key, addr);
-        }
-    }
-
-    /// Where every live peer listens, sorted by key (for the swarm file).
-    pub fn addresses(&self) -> Vec<(PeerKey, SocketAddr)> {
-        let mut all: Vec<(PeerKey, SocketAddr)> = self
-            .addresses
-            .iter()
-            .filter(|(key, _)| self.ledger.peer(key).is_some())
-            .map(|(key, addr)| (*key, *addr))
-            .collect();
-        all.sort_unstable_by_key(|(key, _)| *key);
-        all
-    }
-
-    /// Takes saved addresses back (after [`PrivateTracker::restore`]) and returns the peers
-    /// to put into the swarm store: those with a live baseline on a registered torrent.
-    pub fn restore_addresses(&mut self, saved: Vec<(PeerKey, SocketAddr)>) -> Vec<RestoredPeer> {
-        let mut peers = Vec::new();
-        for (key, addr) in saved {
-            let Some(base) = self.ledger.peer(&key) else {
-                continue;
-            };
-            let Some(torrent) = self.registry.torrent_by_id(key.torrent) else {
-                continue;
-            };
-            peers.push(RestoredPeer {
-                info_hash: torrent.info_hash,
-                peer_id: key.peer_id,
-                addr,
-                seeder: base.seeder,
-                last_seen: base.last_seen,
-            });
-            self.addresses.insert(key, addr);
-        }
-        peers
     }
 
     /// The settings.
@@ -291,67 +352,22 @@ impl PrivateTracker {
         announce: &PrivateAnnounce,
         now: u64,
     ) -> Result<Admitted, Refusal> {
-        let user = self.authorize(passkey)?;
-        if !self.registry.client_allowed(&announce.peer_id) {
-            return Err(Refusal::ClientNotAllowed);
-        }
-        let stopped = announce.event == Some(AnnounceEvent::Stopped);
-        let Some(torrent) = self.registry.torrent(&announce.info_hash).copied() else {
-            if stopped {
-                return Ok(Admitted {
-                    user,
-                    torrent: None,
-                    session: Session::UnknownStop,
-                    credited: Delta::default(),
-                });
-            }
-            return Err(Refusal::UnregisteredTorrent);
-        };
-        let key = PeerKey {
-            user,
-            torrent: torrent.id,
-            peer_id: announce.peer_id,
-        };
-        if let Some(limit) = self.config.rate_limit.filter(|_| !stopped) {
-            let entry = self.registry.entry_by_passkey_mut(passkey);
-            let bucket = entry.map(|e| e.bucket.get_or_insert_with(|| Bucket::full(limit, now)));
-            if !bucket.is_some_and(|b| b.take(limit, now)) {
-                return Err(Refusal::RateLimited);
-            }
-        }
-        let report = Report {
-            uploaded: announce.uploaded,
-            downloaded: announce.downloaded,
-            seeder: announce.left == 0,
-            completed: announce.event == Some(AnnounceEvent::Completed),
-            stopped,
-        };
-        let terms = Terms {
-            freeleech: torrent.freeleech,
-            multiplier: torrent.upload_multiplier,
-        };
-        let (session, credited) =
-            self.ledger
-                .record(key, report, terms, now, self.config.max_seeding_gap_secs);
-        Ok(Admitted {
-            user,
-            torrent: Some(torrent.id),
-            session,
-            credited,
-        })
+        let admission = admit(&self.registry, passkey, announce)?;
+        self.buckets
+            .take(self.config.rate_limit, &admission, announce, now)?;
+        Ok(credit(
+            &mut self.ledger,
+            &self.config,
+            &admission,
+            announce,
+            now,
+        ))
     }
 
     /// Checks a passkey for a scrape (or any request): the user exists and is enabled.
     /// Scrapes are not rate limited; the shell answers zeros for unregistered info hashes.
     pub fn authorize(&self, passkey: &Passkey) -> Result<UserId, Refusal> {
-        let user = self
-            .registry
-            .user_by_passkey(passkey)
-            .ok_or(Refusal::UnknownPasskey)?;
-        if let Some(reason) = &user.disabled {
-            return Err(Refusal::Disabled(reason.clone()));
-        }
-        Ok(user.id)
+        authorize(&self.registry, passkey)
     }
 
     /// Takes the pending credits and baseline changes (see [`Ledger::take_pending`]).
@@ -376,10 +392,7 @@ impl PrivateTracker {
 
     /// Drops baselines not heard from within the ttl; returns how many.
     pub fn purge(&mut self, now: u64) -> usize {
-        let dropped = self.ledger.purge(now, self.config.peer_ttl_secs);
-        let ledger = &self.ledger;
-        self.addresses.retain(|key, _| ledger.peer(key).is_some());
-        dropped
+        self.ledger.purge(now, self.config.peer_ttl_secs)
     }
 }
 

@@ -9,14 +9,13 @@
 //! Private mode invariants: the passkey comes from the request path (HTTP) or BEP 41 URL
 //! data (UDP) and is validated by `Passkey::parse` before any lookup; the peer's address is
 //! the one the shell resolved from the socket (the shells never apply `ip=` in private
-//! mode); one lock guards the private state, held for one `check` (never across an
-//! `.await`) and released before the swarm shard is locked; a refused announce changes no
-//! state and gets no peers; an admitted `stopped` of an unknown torrent is answered with an
-//! empty success without touching the swarm.
+//! mode); the private state is sharded ([`PrivateState`], `private_mode.rs`) and its locks
+//! are released before the swarm shard is locked, never held across an `.await`; a refused
+//! announce changes no state and gets no peers; an admitted `stopped` of an unknown
+//! torrent is answered with an empty success without touching the swarm.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use rand::Rng;
@@ -24,11 +23,15 @@ use rill_common::tracker::AnnounceEvent;
 use rill_common::{InfoHash, PeerId};
 
 use crate::config::{Config, Mode};
-use crate::private::{self, Passkey, PrivateAnnounce, PrivateConfig, PrivateTracker};
+use crate::private::{self, Passkey, PrivateAnnounce, PrivateConfig, Registry, Snapshot};
 use crate::store::{Shards, StoreTotals};
+use crate::swarm::snapshot::SavedTorrent;
 use crate::swarm::{AnnounceReply, PeerAnnounce, ScrapeCounts, SwarmConfig};
 
+mod private_mode;
 mod stats;
+
+pub use private_mode::PrivateState;
 
 pub use stats::{
     CounterSnapshot, Counters, ErrorKind, FlushCounters, PrivateStats, ProtocolStats, RequestKind,
@@ -109,21 +112,6 @@ impl From<private::Refusal> for Refusal {
     }
 }
 
-/// Private mode's shared state: the pure tracker behind one lock, and flush counters.
-#[derive(Debug)]
-pub struct PrivateState {
-    tracker: Mutex<PrivateTracker>,
-    /// Written by the flush task.
-    pub flush: FlushCounters,
-}
-
-impl PrivateState {
-    /// Locks the private state (recovering from a poisoned lock: the state is plain data).
-    pub fn lock(&self) -> MutexGuard<'_, PrivateTracker> {
-        self.tracker.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
 /// The private settings of a configuration.
 pub fn private_config(config: &Config) -> PrivateConfig {
     let a = &config.announce;
@@ -148,13 +136,14 @@ impl Service {
     /// configuration says private). `config` must have passed [`Config::validate`].
     #[cfg(test)]
     pub fn new(config: Config) -> Self {
-        let private = (config.mode == Mode::Private)
-            .then(|| PrivateTracker::new(private_config(&config), private::Registry::new()));
+        let private =
+            (config.mode == Mode::Private).then(|| (Registry::new(), Snapshot::default()));
         Service::with_private(config, private)
     }
 
-    /// A tracker with this private state (`Some` for private mode), empty swarms.
-    pub fn with_private(config: Config, private: Option<PrivateTracker>) -> Self {
+    /// A tracker with empty swarms and, for private mode, this registry and these saved
+    /// baselines.
+    pub fn with_private(config: Config, private: Option<(Registry, Snapshot)>) -> Self {
         let swarm_config = || SwarmConfig {
             peer_ttl: config.swarm.peer_ttl(),
             default_numwant: usize::try_from(config.announce.default_numwant).unwrap_or(50),
@@ -164,9 +153,9 @@ impl Service {
         Service {
             store,
             counters: Counters::default(),
-            private: private.map(|tracker| PrivateState {
-                tracker: Mutex::new(tracker),
-                flush: FlushCounters::default(),
+            private: private.map(|(registry, snapshot)| {
+                let shards = config.swarm.shard_count();
+                PrivateState::new(private_config(&config), registry, snapshot, shards)
             }),
             config,
         }
@@ -217,12 +206,7 @@ impl Service {
                 left: announce.left,
             };
             let unix = private::unix_secs(SystemTime::now());
-            let admitted = {
-                let mut tracker = private.lock();
-                let admitted = tracker.check(&passkey, &report, unix)?;
-                tracker.locate(&admitted, announce.peer_id, announce.addr);
-                admitted
-            };
+            let admitted = private.check(&passkey, &report, unix)?;
             if admitted.torrent.is_none() {
                 // A `stopped` for a torrent that is not registered: answered, ignored.
                 self.count_announce(protocol);
@@ -270,19 +254,22 @@ impl Service {
         }
     }
 
-    /// Puts a saved peer into the swarm store as if it had announced at `at` (a restart).
-    pub fn restore_peer(&self, peer: &private::RestoredPeer, at: Instant) {
-        self.store.announce(
-            &PeerAnnounce {
-                info_hash: peer.info_hash,
-                peer_id: peer.peer_id,
-                addr: peer.addr,
-                event: None,
-                left: u64::from(!peer.seeder),
-                numwant: Some(0),
-            },
-            at,
-        );
+    /// Puts saved swarms back (at start): in private mode only those of registered torrents.
+    /// Returns how many peers were restored.
+    pub fn restore_swarms(&self, mut torrents: Vec<SavedTorrent>) -> usize {
+        if let Some(private) = &self.private {
+            let registry = private.registry();
+            torrents.retain(|t| registry.torrent(&t.info_hash).is_some());
+        }
+        let unix = private::unix_secs(SystemTime::now());
+        self.store.restore(&torrents, Instant::now(), unix);
+        torrents.iter().map(|t| t.peers.len()).sum()
+    }
+
+    /// The swarms in saved form, one part per shard (see `crate::swarm::snapshot`).
+    pub fn export_swarms(&self) -> Vec<Vec<u8>> {
+        let unix = private::unix_secs(SystemTime::now());
+        self.store.export(Instant::now(), unix)
     }
 
     /// Checks the passkey of a scrape in private mode (see [`Service::announce`]); the
@@ -291,7 +278,7 @@ impl Service {
         match (&self.private, passkey) {
             (Some(private), Some(text)) => {
                 let passkey = Passkey::parse(text).map_err(private::Refusal::from)?;
-                private.lock().authorize(&passkey)?;
+                private.authorize(&passkey)?;
                 Ok(())
             }
             (Some(_), None) => Err(no_passkey()),
@@ -315,8 +302,7 @@ impl Service {
         let counts = match &self.private {
             Some(private) => {
                 let registered: Vec<bool> = {
-                    let tracker = private.lock();
-                    let registry = tracker.registry();
+                    let registry = private.registry();
                     info_hashes
                         .iter()
                         .map(|h| registry.torrent(h).is_some())
@@ -356,8 +342,8 @@ impl Service {
         }
         let mut all = self.store.scrape_all();
         if let Some(private) = &self.private {
-            let tracker = private.lock();
-            all.retain(|(h, _)| tracker.registry().torrent(h).is_some());
+            let registry = private.registry();
+            all.retain(|(h, _)| registry.torrent(h).is_some());
         }
         self.count_scrape(protocol);
         Ok(all)
@@ -374,7 +360,7 @@ impl Service {
     pub fn purge(&self, now: Instant) {
         self.store.purge(now);
         if let Some(private) = &self.private {
-            private.lock().purge(private::unix_secs(SystemTime::now()));
+            private.purge(private::unix_secs(SystemTime::now()));
         }
     }
 
@@ -387,13 +373,12 @@ impl Service {
     pub fn private_stats(&self) -> Option<PrivateStats> {
         let private = self.private.as_ref()?;
         let (users, registered_torrents, peers, (credits, changed)) = {
-            let tracker = private.lock();
-            let registry = tracker.registry();
+            let registry = private.registry();
             (
                 registry.users().count(),
                 registry.torrents().count(),
-                tracker.ledger().peer_count(),
-                tracker.backlog(),
+                private.peer_count(),
+                private.backlog(),
             )
         };
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);

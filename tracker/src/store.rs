@@ -4,13 +4,16 @@
 //! Invariants: a torrent always lives in shard [`shard_of`]`(info_hash, n)`; a lock is held
 //! only for one pure [`SwarmStore`] call (never across an `.await`); a poisoned lock is
 //! recovered (the store's state is a plain value that a panic cannot leave half-written in
-//! a way worse than dropping the request). Persistence (private mode, later) hooks in here.
+//! a way worse than dropping the request). Persistence: [`Shards::export`] saves one shard at
+//! a time (its lock held only to copy it out, encoding outside), [`Shards::restore`] puts
+//! saved torrents back into their shards at start.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use rill_common::InfoHash;
 
+use crate::swarm::snapshot::{self, SavedTorrent};
 use crate::swarm::{AnnounceReply, PeerAnnounce, ScrapeCounts, SwarmConfig, SwarmStore, shard_of};
 
 /// Totals over every shard.
@@ -80,6 +83,40 @@ impl Shards {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .purge(now);
+        }
+    }
+
+    /// Every shard's swarms in saved form (one encoded part per shard); `now` and
+    /// `unix_now` are the same moment.
+    pub fn export(&self, now: Instant, unix_now: u64) -> Vec<Vec<u8>> {
+        self.shards
+            .iter()
+            .map(|shard| {
+                let torrents = shard
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .export(now, unix_now);
+                snapshot::encode(&torrents)
+            })
+            .collect()
+    }
+
+    /// Puts saved torrents back into their shards (at start; see `SwarmStore::restore`).
+    pub fn restore(&self, torrents: &[SavedTorrent], now: Instant, unix_now: u64) {
+        let mut by_shard: Vec<Vec<&SavedTorrent>> = vec![Vec::new(); self.shards.len()];
+        for torrent in torrents {
+            let index = shard_of(&torrent.info_hash, self.shards.len());
+            if let Some(group) = by_shard.get_mut(index) {
+                group.push(torrent);
+            }
+        }
+        for (shard, group) in self.shards.iter().zip(by_shard) {
+            if !group.is_empty() {
+                shard
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .restore(group, now, unix_now);
+            }
         }
     }
 

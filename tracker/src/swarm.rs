@@ -35,6 +35,7 @@
 //! [`shard_of`]`(info_hash, N)`.
 
 mod list;
+pub mod snapshot;
 #[cfg(test)]
 mod tests;
 
@@ -47,7 +48,8 @@ use rill_common::tracker::AnnounceEvent;
 use rill_common::tracker::http::Peer;
 use rill_common::{InfoHash, PeerId};
 
-use list::{PeerList, V6};
+use list::{Family, PeerList, V6};
+use snapshot::{SavedPeer, SavedTorrent};
 
 /// The store's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -304,6 +306,92 @@ impl SwarmStore {
             seeders: self.seeders,
             leechers: self.leechers,
         }
+    }
+
+    /// Every torrent with its peers and `downloaded` count, for a restart (see
+    /// [`snapshot`]): `now` and `unix_now` are the same moment, to turn peer times into
+    /// unix seconds.
+    pub fn export(&mut self, now: Instant, unix_now: u64) -> Vec<SavedTorrent> {
+        let now = u64::from(self.seconds(now));
+        let unix = |last_seen: u32| unix_now.saturating_sub(now.saturating_sub(last_seen.into()));
+        fn peers<A: Family>(
+            list: &PeerList<A>,
+            unix: impl Fn(u32) -> u64,
+            out: &mut Vec<SavedPeer>,
+        ) {
+            for (i, entry) in list.entries().iter().enumerate() {
+                out.push(SavedPeer {
+                    addr: entry.addr.socket(),
+                    peer_id: entry.peer_id,
+                    seeder: i < list.seeders(),
+                    completed: entry.completed,
+                    last_seen: unix(entry.last_seen),
+                });
+            }
+        }
+        self.torrents
+            .iter()
+            .map(|(info_hash, torrent)| {
+                let mut saved = Vec::with_capacity(torrent.v4.entries().len());
+                peers(&torrent.v4, unix, &mut saved);
+                peers(&torrent.v6, unix, &mut saved);
+                SavedTorrent {
+                    info_hash: *info_hash,
+                    downloaded: torrent.downloaded,
+                    peers: saved,
+                }
+            })
+            .collect()
+    }
+
+    /// Puts saved torrents back (at start, before any announce): each peer as if it had
+    /// announced at its saved time, unless that is `peer_ttl` or more before `unix_now`;
+    /// `downloaded` is the larger of the saved and the current count. `now` and `unix_now`
+    /// are the same moment.
+    pub fn restore<'a>(
+        &mut self,
+        torrents: impl IntoIterator<Item = &'a SavedTorrent>,
+        now: Instant,
+        unix_now: u64,
+    ) {
+        let ttl = u64::from(ttl_seconds(self.config.peer_ttl));
+        if self.epoch.is_none() {
+            // An epoch one ttl back, so that every live saved peer has a time at or after
+            // it (near boot the monotonic clock may not reach back that far: such peers
+            // are then taken as older, and expire sooner).
+            self.epoch = Some(now.checked_sub(self.config.peer_ttl).unwrap_or(now));
+        }
+        let now = u64::from(self.seconds(now));
+        for saved in torrents {
+            let live = |p: &&SavedPeer| unix_now.saturating_sub(p.last_seen) < ttl;
+            if saved.downloaded == 0 && !saved.peers.iter().any(|p| live(&p)) {
+                continue;
+            }
+            let torrent = self.torrents.entry(saved.info_hash).or_default();
+            torrent.downloaded = torrent.downloaded.max(saved.downloaded);
+            for peer in saved.peers.iter().filter(live) {
+                let age = unix_now.saturating_sub(peer.last_seen);
+                let at = u32::try_from(now.saturating_sub(age)).unwrap_or(u32::MAX);
+                match canonical(peer.addr) {
+                    SocketAddr::V4(v4) => {
+                        torrent
+                            .v4
+                            .restore(v4, peer.peer_id, peer.seeder, at, peer.completed);
+                    }
+                    SocketAddr::V6(v6) => {
+                        torrent.v6.restore(
+                            V6::new(v6),
+                            peer.peer_id,
+                            peer.seeder,
+                            at,
+                            peer.completed,
+                        );
+                    }
+                }
+            }
+        }
+        self.seeders = self.torrents.values().map(Torrent::seeders).sum();
+        self.leechers = self.torrents.values().map(Torrent::leechers).sum();
     }
 
     fn stop(&mut self, info_hash: &InfoHash, addr: SocketAddr) -> AnnounceReply {

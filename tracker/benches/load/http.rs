@@ -11,8 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::population::{Population, draw, http_request};
-use crate::report::Sample;
-use crate::{BenchResult, MAX_REQUESTS, PEERS, REQUEST_TIMEOUT};
+use crate::report::{Sample, run_phase};
+use crate::{BenchResult, PEERS, REQUEST_TIMEOUT};
 
 /// One HTTP connection's loop: announces until `deadline` or `budget` requests.
 pub(crate) async fn http_worker(
@@ -181,33 +181,17 @@ pub(crate) async fn warm_up(
     Ok(())
 }
 
+/// The measured HTTP phase: `conns` keep-alive connections for `secs`.
 pub(crate) async fn http_phase(
     addr: SocketAddr,
     pop: &Arc<Population>,
     conns: usize,
     secs: u64,
 ) -> BenchResult<(Sample, Duration)> {
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs(secs);
-    let budget = MAX_REQUESTS / conns as u64;
-    let mut tasks = tokio::task::JoinSet::new();
-    for c in 0..conns {
-        let seed = 1000 + c as u64;
-        tasks.spawn(http_worker(
-            addr,
-            Arc::clone(pop),
-            seed,
-            None,
-            deadline,
-            budget,
-        ));
-    }
-    let mut total = Sample::default();
-    while let Some(done) = tasks.join_next().await {
-        total.merge(done.map_err(|e| e.to_string())??);
-    }
-    let end = total.last_reply.unwrap_or_else(Instant::now);
-    Ok((total, end.duration_since(start)))
+    run_phase(conns, secs, 1000, |seed, deadline, budget| {
+        http_worker(addr, Arc::clone(pop), seed, None, deadline, budget)
+    })
+    .await
 }
 
 /// Peers in a compact bencoded announce reply (`5:peers<len>:`), or `None` if it has none.

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::{NUMWANT, PEERS, TORRENTS};
+use crate::{BenchResult, MAX_REQUESTS, NUMWANT, PEERS, TORRENTS};
 
 /// Measured figures of one phase.
 #[derive(Default)]
@@ -37,6 +37,34 @@ pub(crate) struct Row {
     p99_ms: f64,
     mean_peers: f64,
     note: String,
+}
+
+/// Runs one measured phase: `conns` workers, each made by `worker(seed, deadline, budget)`
+/// (seeds from `first_seed` on, a share of `MAX_REQUESTS` each), until `secs` have passed;
+/// returns their merged samples and the phase's length up to the last reply.
+pub(crate) async fn run_phase<W, F>(
+    conns: usize,
+    secs: u64,
+    first_seed: u64,
+    worker: W,
+) -> BenchResult<(Sample, Duration)>
+where
+    W: Fn(u64, Instant, u64) -> F,
+    F: std::future::Future<Output = BenchResult<Sample>> + Send + 'static,
+{
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(secs);
+    let budget = MAX_REQUESTS / conns as u64;
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..conns {
+        tasks.spawn(worker(first_seed + c as u64, deadline, budget));
+    }
+    let mut total = Sample::default();
+    while let Some(done) = tasks.join_next().await {
+        total.merge(done.map_err(|e| e.to_string())??);
+    }
+    let end = total.last_reply.unwrap_or_else(Instant::now);
+    Ok((total, end.duration_since(start)))
 }
 
 pub(crate) fn summarise(

@@ -51,9 +51,14 @@ impl Rill {
     /// Public mode, or private mode when `pop` has passkeys.
     pub(crate) fn start(pop: &Population) -> BenchResult<Self> {
         let mut config = rill_tracker::Config::default();
-        let mut db_dir = None;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        // Public mode as the command runs it: the swarms saved to a SQLite file every
+        // `save_interval_secs` (5 s).
+        config.database = Some(format!(
+            "sqlite://{}",
+            dir.path().join("public.db").display()
+        ));
         if pop.passkeys.is_some() {
-            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
             config.mode = rill_tracker::config::Mode::Private;
             config.database = Some(private_database(dir.path(), pop)?);
             config.private.rate_limit_burst = 0;
@@ -64,8 +69,8 @@ impl Rill {
             {
                 config.private.flush_interval_secs = secs;
             }
-            db_dir = Some(dir);
         }
+        let db_dir = Some(dir);
         let http = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
         let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
         let (http_addr, udp_addr) = (

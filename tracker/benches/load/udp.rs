@@ -9,8 +9,8 @@ use rand::{Rng, SeedableRng};
 use rill_common::tracker::udp::{self, Family, Request, Response};
 
 use crate::population::{Population, draw};
-use crate::report::Sample;
-use crate::{BenchResult, MAX_REQUESTS, NUMWANT, PEERS, REQUEST_TIMEOUT};
+use crate::report::{Sample, run_phase};
+use crate::{BenchResult, NUMWANT, PEERS, REQUEST_TIMEOUT};
 
 /// One UDP socket: connects once (again only if the tracker says the id expired), then
 /// announces random peers, one request in flight.
@@ -127,24 +127,15 @@ pub(crate) async fn udp_worker(
     Ok(sample)
 }
 
+/// The measured UDP phase: `conns` sockets for `secs`.
 pub(crate) async fn udp_phase(
     addr: SocketAddr,
     pop: &Arc<Population>,
     conns: usize,
     secs: u64,
 ) -> BenchResult<(Sample, Duration)> {
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs(secs);
-    let budget = MAX_REQUESTS / conns as u64;
-    let mut tasks = tokio::task::JoinSet::new();
-    for c in 0..conns {
-        let seed = 2000 + c as u64;
-        tasks.spawn(udp_worker(addr, Arc::clone(pop), seed, deadline, budget));
-    }
-    let mut total = Sample::default();
-    while let Some(done) = tasks.join_next().await {
-        total.merge(done.map_err(|e| e.to_string())??);
-    }
-    let end = total.last_reply.unwrap_or_else(Instant::now);
-    Ok((total, end.duration_since(start)))
+    run_phase(conns, secs, 2000, |seed, deadline, budget| {
+        udp_worker(addr, Arc::clone(pop), seed, deadline, budget)
+    })
+    .await
 }

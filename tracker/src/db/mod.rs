@@ -1,5 +1,5 @@
-//! Persistence for private mode (sqlx): users, torrents, the client allow-list, credited
-//! totals and peer baselines. This is a shell around [`crate::private`]'s pure state: it
+//! Persistence (sqlx): the saved swarms (both modes, `swarms.rs`) and, for private mode,
+//! users, torrents, the client allow-list, credited totals and peer baselines. This is a shell around [`crate::private`]'s pure state: it
 //! loads a [`Registry`] and a [`Snapshot`] at start and writes the [`Batch`]es that
 //! [`crate::private::PrivateTracker::take_pending`] hands out.
 //!
@@ -32,6 +32,7 @@ mod postgres;
 mod queries;
 mod scratch;
 mod sqlite;
+mod swarms;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
@@ -144,6 +145,16 @@ impl Db {
     /// Peer baselines and seeding marks, for `PrivateTracker::restore`.
     pub async fn load_snapshot(&self) -> Result<Snapshot, DbError> {
         queries::load_snapshot(&self.backend).await
+    }
+
+    /// Replaces the saved swarms (the swarm store's snapshot, in parts) in one transaction.
+    pub async fn save_swarms(&self, parts: &[Vec<u8>], saved_at: u64) -> Result<(), DbError> {
+        swarms::save(&self.backend, parts, saved_at).await
+    }
+
+    /// The saved swarms' parts, in order; empty if none were saved.
+    pub async fn load_swarms(&self) -> Result<Vec<Vec<u8>>, DbError> {
+        swarms::load(&self.backend).await
     }
 
     /// Writes a batch in one transaction (see the module doc); on error nothing is written.

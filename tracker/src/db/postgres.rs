@@ -16,14 +16,27 @@ use super::DbError;
 
 /// The embedded migrations, in version order.
 fn migrator() -> Migrator {
-    let initial = include_str!("../../migrations/postgres/0001_initial.sql");
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("initial"),
-        MigrationType::Simple,
-        sqlx::SqlSafeStr::into_sql_str(initial),
-        false,
-    )])
+    let migration = |version, name, sql: &'static str| {
+        Migration::new(
+            version,
+            Cow::Borrowed(name),
+            MigrationType::Simple,
+            sqlx::SqlSafeStr::into_sql_str(sql),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        migration(
+            1,
+            "initial",
+            include_str!("../../migrations/postgres/0001_initial.sql"),
+        ),
+        migration(
+            2,
+            "swarms",
+            include_str!("../../migrations/postgres/0002_swarms.sql"),
+        ),
+    ])
 }
 
 /// Connects to `url` and runs the migrations.

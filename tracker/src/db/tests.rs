@@ -66,10 +66,11 @@ async fn migrations_run_on_a_fresh_file_and_reopening_is_idempotent(t: &TestDb) 
         "user_torrent",
         "peers",
         "allowed_clients",
+        "swarms",
     ] {
         assert_eq!(count(&db, table).await, 0, "{table}");
     }
-    assert_eq!(count(&db, "_sqlx_migrations").await, 1);
+    assert_eq!(count(&db, "_sqlx_migrations").await, 2);
     if t.kind == "sqlite" {
         assert_eq!(db.query_text("PRAGMA journal_mode").await, "wal");
     }
@@ -77,7 +78,7 @@ async fn migrations_run_on_a_fresh_file_and_reopening_is_idempotent(t: &TestDb) 
     db.close().await;
 
     let db = t.open().await;
-    assert_eq!(count(&db, "_sqlx_migrations").await, 1);
+    assert_eq!(count(&db, "_sqlx_migrations").await, 2);
     assert_eq!(db.list_users().await.unwrap().len(), 1);
     if let Some(rest) = t.url.strip_prefix("postgres://") {
         // The libpq spelling of the scheme names the same database.
@@ -535,4 +536,19 @@ on_both!(
     unsorted_batches_with_repeated_keys_are_merged,
     sql_metacharacters_are_stored_verbatim_and_change_nothing_else,
     concurrent_admin_writes_never_see_a_locked_database,
+    saved_swarms_are_replaced_whole,
 );
+
+/// Each save replaces the previous one whole (fewer parts leave none of the old behind),
+/// bytes come back as they went in, in part order.
+async fn saved_swarms_are_replaced_whole(t: &TestDb) {
+    let db = t.open().await;
+    assert!(db.load_swarms().await.unwrap().is_empty());
+    let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+    let parts = vec![b"one".to_vec(), Vec::new(), big];
+    db.save_swarms(&parts, T0).await.unwrap();
+    assert_eq!(db.load_swarms().await.unwrap(), parts);
+    db.save_swarms(&[b"two".to_vec()], T0 + 5).await.unwrap();
+    assert_eq!(db.load_swarms().await.unwrap(), [b"two".to_vec()]);
+    db.close().await;
+}

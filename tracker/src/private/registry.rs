@@ -13,7 +13,6 @@ use rill_common::{InfoHash, PeerId};
 use thiserror::Error;
 
 use super::Passkey;
-use super::rate::Bucket;
 
 /// A user's database id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -114,11 +113,11 @@ pub enum RegistryError {
     ClientPrefix(String),
 }
 
-/// A user and its announce rate state (the state is the tracker's, not the database's).
+/// A user (the rate buckets are the tracker's, kept apart from the registry so that the
+/// registry is read-only between reloads).
 #[derive(Clone, Debug)]
 pub(super) struct UserEntry {
     pub(super) user: User,
-    pub(super) bucket: Option<Bucket>,
 }
 
 /// Users, torrents and the client allow-list.
@@ -146,7 +145,7 @@ impl Registry {
             return Err(RegistryError::DuplicatePasskey);
         }
         self.by_passkey.insert(user.passkey, user.id);
-        self.users.insert(user.id, UserEntry { user, bucket: None });
+        self.users.insert(user.id, UserEntry { user });
         Ok(())
     }
 
@@ -240,16 +239,6 @@ impl Registry {
             .and_then(|info_hash| self.torrents.get(info_hash))
     }
 
-    /// Takes over the rate buckets of the users of `old` that are still here (same id), so
-    /// that replacing the registry with a fresh copy from the database keeps the limits.
-    pub fn adopt_buckets(&mut self, old: &mut Registry) {
-        for (id, entry) in &mut self.users {
-            if let Some(previous) = old.users.get_mut(id) {
-                entry.bucket = previous.bucket.take();
-            }
-        }
-    }
-
     /// Every registered torrent, in no particular order.
     pub fn torrents(&self) -> impl Iterator<Item = &Torrent> {
         self.torrents.values()
@@ -284,11 +273,6 @@ impl Registry {
     /// Whether a peer id passes the allow-list.
     pub fn client_allowed(&self, peer_id: &PeerId) -> bool {
         self.clients.is_empty() || self.clients.iter().any(|p| p.matches(peer_id))
-    }
-
-    pub(super) fn entry_by_passkey_mut(&mut self, passkey: &Passkey) -> Option<&mut UserEntry> {
-        let id = self.by_passkey.get(passkey)?;
-        self.users.get_mut(id)
     }
 
     fn entry_mut(&mut self, id: UserId) -> Result<&mut UserEntry, RegistryError> {

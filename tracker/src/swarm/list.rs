@@ -173,6 +173,24 @@ impl<A: Family> PeerList<A> {
         }
     }
 
+    /// Puts a saved peer back (a restart): as an announce at `last_seen`, with its
+    /// completion flag as saved.
+    pub(crate) fn restore(
+        &mut self,
+        addr: A,
+        peer_id: PeerId,
+        seeder: bool,
+        last_seen: u32,
+        completed: bool,
+    ) {
+        let position = self
+            .upsert(addr, peer_id, seeder, last_seen, false)
+            .position;
+        if let Some(entry) = self.entries.get_mut(position) {
+            entry.completed = completed;
+        }
+    }
+
     /// Removes the peer at `addr`; returns whether there was one.
     pub(crate) fn remove(&mut self, addr: &A) -> bool {
         match self.position(addr) {

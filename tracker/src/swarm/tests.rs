@@ -398,3 +398,74 @@ fn peer_records_stay_compact() {
     // An empty family costs a torrent 40 bytes: no hash map inline.
     assert_eq!(size_of::<PeerList<V6>>(), 40);
 }
+
+/// A restart: the swarms, seeder flags, counted completions and `downloaded` counts come
+/// back through the saved bytes; a peer's age carries over (it expires when it would have),
+/// an expired peer is not restored, and a restored completion is not counted twice.
+#[test]
+fn export_then_restore_rebuilds_the_swarms() {
+    let (mut store, base, mut rng) = store();
+    let ttl = store.config().peer_ttl.as_secs();
+    let seeder = with_event(ann(hash(1), v4(1, 1), 0), AnnounceEvent::Completed);
+    store.announce(&seeder, base, &mut rng);
+    store.announce(&ann(hash(1), v6(2, 2), 5), at(base, 100), &mut rng);
+    store.announce(&ann(hash(2), v4(3, 3), 5), at(base, 100), &mut rng);
+    // Peer 3 stops: torrent 2 keeps no peer and no count, so it is not worth saving.
+    store.announce(
+        &with_event(ann(hash(2), v4(3, 3), 5), AnnounceEvent::Stopped),
+        at(base, 101),
+        &mut rng,
+    );
+    let unix = 1_700_000_000;
+    let saved = store.export(at(base, 200), unix);
+    let bytes = super::snapshot::encode(&saved);
+
+    let (mut restarted, base2, mut rng) = store_at(Instant::now());
+    let saved = super::snapshot::decode(&bytes).unwrap();
+    // Restored 50 s after the save.
+    restarted.restore(&saved, base2, unix + 50);
+    assert_eq!(
+        restarted.totals(),
+        Totals {
+            torrents: 1,
+            seeders: 1,
+            leechers: 1
+        }
+    );
+    let counts = ScrapeCounts {
+        complete: 1,
+        incomplete: 1,
+        downloaded: 1,
+    };
+    assert_eq!(restarted.scrape(&hash(1)), counts);
+    // The seeder's completion was counted before: a duplicate `completed` does not count.
+    let reply = restarted.announce(&seeder, at(base2, 1), &mut rng);
+    assert_eq!(reply.downloaded, 1);
+    assert_eq!(reply.peers_v6.len(), 1, "a seeder is given the leecher");
+    // The leecher was last seen 150 s before the restart: it expires 150 s earlier than a
+    // peer announcing now.
+    restarted.purge(at(base2, ttl - 150 + 1));
+    assert_eq!(restarted.scrape(&hash(1)).incomplete, 0);
+    assert_eq!(restarted.scrape(&hash(1)).complete, 1);
+
+    // Everything older than the ttl is dropped; a count alone is kept.
+    let (mut late, base3, _) = store_at(Instant::now());
+    late.restore(&saved, base3, unix + ttl + 300);
+    assert_eq!(
+        late.scrape(&hash(1)),
+        ScrapeCounts {
+            complete: 0,
+            incomplete: 0,
+            downloaded: 1
+        }
+    );
+    assert_eq!(late.totals().seeders + late.totals().leechers, 0);
+}
+
+fn store_at(base: Instant) -> (SwarmStore, Instant, StdRng) {
+    (
+        SwarmStore::new(SwarmConfig::default()),
+        base,
+        StdRng::seed_from_u64(8),
+    )
+}

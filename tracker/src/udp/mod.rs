@@ -246,6 +246,7 @@ mod tests {
     use std::net::Ipv4Addr;
     use std::time::Duration;
 
+    use rill_common::tracker::AnnounceEvent;
     use rill_common::tracker::udp::AnnounceRequest;
     use rill_common::{InfoHash, PeerId};
 
@@ -389,5 +390,132 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    /// A private `stopped` with BEP 41 URL data is answered at once in every state a
+    /// client may be in when it quits (libtorrent waits up to `stop_tracker_timeout`, 5 s,
+    /// for this answer before its session ends): after the user hit the rate limit, for a
+    /// torrent that is not registered, from a peer the tracker never saw, and with an
+    /// expired connection id (an error, on which the client connects again).
+    #[test]
+    fn private_stopped_with_url_data_is_always_answered() {
+        use rand::SeedableRng;
+
+        use crate::config::Mode;
+        use crate::private::{
+            Passkey, Registry, Torrent, TorrentId, UploadMultiplier, User, UserId,
+        };
+
+        let mut config = Config {
+            mode: Mode::Private,
+            ..Config::default()
+        };
+        config.private.rate_limit_burst = 1;
+        config.private.rate_limit_per_minute = 1;
+        let service = Service::new(config);
+        let passkey = Passkey::generate(&mut rand::rngs::StdRng::seed_from_u64(5));
+        let mut registry = Registry::new();
+        registry
+            .add_user(User {
+                id: UserId(1),
+                name: "alice".to_owned(),
+                passkey,
+                disabled: None,
+            })
+            .unwrap();
+        registry
+            .add_torrent(Torrent {
+                id: TorrentId(1),
+                info_hash: InfoHash::from_bytes([1; 20]),
+                freeleech: false,
+                upload_multiplier: UploadMultiplier::ONE,
+            })
+            .unwrap();
+        service.private().unwrap().reload(registry);
+
+        let t0 = Instant::now();
+        let ids = ConnectionIds::new(t0);
+        let src: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let id = connect(&service, &ids, src, t0);
+        let url = format!("/announce/{}", passkey.as_str());
+        let packet = |event, info_hash: u8, peer: u8, url: &str| {
+            Request::Announce(AnnounceRequest {
+                connection_id: id,
+                transaction_id: 7,
+                info_hash: InfoHash::from_bytes([info_hash; 20]),
+                peer_id: PeerId::from_bytes([peer; 20]),
+                downloaded: 0,
+                left: 10,
+                uploaded: 100,
+                event,
+                ip: Ipv4Addr::UNSPECIFIED,
+                key: 0,
+                num_want: -1,
+                port: 6881,
+                url_data: url.as_bytes().to_vec(),
+            })
+            .encode()
+        };
+        let is_announce = |r: &Response| {
+            matches!(
+                r,
+                Response::Announce {
+                    transaction_id: 7,
+                    ..
+                }
+            )
+        };
+        let started = reply(answer(
+            &service,
+            &ids,
+            &packet(Some(AnnounceEvent::Started), 1, 2, &url),
+            src,
+            t0,
+        ));
+        assert!(is_announce(&started), "{started:?}");
+        // The user's one token is spent: a regular announce is refused ...
+        let limited = reply(answer(&service, &ids, &packet(None, 1, 2, &url), src, t0));
+        assert!(
+            matches!(&limited, Response::Error { message, .. } if message.contains("rate limit")),
+            "{limited:?}"
+        );
+        // ... but `stopped` is answered with success, as are a `stopped` of a peer never
+        // seen, of an unregistered torrent, and URL data with a query.
+        let stopped = Some(AnnounceEvent::Stopped);
+        let with_query = format!("{url}?key=1");
+        for (info_hash, peer, url) in [
+            (1, 2, &url),
+            (1, 9, &url),
+            (7, 2, &url),
+            (1, 3, &with_query),
+        ] {
+            let answered = reply(answer(
+                &service,
+                &ids,
+                &packet(stopped, info_hash, peer, url),
+                src,
+                t0,
+            ));
+            assert!(
+                is_announce(&answered),
+                "{info_hash} {peer} {url}: {answered:?}"
+            );
+        }
+        // An expired connection id gets an error at once (the client connects again).
+        let late = t0 + Duration::from_secs(240);
+        let expired = reply(answer(
+            &service,
+            &ids,
+            &packet(stopped, 1, 2, &url),
+            src,
+            late,
+        ));
+        assert_eq!(
+            expired,
+            Response::Error {
+                transaction_id: 7,
+                message: EXPIRED.to_owned()
+            }
+        );
     }
 }

@@ -129,18 +129,10 @@ impl AnnounceResponse {
     /// names); a `peer id` that is not 20 bytes is dropped. Strict where the reply is
     /// unusable: no `interval`, compact peers whose length is not a multiple of the entry.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, HttpTrackerError> {
-        let value = bencode::decode(bytes)?;
-        let dict = value
-            .as_dict()
-            .ok_or(HttpTrackerError::NotADict(value.kind()))?;
-        if let Some(reason) = dict.get(b"failure reason") {
-            let reason = reason
-                .as_bytes()
-                .ok_or_else(|| invalid("failure reason", "not a string"))?;
-            return Ok(AnnounceResponse::Failure(
-                String::from_utf8_lossy(reason).into_owned(),
-            ));
-        }
+        decode_reply(bytes, AnnounceResponse::Failure, Self::success)
+    }
+
+    fn success(dict: &Dict<'_>) -> Result<Self, HttpTrackerError> {
         let interval =
             get_u32(dict, "interval")?.ok_or(HttpTrackerError::MissingKey("interval"))?;
         let mut peers = Vec::new();
@@ -170,6 +162,24 @@ impl AnnounceResponse {
                 .map(|w| String::from_utf8_lossy(w).into_owned()),
             peers,
         }))
+    }
+}
+
+/// Decodes a tracker reply (announce or scrape): a bencoded dictionary that either carries
+/// a `failure reason` string, handed to `failure` (no other key matters then), or is
+/// handed to `success`.
+pub(crate) fn decode_reply<T>(
+    bytes: &[u8],
+    failure: impl FnOnce(String) -> T,
+    success: impl FnOnce(&Dict<'_>) -> Result<T, HttpTrackerError>,
+) -> Result<T, HttpTrackerError> {
+    let value = bencode::decode(bytes)?;
+    let dict = value
+        .as_dict()
+        .ok_or(HttpTrackerError::NotADict(value.kind()))?;
+    match get_bytes(dict, "failure reason")? {
+        Some(reason) => Ok(failure(String::from_utf8_lossy(reason).into_owned())),
+        None => success(dict),
     }
 }
 

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use super::response::{get_bytes, get_u32};
+use super::response::{decode_reply, get_bytes, get_u32};
 use super::{HttpTrackerError, append_query, parse_query, percent_encode_bytes};
 use crate::InfoHash;
-use crate::bencode::{self, Dict, Value};
+use crate::bencode::{Dict, Value};
 
 /// Most entries [`ScrapeResponse::from_bytes`] keeps from the `files` dictionary; the rest
 /// are dropped.
@@ -147,15 +147,10 @@ impl ScrapeResponse {
     /// Decodes a reply. Entries whose key is not 20 bytes or whose value is not a dictionary
     /// are skipped; a missing counter reads as 0, a counter of the wrong type is an error.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, HttpTrackerError> {
-        let value = bencode::decode(bytes)?;
-        let dict = value
-            .as_dict()
-            .ok_or(HttpTrackerError::NotADict(value.kind()))?;
-        if let Some(reason) = get_bytes(dict, "failure reason")? {
-            return Ok(ScrapeResponse::Failure(
-                String::from_utf8_lossy(reason).into_owned(),
-            ));
-        }
+        decode_reply(bytes, ScrapeResponse::Failure, Self::success)
+    }
+
+    fn success(dict: &Dict<'_>) -> Result<Self, HttpTrackerError> {
         let mut files = BTreeMap::new();
         match dict.get(b"files") {
             None => {}

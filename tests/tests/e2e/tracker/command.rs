@@ -3,9 +3,13 @@
 use rill_tests::tracker_bin;
 use rill_tracker::Config;
 
+/// Runs the command to its end in a fresh working directory (where the default database
+/// would go).
 fn run_tracker(args: &[&str]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
     std::process::Command::new(tracker_bin())
         .args(args)
+        .current_dir(dir.path())
         .output()
         .expect("run rill-tracker")
 }
@@ -59,8 +63,10 @@ fn serves_then_stops_on_sigterm() {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::process::{Command, Stdio};
 
+    let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(tracker_bin())
         .args(["serve", "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0"])
+        .current_dir(dir.path())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -78,6 +84,13 @@ fn serves_then_stops_on_sigterm() {
         .unwrap_or_else(|| panic!("no HTTP address in {line:?}"))
         .to_owned();
     assert!(line.contains("udp://127.0.0.1:"), "{line}");
+    // With no configuration, the database is created (and migrated) on first start.
+    assert!(
+        line.trim_end()
+            .ends_with("(database sqlite://rill-tracker.db)"),
+        "{line}"
+    );
+    assert!(dir.path().join("rill-tracker.db").is_file());
 
     let mut stream = std::net::TcpStream::connect(&http).unwrap();
     stream
@@ -98,6 +111,51 @@ fn serves_then_stops_on_sigterm() {
     assert!(killed.success());
     let status = child.wait().unwrap();
     assert!(status.success(), "graceful stop exits 0, got {status}");
+}
+
+/// A database that cannot be opened is a one-line error naming it, not a panic: a
+/// directory that does not exist, a file that is not a database; `--db memory` needs none.
+#[test]
+fn a_database_that_cannot_be_opened_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, vec![0x5a; 8192]).unwrap();
+    let missing = dir.path().join("no-such-dir").join("x.db");
+    for path in [&garbage, &missing] {
+        let url = format!("sqlite://{}", path.display());
+        let output = run_tracker(&["--db", &url, "--http", "127.0.0.1:0", "--udp", "off"]);
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(errors.len(), 1, "{stderr}");
+        assert!(
+            errors[0].starts_with(&format!(
+                "rill-tracker: error: cannot open the database {url}: "
+            )),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(output.stdout.is_empty());
+    }
+    // A file where a directory should be: the same, whoever runs the test (root ignores
+    // a read-only directory's mode, not this).
+    let url = format!("sqlite://{}/x.db", garbage.display());
+    let output = run_tracker(&["--db", &url, "--http", "127.0.0.1:0", "--udp", "off"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("rill-tracker: error: cannot open the database"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// `--db memory` opens no database and writes no file; private mode refuses it.
+#[test]
+fn memory_means_no_database() {
+    let output = run_tracker(&["--private", "--db", "memory", "--http", "127.0.0.1:0"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("private mode needs a database"), "{stderr}");
 }
 
 /// The README's "private tracker in three commands", with a user disabled from another

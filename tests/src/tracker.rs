@@ -462,25 +462,17 @@ impl TestDb {
         self.dir.path().join("tracker.db")
     }
 
-    /// The test's temp dir (config files, the swarm file).
+    /// The test's temp dir (config files).
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()
     }
 
-    /// Where a tracker on this database keeps its swarm file: next to a SQLite file by
-    /// default; for PostgreSQL, it must be configured (`private.swarm_file`).
-    pub fn swarm_file(&self) -> std::path::PathBuf {
-        self.dir.path().join("swarm")
-    }
-
-    /// A private-mode configuration on this database (flushes every second; the swarm file
-    /// in the test's temp dir).
+    /// A private-mode configuration on this database (flushes every second).
     pub fn config(&self) -> Config {
         let mut config = Config::default();
         config.mode = rill_tracker::config::Mode::Private;
         config.database = Some(self.url.clone());
         config.private.flush_interval_secs = 1;
-        config.private.swarm_file = Some(self.swarm_file().display().to_string());
         config
     }
 

@@ -229,10 +229,6 @@ pub struct PrivateSection {
     pub rate_limit_burst: u32,
     /// Sustained announces per user and minute.
     pub rate_limit_per_minute: u32,
-    /// Ignored: the swarms are saved in the database (`[swarm] save_interval_secs`) since
-    /// both modes keep them there; accepted so that older files still parse.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub swarm_file: Option<String>,
 }
 
 impl Default for PrivateSection {
@@ -243,7 +239,6 @@ impl Default for PrivateSection {
             reload_interval_secs: 30,
             rate_limit_burst: limit.burst,
             rate_limit_per_minute: limit.per_minute,
-            swarm_file: None,
         }
     }
 }
@@ -548,8 +543,9 @@ mod tests {
             err.to_string().contains("private mode needs a database"),
             "{err}"
         );
-        // An older file naming the swarm file still parses.
-        assert!(Config::from_toml("[private]\nswarm_file = \"x\"\n").is_ok());
+        // The swarms live in the database: there is no swarm file to name.
+        let err = Config::from_toml("[private]\nswarm_file = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("swarm_file"), "{err}");
         assert!(Config::from_toml("[swarm]\nsave_interval_secs = 0\n").is_err());
         assert!(Config::from_toml("mode = \"secret\"\n").is_err());
         let err = Config::from_toml("database = \"mysql://h/db\"\n").unwrap_err();

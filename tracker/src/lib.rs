@@ -153,9 +153,6 @@ impl Tracker {
     pub async fn open(config: Config) -> Result<Self, TrackerError> {
         config.validate()?;
         let loaded = flush::load(&config).await?;
-        if config.private.swarm_file.is_some() {
-            warn!("private.swarm_file is ignored: the swarms are saved in the database");
-        }
         let active = loaded.db.is_some();
         let admin_token = config.admin_token.clone();
         let service = Arc::new(service::Service::with_private(config, loaded.private));

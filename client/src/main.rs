@@ -147,7 +147,12 @@ fn run_session(config: SessionConfig, sources: &[String], mode: Mode) -> anyhow:
         .init();
     // Disk work runs on blocking threads; a bounded pool queues it instead of spawning a
     // thread per block when a fast peer outruns the disk.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = if std::env::var_os("RILL_MULTI").is_some() {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = builder
         .enable_all()
         .max_blocking_threads(16)
         .build()

@@ -68,6 +68,9 @@ const EVENT_QUEUE: usize = 128;
 pub const MAX_DISK_BYTES: usize = 4 << 20;
 /// Disk jobs in flight above which the task stops taking messages from peers.
 pub const MAX_DISK_IN_FLIGHT: usize = 1024;
+/// Connection events handled at one wake-up of the task at most, so the disk's answers, the
+/// stop signal and ticks are not held back by a busy peer.
+const PEER_BURST: usize = 32;
 /// Incoming connections queued for the task.
 const INCOMING_QUEUE: usize = 32;
 
@@ -332,6 +335,7 @@ impl Task {
                 }
                 Some(event) = self.peer_events.1.recv(), if self.disk_ready() => {
                     self.on_peer_event(event);
+                    self.take_queued_peer_events();
                 }
                 Some((addr, dialled)) = self.dials.1.recv() => self.on_dialled(addr, dialled),
                 Some(established) = incoming.recv() => self.on_connected(established),
@@ -344,6 +348,22 @@ impl Task {
             self.maybe_publish(now, false);
         }
         self.finish_stop().await
+    }
+
+    /// Handles the connections' events already queued, up to [`PEER_BURST`] and while the
+    /// disk keeps up, without going round the loop for each: a fast peer's blocks arrive
+    /// several per read, and the loop's bookkeeping (clock reads, deadline, progress) need
+    /// not run once per block.
+    fn take_queued_peer_events(&mut self) {
+        for _ in 1..PEER_BURST {
+            if self.stopping || !self.disk_ready() {
+                return;
+            }
+            match self.peer_events.1.try_recv() {
+                Ok(event) => self.on_peer_event(event),
+                Err(_) => return,
+            }
+        }
     }
 
     /// When the next tick is due: the state's deadline, but at least every [`MAX_TICK`]

@@ -2,7 +2,7 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 use rill_common::pieces::{BlockRef, PieceIndex};
-use rill_common::wire::Reserved;
+use rill_common::wire::{Message, Reserved};
 use rill_common::{InfoHash, PeerId};
 
 use super::*;
@@ -202,4 +202,91 @@ async fn incoming_connections_are_taken_and_closed_on_stop() {
     tokio::io::AsyncReadExt::read_to_end(&mut remote, &mut sink)
         .await
         .unwrap();
+}
+
+/// A task built but not running, so a test can queue connection events and take them.
+fn idle_task(have: Bitfield) -> Task {
+    let store = Arc::new(MemoryStore::default());
+    let setup = setup(have, Finish::WhenComplete, store);
+    let progress = Progress {
+        stats: setup.state.stats(std::time::Instant::now()),
+        have: setup.state.have().clone(),
+        phase: Phase::Downloading,
+        verified_this_run: 0,
+        failed_this_run: 0,
+    };
+    Task::new(setup, watch::channel(progress).0)
+}
+
+fn queue_closed(task: &Task, keys: std::ops::Range<u32>) {
+    for key in keys {
+        let closed = PeerEvent::Closed(PeerKey(key), "test".to_owned());
+        task.peer_events.0.try_send(closed).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn queued_peer_events_are_taken_in_bursts() {
+    let mut task = idle_task(Bitfield::new(8));
+    let extra = 5;
+    queue_closed(&task, 0..PEER_BURST as u32 + extra);
+    // The loop took one event; the burst takes the rest of PEER_BURST and leaves the others.
+    let _ = task.peer_events.1.try_recv().unwrap();
+    task.take_queued_peer_events();
+    assert_eq!(task.peer_events.1.len(), extra as usize);
+    task.take_queued_peer_events();
+    assert!(task.peer_events.1.is_empty());
+}
+
+#[tokio::test]
+async fn no_burst_while_the_disk_is_behind() {
+    let mut task = idle_task(Bitfield::new(8));
+    queue_closed(&task, 0..3);
+    task.disk_bytes = MAX_DISK_BYTES;
+    task.take_queued_peer_events();
+    assert_eq!(task.peer_events.1.len(), 3, "the blocks wait in the queue");
+    task.disk_bytes = 0;
+    task.take_queued_peer_events();
+    assert!(task.peer_events.1.is_empty());
+}
+
+#[tokio::test]
+async fn a_burst_drops_what_a_closed_connection_sent_after_closing() {
+    let mut task = idle_task(Bitfield::new(8));
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let theirs = Handshake::new(
+        Reserved::NONE,
+        InfoHash::from_bytes([3; 20]),
+        PeerId::from_bytes([9; 20]),
+    );
+    let ours = task.ours;
+    let (dialled, accepted) = tokio::join!(
+        connection::connect(addr, theirs, Timeouts::default()),
+        async {
+            let (stream, from) = socket.accept().await.unwrap();
+            connection::accept(stream, from, Timeouts::default(), |_| Some((ours, ())))
+                .await
+                .unwrap()
+                .0
+        }
+    );
+    let _remote = dialled.unwrap().stream;
+    task.on_connected(accepted);
+    let peer = PeerKey(0);
+    assert!(task.links.contains_key(&peer));
+    assert_eq!(task.state.stats(std::time::Instant::now()).peers, 1);
+    // In order: a message, the close, then a message that must not bring the peer back.
+    let events = [
+        PeerEvent::Message(peer, Message::Interested),
+        PeerEvent::Closed(peer, "test".to_owned()),
+        PeerEvent::Message(peer, Message::Have(PieceIndex(1))),
+    ];
+    for event in events {
+        task.peer_events.0.try_send(event).unwrap();
+    }
+    task.take_queued_peer_events();
+    assert!(task.peer_events.1.is_empty());
+    assert!(task.links.is_empty());
+    assert_eq!(task.state.stats(std::time::Instant::now()).peers, 0);
 }

@@ -142,7 +142,10 @@ fn seeding_newcomer_takes_a_free_slot_without_waiting_for_the_rechoke() {
         c.block_sent(PeerKey(k), 5_000_000, t0 + secs(1));
     }
     let now = t0 + secs(2);
-    assert!(now < c.next_rechoke(), "early: the regular rechoke is not due");
+    assert!(
+        now < c.next_rechoke(),
+        "early: the regular rechoke is not due"
+    );
     c.add_peer(PeerKey(2), now);
     c.set_interested(PeerKey(2), true);
     assert_eq!(c.rechoke(now, &mut rng(2)), vec![(PeerKey(2), true)]);

@@ -129,6 +129,38 @@ fn seeding_rotates_every_interested_peer() {
     assert_eq!(served.len(), 12);
 }
 
+/// A seed's early rechoke (the state runs one when a peer becomes interested while a slot is
+/// free) unchokes the newcomer at once and disturbs nobody in the middle of a turn.
+#[test]
+fn seeding_newcomer_takes_a_free_slot_without_waiting_for_the_rechoke() {
+    let t0 = Instant::now();
+    let mut c = with_peers(2, t0);
+    c.set_seeding(true);
+    c.rechoke(t0, &mut rng(1));
+    assert_eq!(unchoked(&c), vec![PeerKey(0), PeerKey(1)]);
+    for k in 0..2 {
+        c.block_sent(PeerKey(k), 5_000_000, t0 + secs(1));
+    }
+    let now = t0 + secs(2);
+    assert!(
+        now < c.next_rechoke(),
+        "early: the regular rechoke is not due"
+    );
+    c.add_peer(PeerKey(2), now);
+    c.set_interested(PeerKey(2), true);
+    assert_eq!(c.rechoke(now, &mut rng(2)), vec![(PeerKey(2), true)]);
+    // With every slot and the optimistic unchoke taken, a newcomer waits for its turn.
+    for k in 3..6 {
+        c.add_peer(PeerKey(k), now);
+        c.set_interested(PeerKey(k), true);
+    }
+    c.rechoke(now, &mut rng(3));
+    assert_eq!(unchoked(&c).len(), 5, "4 regular + 1 optimistic");
+    for k in 0..3 {
+        assert!(c.is_unchoked(PeerKey(k)), "peer {k} lost its turn early");
+    }
+}
+
 #[test]
 fn new_peers_are_three_times_as_likely() {
     let t0 = Instant::now();

@@ -25,8 +25,13 @@ use crate::torrent::peer::Peer;
 
 /// Dials in progress at most (half-open connections).
 pub const MAX_HALF_OPEN: usize = 8;
-/// The `reqq` we announce: requests we queue per peer (we accept a little more).
-pub const OUR_REQQ: u32 = 250;
+/// The `reqq` we announce: requests we queue per peer (we accept more, see
+/// `upload::MAX_QUEUED_UPLOADS`). libtorrent keeps this many requests outstanding to a fast
+/// seed (its own `max_out_request_queue` default): with 250 (4 MiB) a seed's pipeline ran dry
+/// between the leecher's bursts of requests, and each time it did the leecher's next requests
+/// could wait up to 40 ms for our delayed ACK (its socket uses Nagle's algorithm). Kept at 8 MiB
+/// because blocks read for a peer wait in its connection's queue until the socket takes them.
+pub const OUR_REQQ: u32 = 500;
 /// Peers that left we still remember, to blame them for a failed piece.
 const GONE_MEMORY: usize = 512;
 

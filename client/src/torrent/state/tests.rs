@@ -62,7 +62,7 @@ fn first_messages_have_none_and_extended_handshake() {
     };
     let ext = ExtendedHandshake::decode(payload).unwrap();
     assert_eq!(ext.client.as_deref(), Some("Rill test"));
-    assert_eq!(ext.request_queue, Some(250));
+    assert_eq!(ext.request_queue, Some(500));
     assert_eq!(ext.port, Some(6881));
     assert_eq!(ext.your_ip, Some("10.0.0.1".parse().unwrap()));
     assert!(!ext.upload_only);

@@ -16,8 +16,9 @@ use rill_common::wire::Message;
 use super::{Action, TorrentState};
 use crate::torrent::PeerKey;
 
-/// Requests queued per peer at most (we announce a `reqq` of 250; slack for races).
-pub const MAX_QUEUED_UPLOADS: usize = 500;
+/// Requests queued per peer at most (we announce a `reqq` of 500; slack for races and for
+/// peers that ignore it).
+pub const MAX_QUEUED_UPLOADS: usize = 1000;
 /// Reads handed to the shell per peer at once (bounds memory held for one peer to 512 KiB,
 /// about libtorrent's send buffer watermark; more in flight hides the disk's latency).
 pub const MAX_READS: usize = 32;

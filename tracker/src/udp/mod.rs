@@ -46,7 +46,7 @@ const RECV_BUFFER: usize = 2048;
 ///
 /// Each worker is a thread of the runtime's blocking pool with a blocking clone of the
 /// socket: receive, answer, send, with no reactor, timer or task wake-up in between. The
-/// load benchmark measured this at about 15 % less CPU per announce than tokio tasks on the
+/// load benchmark measured this at 10 to 15 % less CPU per announce than tokio tasks on the
 /// shared socket (whose `epoll_wait` and task switches came on top of the two system calls).
 pub fn spawn(
     socket: UdpSocket,

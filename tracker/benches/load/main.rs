@@ -3,9 +3,11 @@
 //!
 //! Run: `cargo bench -p rill-tracker --bench load` (plain `main`, no criterion). Knobs (env):
 //! `LOAD_SECS` (measured seconds per phase, default 10), `LOAD_CONNS` (HTTP connections and
-//! UDP sockets, default 64), `LOAD_FLUSH_SECS` (private mode's flush interval, default the
-//! tracker's 5 s; a large value leaves the flush out). opentracker is skipped with a line saying so when
-//! `/usr/bin/opentracker` (or `$OPENTRACKER`) is absent.
+//! UDP requests in flight, default 64), `LOAD_UDP_THREADS` (UDP generator threads, one
+//! socket each, default 2), `LOAD_UDP_GEN=tokio` (the older generator: one tokio task and
+//! socket per request in flight), `LOAD_FLUSH_SECS` (private mode's flush interval, default
+//! the tracker's 5 s; 60 or more leaves the flush out). opentracker is skipped with a line
+//! saying so when `/usr/bin/opentracker` (or `$OPENTRACKER`) is absent.
 //!
 //! rill-tracker runs twice: public mode, then private mode (`rill-private`: `USERS` users,
 //! every torrent registered, each peer announcing to `/announce/<passkey>` over HTTP and
@@ -18,8 +20,14 @@
 //! peer once with `event=started` before anything is measured. HTTP runs over `LOAD_CONNS`
 //! HTTP/1.1 connections, one request in flight each (raw `TcpStream`, replies read by
 //! `Content-Length`); a server that closes after each reply (opentracker does) gets a new
-//! connection per request, whose connect time counts in the latency. UDP runs over
-//! `LOAD_CONNS` sockets, each connecting once (BEP 15) and then announcing, one in flight each.
+//! connection per request, whose connect time counts in the latency. UDP runs with
+//! `LOAD_CONNS` announces in flight from `LOAD_UDP_THREADS` blocking generator threads
+//! (`udp_batch`: one socket each, connected once (BEP 15), replies drained per wake-up and
+//! answered with one `sendmmsg`), so the generator costs little of the shared cores.
+//!
+//! Private mode is measured in a steady state: after its warm-up the bench waits until the
+//! tracker has flushed the warm-up's baselines (`/stats`: a flush done, nothing pending);
+//! the flushes that fall inside the measured phases stay in them.
 //!
 //! opentracker runs as `opentracker -i 127.0.0.1 -p PORT -P PORT -d DIR -w /whitelist`: it
 //! chroots into `DIR` and drops to `nobody`, and Debian's build refuses torrents that are not
@@ -31,6 +39,7 @@ mod population;
 mod report;
 mod servers;
 mod udp;
+mod udp_batch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -74,11 +83,25 @@ async fn measure(
 ) -> BenchResult<Vec<Row>> {
     eprintln!("{name}: warm-up ({PEERS} peers announce started over HTTP)");
     warm_up(http, pop, conns).await?;
+    if pop.passkeys.is_some() && env_or("LOAD_FLUSH_SECS", 5) < 60 {
+        // Steady state: the warm-up's baselines written before anything is measured.
+        let waited = tokio::task::spawn_blocking(move || servers::wait_flushed(http))
+            .await
+            .map_err(|e| e.to_string())??;
+        eprintln!("{name}: {waited}");
+    }
     eprintln!("{name}: HTTP, {conns} connections, {secs} s");
     let (s, t) = http_phase(http, pop, conns, secs).await?;
     let http_row = summarise(name, "HTTP", s, t);
-    eprintln!("{name}: UDP, {conns} sockets, {secs} s");
-    let (s, t) = udp_phase(udp, pop, conns, secs).await?;
+    let (s, t) = if std::env::var("LOAD_UDP_GEN").is_ok_and(|v| v == "tokio") {
+        eprintln!("{name}: UDP (tokio generator), {conns} sockets, {secs} s");
+        udp_phase(udp, pop, conns, secs).await?
+    } else {
+        let threads = env_or("LOAD_UDP_THREADS", 2) as usize;
+        eprintln!("{name}: UDP, {conns} in flight over {threads} sockets, {secs} s");
+        let templates = udp_batch::templates(pop)?;
+        udp_batch::udp_phase(udp, &templates, conns, threads, secs).await?
+    };
     let udp_row = summarise(name, "UDP", s, t);
     Ok(vec![http_row, udp_row])
 }

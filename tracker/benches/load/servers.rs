@@ -206,9 +206,8 @@ pub(crate) fn free_port() -> BenchResult<u16> {
     Err("no free port".to_owned())
 }
 
-/// One line from rill-tracker's `/stats` on the database work of private mode: batches
-/// written, the time spent writing (all and last), registry reloads.
-pub(crate) fn private_stats(http: SocketAddr) -> BenchResult<String> {
+/// rill-tracker's `/stats` as JSON.
+fn stats(http: SocketAddr) -> BenchResult<serde_json::Value> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(http).map_err(|e| e.to_string())?;
     stream
@@ -224,7 +223,44 @@ pub(crate) fn private_stats(http: SocketAddr) -> BenchResult<String> {
         .position(|w| w == b"\r\n\r\n")
         .and_then(|at| reply.get(at + 4..))
         .ok_or("no body in the /stats reply")?;
-    let stats: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    serde_json::from_slice(body).map_err(|e| e.to_string())
+}
+
+/// Private mode after the warm-up: waits (polling `/stats`, bounded) until a flush has
+/// completed after this call and nothing is pending any more, so that the measured phases
+/// start in a steady state instead of with the warm-up's 50,000 baselines still to write.
+/// Returns how long it waited and what the flushes had cost by then.
+pub(crate) fn wait_flushed(http: SocketAddr) -> BenchResult<String> {
+    let start = Instant::now();
+    let flushes = |p: &serde_json::Value| p["flushes"].as_u64().unwrap_or(0);
+    let first = stats(http)?;
+    let before = flushes(&first["private"]);
+    loop {
+        let p = stats(http)?["private"].clone();
+        let pending =
+            p["pending_credits"].as_u64().unwrap_or(0) + p["pending_peers"].as_u64().unwrap_or(0);
+        if flushes(&p) > before && pending == 0 {
+            return Ok(format!(
+                "waited {} ms for the warm-up's flush; {} flushes, {} ms writing in all, last {} ms",
+                start.elapsed().as_millis(),
+                p["flushes"],
+                p["total_flush_ms"],
+                p["last_flush_ms"]
+            ));
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            return Err(format!(
+                "the warm-up's flush did not finish within 120 s: {p}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One line from rill-tracker's `/stats` on the database work of private mode: batches
+/// written, the time spent writing (all and last), registry reloads.
+pub(crate) fn private_stats(http: SocketAddr) -> BenchResult<String> {
+    let stats = stats(http)?;
     let p = &stats["private"];
     Ok(format!(
         "{} flushes, {} ms writing in all, last {} ms; {} registry reloads, last {} ms; {} peers",

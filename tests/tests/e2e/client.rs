@@ -41,6 +41,15 @@ pub struct Payload {
 }
 
 impl Payload {
+    /// A libtorrent seed of this payload (waits until it serves; panics if it cannot start).
+    pub fn libtorrent_seed(
+        &self,
+        options: rill_tests::LibtorrentOptions,
+    ) -> rill_tests::LibtorrentPeer {
+        rill_tests::LibtorrentPeer::seed(&self.torrent, &self.seed_dir, options)
+            .expect("start a libtorrent seed")
+    }
+
     /// Writes the data under `root/seed/payload` and `rill create`s `root/payload.torrent`
     /// with 64 KiB pieces, announcing to `tracker` if given.
     pub fn new(root: &Path, tracker: Option<&str>) -> Self {

@@ -34,12 +34,7 @@ fn rill_downloads_from_a_libtorrent_seed() {
     }
     let dir = tempfile::tempdir().unwrap();
     let payload = Payload::new(dir.path(), None);
-    let seed = LibtorrentPeer::seed(
-        &payload.torrent,
-        &payload.seed_dir,
-        LibtorrentOptions::default(),
-    )
-    .unwrap();
+    let seed = payload.libtorrent_seed(LibtorrentOptions::default());
     let out = dir.path().join("rill");
     let options = RillOptions::default().peer(seed.addr());
     payload.assert_rill_downloads(&payload.torrent, &out, options, DOWNLOAD);

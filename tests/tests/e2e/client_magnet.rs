@@ -22,9 +22,7 @@ use std::time::Duration;
 use rill::dht::{Dht, DhtConfig};
 use rill_common::InfoHash;
 use rill_tests::peers::lt_dht::{LtDht, MagnetOptions};
-use rill_tests::{
-    LibtorrentOptions, LibtorrentPeer, RillOptions, RillPeer, loopback_address, require_tool,
-};
+use rill_tests::{LibtorrentOptions, RillOptions, RillPeer, loopback_address, require_tool};
 use serde_json::Value;
 
 use crate::client::{DOWNLOAD, EXIT, FILES, Payload};
@@ -42,12 +40,7 @@ fn rill_fetches_metadata_from_a_libtorrent_seed_given_x_pe() {
     }
     let dir = tempfile::tempdir().unwrap();
     let payload = Payload::new(dir.path(), None);
-    let seed = LibtorrentPeer::seed(
-        &payload.torrent,
-        &payload.seed_dir,
-        LibtorrentOptions::default(),
-    )
-    .unwrap();
+    let seed = payload.libtorrent_seed(LibtorrentOptions::default());
     let magnet = magnet_of(&payload.torrent, &format!("&x.pe={}", seed.addr()));
     let out = dir.path().join("rill");
     let options = RillOptions::default().args(["--no-dht"]);
@@ -61,12 +54,7 @@ fn rill_fetches_metadata_from_a_libtorrent_seed_given_peer() {
     }
     let dir = tempfile::tempdir().unwrap();
     let payload = Payload::new(dir.path(), None);
-    let seed = LibtorrentPeer::seed(
-        &payload.torrent,
-        &payload.seed_dir,
-        LibtorrentOptions::default(),
-    )
-    .unwrap();
+    let seed = payload.libtorrent_seed(LibtorrentOptions::default());
     let magnet = magnet_of(&payload.torrent, "&dn=files");
     let out = dir.path().join("rill");
     let options = RillOptions::default().peer(seed.addr()).args(["--no-dht"]);
@@ -321,12 +309,7 @@ fn rill_info_fetches_and_saves_a_magnets_torrent() {
     }
     let dir = tempfile::tempdir().unwrap();
     let payload = Payload::new(dir.path(), None);
-    let seed = LibtorrentPeer::seed(
-        &payload.torrent,
-        &payload.seed_dir,
-        LibtorrentOptions::default(),
-    )
-    .unwrap();
+    let seed = payload.libtorrent_seed(LibtorrentOptions::default());
     let magnet = magnet_of(
         &payload.torrent,
         "&tr=http%3A%2F%2F127.0.0.1%3A1%2Fannounce",

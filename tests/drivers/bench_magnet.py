@@ -64,6 +64,7 @@ import libtorrent as lt
 
 from bench_common import (DEFAULT_RILL, MIB, PYTHON, Child, Failure, check_copy, median_run,
                           parse_size, scratch_dir, v1_torrent, write_payload)
+from lt_loopback import loopback_dht, plain_loopback, relax_dht_node_checks
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -92,36 +93,15 @@ def session_settings(listen, bootstrap, alerts):
     host = listen.rsplit(":", 1)[0]
     return {
         "listen_interfaces": listen,
-        "outgoing_interfaces": host,
-        "enable_dht": True,
-        "dht_bootstrap_nodes": bootstrap,
-        "dht_restrict_routing_ips": False,
-        "dht_restrict_search_ips": False,
-        "dht_block_ratelimit": 10000,
-        "dht_block_timeout": 1,
-        "enable_lsd": False,
-        "enable_upnp": False,
-        "enable_natpmp": False,
-        "enable_incoming_utp": False,
-        "enable_outgoing_utp": False,
-        "allow_multiple_connections_per_ip": True,
-        "upload_rate_limit": 0,
-        "download_rate_limit": 0,
-        "out_enc_policy": int(lt.enc_policy.disabled),
-        "in_enc_policy": int(lt.enc_policy.disabled),
+        **plain_loopback(host),
+        **loopback_dht(bootstrap),
         "alert_mask": alerts,
     }
 
 
 def new_session(listen, bootstrap, alerts=0):
     session = lt.session(session_settings(listen, bootstrap, alerts))
-    for key, value in {"dht_prefer_verified_node_ids": False,
-                       "dht_ignore_dark_internet": False,
-                       "dht_enforce_node_id": False}.items():
-        try:
-            session.apply_settings({key: value})
-        except (KeyError, TypeError):
-            pass
+    relax_dht_node_checks(session)
     return session
 
 

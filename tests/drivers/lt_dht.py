@@ -38,6 +38,7 @@ import time
 import warnings
 
 import libtorrent as lt
+from lt_loopback import loopback_dht, relax_dht_node_checks
 
 # session.status() is deprecated in 2.0 but is the one call that gives the DHT node count.
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -59,31 +60,17 @@ def main():
 
     settings = {
         "listen_interfaces": args.listen,
-        "enable_dht": True,
         "enable_lsd": False,
         "enable_upnp": False,
         "enable_natpmp": False,
         "enable_incoming_utp": False,
         "enable_outgoing_utp": False,
-        "dht_bootstrap_nodes": args.bootstrap,
-        "dht_restrict_routing_ips": False,
-        "dht_restrict_search_ips": False,
-        "dht_block_ratelimit": 10000,
-        "dht_block_timeout": 1,
+        **loopback_dht(args.bootstrap),
         # dht_get_peers_reply_alert is in the dht_operation category.
         "alert_mask": lt.alert.category_t.all_categories,
     }
-    optional = {
-        "dht_prefer_verified_node_ids": False,
-        "dht_ignore_dark_internet": False,
-        "dht_enforce_node_id": False,
-    }
     session = lt.session(settings)
-    for key, value in optional.items():
-        try:
-            session.apply_settings({key: value})
-        except (KeyError, TypeError):
-            pass
+    relax_dht_node_checks(session)
 
     address = args.listen.rsplit(":", 1)[0]
     port = session.listen_port()

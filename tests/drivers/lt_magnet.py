@@ -40,6 +40,7 @@ import time
 import warnings
 
 import libtorrent as lt
+from lt_loopback import loopback_dht, plain_loopback, relax_dht_node_checks
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -70,35 +71,12 @@ def main():
     dht = args.dht_bootstrap is not None
     settings = {
         "listen_interfaces": args.listen,
-        "outgoing_interfaces": host,
-        "enable_dht": dht,
-        "dht_bootstrap_nodes": args.dht_bootstrap or "",
-        "dht_restrict_routing_ips": False,
-        "dht_restrict_search_ips": False,
-        "dht_block_ratelimit": 10000,
-        "dht_block_timeout": 1,
-        "enable_lsd": False,
-        "enable_upnp": False,
-        "enable_natpmp": False,
-        "enable_incoming_utp": False,
-        "enable_outgoing_utp": False,
-        "allow_multiple_connections_per_ip": True,
-        "upload_rate_limit": 0,
-        "download_rate_limit": 0,
-        "out_enc_policy": int(lt.enc_policy.disabled),
-        "in_enc_policy": int(lt.enc_policy.disabled),
+        **plain_loopback(host),
+        **(loopback_dht(args.dht_bootstrap) if dht else {"enable_dht": False}),
         "alert_mask": lt.alert.category_t.all_categories,
     }
     session = lt.session(settings)
-    for key, value in {
-        "dht_prefer_verified_node_ids": False,
-        "dht_ignore_dark_internet": False,
-        "dht_enforce_node_id": False,
-    }.items():
-        try:
-            session.apply_settings({key: value})
-        except (KeyError, TypeError):
-            pass
+    relax_dht_node_checks(session)
     emit(event="listening", address=host, port=session.listen_port())
 
     if args.seed:

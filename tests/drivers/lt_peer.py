@@ -104,6 +104,7 @@ import time
 import warnings
 
 import libtorrent as lt
+from lt_loopback import loopback_dht, relax_dht_node_checks
 
 # Longest wait for the trackers' answers to the `stopped` announce at exit.
 STOP_SECONDS = 3
@@ -187,26 +188,10 @@ def make_session(args):
         settings["in_enc_policy"] = int(lt.enc_policy.disabled)
     if args.dht_bootstrap is not None:
         # A private loopback DHT (see /work/shared/PEERS.md): every node is on 127.x.
-        settings.update({
-            "enable_dht": True,
-            "dht_bootstrap_nodes": args.dht_bootstrap,
-            "dht_restrict_routing_ips": False,
-            "dht_restrict_search_ips": False,
-            "dht_block_ratelimit": 10000,
-            "dht_block_timeout": 1,
-        })
+        settings.update(loopback_dht(args.dht_bootstrap))
     session = lt.session(settings)
     if args.dht_bootstrap is not None:
-        # Not every build knows these; each is tried on its own.
-        for key, value in {
-            "dht_prefer_verified_node_ids": False,
-            "dht_ignore_dark_internet": False,
-            "dht_enforce_node_id": False,
-        }.items():
-            try:
-                session.apply_settings({key: value})
-            except (KeyError, TypeError):
-                pass
+        relax_dht_node_checks(session)
     return session
 
 

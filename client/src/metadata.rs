@@ -70,8 +70,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// We send a keep-alive after this long without sending.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(90);
-/// Dials in progress at most.
-pub const MAX_HALF_OPEN: usize = 8;
+pub use crate::torrent::state::book::MAX_HALF_OPEN;
 /// Pieces of failed attempts remembered for blame.
 const SUSPECT_MEMORY: usize = 4096;
 /// How often the housekeeping runs.

@@ -12,15 +12,10 @@ impl MetadataFetch {
         if !self.started || self.finished {
             return;
         }
-        let dialling = self.book.dialling();
-        let room = self
-            .config
-            .max_peers
-            .saturating_sub(self.peers.len() + dialling)
-            .min(MAX_HALF_OPEN.saturating_sub(dialling));
-        for addr in self.book.next_dials(room, false, now) {
-            out.push(Action::Connect(addr));
-        }
+        let dials = self
+            .book
+            .dials_within(self.config.max_peers, self.peers.len(), false, now);
+        out.extend(dials.into_iter().map(Action::Connect));
     }
 
     pub(super) fn connected(
@@ -55,17 +50,10 @@ impl MetadataFetch {
             None
         };
         if let Some(reason) = refusal {
-            out.push(Action::Disconnect(key, reason.clone()));
             if outgoing {
-                match reason {
-                    Reason::Ourselves => self.book.forget(addr),
-                    reason => {
-                        let retry = reason == Reason::TooManyPeers;
-                        self.book
-                            .disconnected(addr, Duration::ZERO, retry, false, now);
-                    }
-                }
+                self.book.refused(addr, &reason, now);
             }
+            out.push(Action::Disconnect(key, reason));
             return;
         }
         if outgoing {

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use super::Reason;
+
 /// Addresses kept at most (the rest of a large tracker or DHT reply is dropped).
 pub const MAX_KNOWN: usize = 2000;
 /// Dials or short-lived connections in a row after which an address is given up.
@@ -18,6 +20,8 @@ pub const RETRY_BASE: Duration = Duration::from_secs(15);
 pub const REVIVE_AFTER: Duration = Duration::from_secs(600);
 /// A connection that lasted this long resets the failure count.
 pub const GOOD_CONNECTION: Duration = Duration::from_secs(60);
+/// Dials in progress at most (half-open connections).
+pub const MAX_HALF_OPEN: usize = 8;
 
 /// Where an address stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,6 +148,35 @@ impl AddressBook {
         ready.into_iter().map(|(_, a)| a).collect()
     }
 
+    /// Picks the addresses to dial now so that open connections (`open`) and dials stay
+    /// within `max_peers`, with at most [`MAX_HALF_OPEN`] dials in flight.
+    pub fn dials_within(
+        &mut self,
+        max_peers: usize,
+        open: usize,
+        skip_seeds: bool,
+        now: Instant,
+    ) -> Vec<SocketAddr> {
+        let dialling = self.dialling();
+        let room = max_peers
+            .saturating_sub(open + dialling)
+            .min(MAX_HALF_OPEN.saturating_sub(dialling));
+        self.next_dials(room, skip_seeds, now)
+    }
+
+    /// A connection we dialled was refused after its handshake for `reason`: our own
+    /// address is never dialled again, a full house is retried later, anything else is
+    /// given up.
+    pub fn refused(&mut self, addr: SocketAddr, reason: &Reason, now: Instant) {
+        match reason {
+            Reason::Ourselves => self.forget(addr),
+            reason => {
+                let retry = *reason == Reason::TooManyPeers;
+                self.disconnected(addr, Duration::ZERO, retry, false, now);
+            }
+        }
+    }
+
     /// The earliest time a backed-off address may be dialled again.
     #[cfg(test)]
     pub fn next_retry(&self) -> Option<Instant> {
@@ -255,6 +288,42 @@ mod tests {
         book.dial_failed(a, t0);
         assert_eq!(book.next_dials(8, false, t0 + RETRY_BASE), vec![]);
         assert_eq!(book.next_dials(8, false, t0 + RETRY_BASE * 2), vec![a]);
+    }
+
+    #[test]
+    fn dials_stay_within_the_peer_and_half_open_limits() {
+        let t0 = Instant::now();
+        let mut book = AddressBook::default();
+        book.add((1..=40).map(|i| addr(&format!("10.0.0.{i}:6881"))), t0);
+        // 30 peers allowed, 25 open: 5 dials.
+        assert_eq!(book.dials_within(30, 25, false, t0).len(), 5);
+        // Those 5 are still in flight: 3 more reach the half-open cap of 8.
+        assert_eq!(
+            book.dials_within(100, 0, false, t0).len(),
+            MAX_HALF_OPEN - 5
+        );
+        assert_eq!(book.dials_within(100, 0, false, t0), vec![]);
+        assert_eq!(book.dialling(), MAX_HALF_OPEN);
+    }
+
+    #[test]
+    fn refusals_forget_ourselves_retry_a_full_house_and_give_up_the_rest() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(100_000);
+        let mut book = AddressBook::default();
+        let (me, full, dup) = (addr("10.0.0.1:1"), addr("10.0.0.2:2"), addr("10.0.0.3:3"));
+        book.add([me, full, dup], t0);
+        assert_eq!(book.dials_within(10, 0, false, t0).len(), 3);
+        book.refused(me, &Reason::Ourselves, t0);
+        book.refused(full, &Reason::TooManyPeers, t0);
+        book.refused(dup, &Reason::Duplicate, t0);
+        assert!(book.is_banned(me));
+        assert!(book.knows(full));
+        assert!(!book.knows(dup));
+        assert_eq!(book.dials_within(10, 0, false, later), vec![full]);
+        // Found again later: our own address stays out.
+        book.add([me], later);
+        assert!(!book.knows(me));
     }
 
     #[test]

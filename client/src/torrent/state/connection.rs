@@ -23,8 +23,6 @@ use crate::pex::OUR_UT_PEX;
 use crate::torrent::PeerKey;
 use crate::torrent::peer::Peer;
 
-/// Dials in progress at most (half-open connections).
-pub const MAX_HALF_OPEN: usize = 8;
 /// The `reqq` we announce: requests we queue per peer (we accept more, see
 /// `upload::MAX_QUEUED_UPLOADS`). libtorrent keeps this many requests outstanding to a fast
 /// seed (its own `max_out_request_queue` default): with 250 (4 MiB) a seed's pipeline ran dry
@@ -54,15 +52,13 @@ impl TorrentState {
         if self.stopped || !self.started {
             return;
         }
-        let dialling = self.book.dialling();
-        let room = self
-            .config
-            .max_peers
-            .saturating_sub(self.peers.len() + dialling)
-            .min(MAX_HALF_OPEN.saturating_sub(dialling));
-        for addr in self.book.next_dials(room, self.missing == 0, now) {
-            out.push(Action::Connect(addr));
-        }
+        let dials = self.book.dials_within(
+            self.config.max_peers,
+            self.peers.len(),
+            self.missing == 0,
+            now,
+        );
+        out.extend(dials.into_iter().map(Action::Connect));
     }
 
     /// A handshake finished: refuse the peer, or take it and send our first messages.
@@ -80,17 +76,10 @@ impl TorrentState {
             self.remove_peer(old, true, now);
         }
         if let Err(reason) = self.admit(addr, handshake, outgoing, now, out) {
-            out.push(Action::Disconnect(key, reason.clone()));
             if outgoing {
-                match reason {
-                    Reason::Ourselves => self.book.forget(addr),
-                    reason => {
-                        let retry = reason == Reason::TooManyPeers;
-                        self.book
-                            .disconnected(addr, Default::default(), retry, false, now);
-                    }
-                }
+                self.book.refused(addr, &reason, now);
             }
+            out.push(Action::Disconnect(key, reason));
             return;
         }
         let id = PeerKey(self.next_id);

@@ -94,6 +94,11 @@ impl Payload {
         }
     }
 
+    /// The torrent's info-hash.
+    pub fn info_hash(&self) -> rill_common::InfoHash {
+        rill_tests::torrent_info_hash(&self.torrent).expect("read the payload's torrent")
+    }
+
     /// Runs `rill download SOURCE -o out` with `options` and checks that it ends with every
     /// piece within `timeout`, every file byte for byte, and exit status 0.
     pub fn assert_rill_downloads(

@@ -18,8 +18,7 @@
 //! libtorrent peer always announces second and dials Transmission from the reply; the tests
 //! wait (scraping) until the tracker has seen Transmission before starting libtorrent.
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use std::collections::BTreeSet;
@@ -30,11 +29,11 @@ use rill_common::tracker::http::{AnnounceRequest, AnnounceResponse, ScrapeStats}
 use rill_common::{InfoHash, PeerId};
 use rill_tests::{
     LibtorrentOptions, LibtorrentPeer, TestTracker, TransmissionOptions, TransmissionPeer,
-    http_get, http_scrape, require_tool, run_rill, torrent_info_hash,
+    http_get, http_scrape, require_tool,
 };
 use rill_tracker::Config;
 
-use crate::support::write_data;
+use crate::client::Payload;
 
 mod private;
 
@@ -54,66 +53,9 @@ const FILES: [(&str, usize); 4] = [
     ("z.txt", 17),
 ];
 
-/// A torrent and its data: `seed_dir` holds the folder `payload/` the torrent describes.
-struct Payload {
-    torrent: PathBuf,
-    seed_dir: PathBuf,
-    info_hash: InfoHash,
-}
-
-impl Payload {
-    /// Writes the data under `root/seed/payload` and `rill create`s `root/payload.torrent`
-    /// announcing to `announce_url`.
-    fn new(root: &Path, announce_url: &str) -> Self {
-        let seed_dir = root.join("seed");
-        let folder = seed_dir.join("payload");
-        for (seed, (name, len)) in (1u64..).zip(FILES) {
-            write_data(&folder.join(name), len, seed);
-        }
-        let torrent = root.join("payload.torrent");
-        let output = run_rill([
-            "create".as_ref(),
-            folder.as_os_str(),
-            "-o".as_ref(),
-            torrent.as_os_str(),
-            "--tracker".as_ref(),
-            announce_url.as_ref(),
-            "--quiet".as_ref(),
-        ]);
-        assert!(
-            output.status.success(),
-            "rill create: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let info_hash = torrent_info_hash(&torrent).unwrap();
-        Self {
-            torrent,
-            seed_dir,
-            info_hash,
-        }
-    }
-
-    /// Asserts that `dir/payload` holds exactly the seed's files. libtorrent 2.0 reports a
-    /// torrent finished once every piece hashed, which it may do from its store buffer
-    /// before the last writes reach the files: on a loaded machine the files can lag for a
-    /// moment, so a mismatch is re-read for a bounded time before it fails.
-    fn assert_downloaded(&self, dir: &Path) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        for (name, len) in FILES {
-            let ours = fs::read(self.seed_dir.join("payload").join(name)).unwrap();
-            loop {
-                let theirs = fs::read(dir.join("payload").join(name))
-                    .unwrap_or_else(|err| panic!("{name} not downloaded: {err}"));
-                assert_eq!(theirs.len(), len, "{name}: length");
-                if theirs == ours {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "{name}: contents differ");
-                // The wait is for another process's disk writes.
-                std::thread::park_timeout(Duration::from_millis(100));
-            }
-        }
-    }
+/// The test payload of [`FILES`], its torrent announcing to `announce_url`.
+fn payload(root: &Path, announce_url: &str) -> Payload {
+    Payload::with_files(root, Some(announce_url), &FILES)
 }
 
 /// Scrapes `info_hash` from `tracker` over HTTP until `done` holds (bounded by `timeout`),
@@ -182,7 +124,7 @@ fn libtorrent_pair(url_of: impl Fn(&TestTracker) -> String) {
     let tracker = TestTracker::start(Config::default());
     let url = url_of(&tracker);
     let tmp = tempfile::tempdir().unwrap();
-    let payload = Payload::new(tmp.path(), &tracker.announce_url());
+    let payload = payload(tmp.path(), &tracker.announce_url());
     let options = LibtorrentOptions::default().tracker(url.clone());
 
     let mut seed =
@@ -203,16 +145,16 @@ fn libtorrent_pair(url_of: impl Fn(&TestTracker) -> String) {
         .unwrap();
     assert_eq!(peers, 1, "{url} gives the leecher the seed");
     leech.wait_finished(LIBTORRENT_DOWNLOAD).unwrap();
-    payload.assert_downloaded(&leech_dir);
-    assert_completed_in_scrape(&tracker, payload.info_hash);
+    payload.assert_copied_eventually(&leech_dir, &FILES);
+    assert_completed_in_scrape(&tracker, payload.info_hash());
     // Each announced from its own listen address, over HTTP and UDP alike.
-    let swarm = swarm_seen_by_a_newcomer(&tracker, payload.info_hash);
+    let swarm = swarm_seen_by_a_newcomer(&tracker, payload.info_hash());
     assert_eq!(swarm, BTreeSet::from([seed.addr(), leech.addr()]));
     // Closing the driver announces `stopped`: the tracker forgets that peer.
     assert!(leech.stop().unwrap().success());
     let stats = wait_for_scrape(
         &tracker,
-        payload.info_hash,
+        payload.info_hash(),
         ANNOUNCE_SEEN,
         "the stopped announce",
         |stats| stats.complete == 1,
@@ -239,7 +181,7 @@ fn transmission_seed_libtorrent_leecher(url_of: impl Fn(&TestTracker) -> String)
     }
     let tracker = TestTracker::start(Config::default());
     let tmp = tempfile::tempdir().unwrap();
-    let payload = Payload::new(tmp.path(), &url_of(&tracker));
+    let payload = payload(tmp.path(), &url_of(&tracker));
 
     let _seed = TransmissionPeer::seed(
         &payload.torrent,
@@ -249,7 +191,7 @@ fn transmission_seed_libtorrent_leecher(url_of: impl Fn(&TestTracker) -> String)
     .unwrap();
     wait_for_scrape(
         &tracker,
-        payload.info_hash,
+        payload.info_hash(),
         ANNOUNCE_SEEN,
         "Transmission's announce as a seed",
         |stats| stats.complete == 1,
@@ -268,13 +210,13 @@ fn transmission_seed_libtorrent_leecher(url_of: impl Fn(&TestTracker) -> String)
         "the tracker gives libtorrent the Transmission seed"
     );
     leech.wait_finished(TRANSMISSION_DOWNLOAD).unwrap();
-    payload.assert_downloaded(&leech_dir);
-    assert_completed_in_scrape(&tracker, payload.info_hash);
+    payload.assert_copied_eventually(&leech_dir, &FILES);
+    assert_completed_in_scrape(&tracker, payload.info_hash());
     // The libtorrent leecher announces `stopped` as it exits: one seeder (Transmission) left.
     assert!(leech.stop().unwrap().success());
     wait_for_scrape(
         &tracker,
-        payload.info_hash,
+        payload.info_hash(),
         ANNOUNCE_SEEN,
         "libtorrent's stopped announce",
         |stats| stats.complete == 1,
@@ -298,7 +240,7 @@ fn libtorrent_seed_dials_a_transmission_leecher_over_http() {
     }
     let tracker = TestTracker::start(Config::default());
     let tmp = tempfile::tempdir().unwrap();
-    let payload = Payload::new(tmp.path(), &tracker.announce_url());
+    let payload = payload(tmp.path(), &tracker.announce_url());
 
     let leech_dir = tmp.path().join("leech");
     let mut leech =
@@ -306,7 +248,7 @@ fn libtorrent_seed_dials_a_transmission_leecher_over_http() {
             .unwrap();
     wait_for_scrape(
         &tracker,
-        payload.info_hash,
+        payload.info_hash(),
         ANNOUNCE_SEEN,
         "Transmission's announce as a leecher",
         |stats| stats.incomplete == 1,
@@ -328,8 +270,8 @@ fn libtorrent_seed_dials_a_transmission_leecher_over_http() {
         "the tracker gives the libtorrent seed the Transmission leecher"
     );
     leech.wait_finished(TRANSMISSION_DOWNLOAD).unwrap();
-    payload.assert_downloaded(&leech_dir);
-    assert_completed_in_scrape(&tracker, payload.info_hash);
+    payload.assert_copied_eventually(&leech_dir, &FILES);
+    assert_completed_in_scrape(&tracker, payload.info_hash());
     // transmission-cli exits on SIGINT without announcing `stopped` (measured), so the
     // tracker keeps it until it expires; only the exit itself is checked.
     assert!(leech.stop().unwrap().success());

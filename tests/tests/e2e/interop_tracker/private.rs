@@ -21,7 +21,7 @@ use rill_tests::{
     http_scrape, require_tool,
 };
 
-use super::{ANNOUNCE_SEEN, FILES, LIBTORRENT_DOWNLOAD, Payload, TRANSMISSION_DOWNLOAD};
+use super::{ANNOUNCE_SEEN, FILES, LIBTORRENT_DOWNLOAD, TRANSMISSION_DOWNLOAD, payload};
 
 /// The payload's size in bytes.
 fn payload_size() -> u64 {
@@ -68,8 +68,8 @@ fn libtorrent_pair(url_of: impl Fn(&TestTracker, &rill_tracker::private::Passkey
     let (db, tracker) = private_tracker();
     let (alice, bob) = (TestDb::passkey_of("alice"), TestDb::passkey_of("bob"));
     let tmp = tempfile::tempdir().unwrap();
-    let payload = Payload::new(tmp.path(), &tracker.private_announce_url(&alice));
-    register(&db, &tracker, payload.info_hash);
+    let payload = payload(tmp.path(), &tracker.private_announce_url(&alice));
+    register(&db, &tracker, payload.info_hash());
 
     let seed_url = url_of(&tracker, &alice);
     let mut seed = LibtorrentPeer::seed(
@@ -99,7 +99,7 @@ fn libtorrent_pair(url_of: impl Fn(&TestTracker, &rill_tracker::private::Passkey
         .unwrap();
     assert_eq!(peers, 1, "{seed_url}: the leecher is given the seed");
     leech.wait_finished(LIBTORRENT_DOWNLOAD).unwrap();
-    payload.assert_downloaded(&leech_dir);
+    payload.assert_copied_eventually(&leech_dir, &FILES);
 
     // Both stop, announcing `stopped` with their final counters.
     assert!(leech.stop().unwrap().success());
@@ -111,10 +111,10 @@ fn libtorrent_pair(url_of: impl Fn(&TestTracker, &rill_tracker::private::Passkey
     assert_eq!(bob_stats.snatches, 1, "{bob_stats:?}");
     assert_eq!(alice_stats.downloaded, 0, "{alice_stats:?}");
     // A scrape through the passkey's scrape URL sees the torrent; both peers have left.
-    let scrape = http_scrape(&scrapeable(&tracker, &alice), &[payload.info_hash]).unwrap();
+    let scrape = http_scrape(&scrapeable(&tracker, &alice), &[payload.info_hash()]).unwrap();
     let stats = scrape
         .files
-        .get(&payload.info_hash)
+        .get(&payload.info_hash())
         .cloned()
         .unwrap_or_default();
     assert_eq!(stats.downloaded, 1, "{stats:?}");
@@ -140,8 +140,8 @@ fn transmission_leecher_and_libtorrent_seed_with_passkeys_are_credited() {
     let (db, tracker) = private_tracker();
     let (alice, bob) = (TestDb::passkey_of("alice"), TestDb::passkey_of("bob"));
     let tmp = tempfile::tempdir().unwrap();
-    let payload = Payload::new(tmp.path(), &tracker.private_announce_url(&bob));
-    register(&db, &tracker, payload.info_hash);
+    let payload = payload(tmp.path(), &tracker.private_announce_url(&bob));
+    register(&db, &tracker, payload.info_hash());
 
     let leech_dir = tmp.path().join("leech");
     let mut leech =
@@ -149,8 +149,8 @@ fn transmission_leecher_and_libtorrent_seed_with_passkeys_are_credited() {
             .unwrap();
     let deadline = std::time::Instant::now() + ANNOUNCE_SEEN;
     loop {
-        let scrape = http_scrape(&scrapeable(&tracker, &bob), &[payload.info_hash]);
-        let stats = scrape.unwrap().files.get(&payload.info_hash).cloned();
+        let scrape = http_scrape(&scrapeable(&tracker, &bob), &[payload.info_hash()]);
+        let stats = scrape.unwrap().files.get(&payload.info_hash()).cloned();
         if stats.is_some_and(|s| s.incomplete == 1) {
             break;
         }
@@ -169,7 +169,7 @@ fn transmission_leecher_and_libtorrent_seed_with_passkeys_are_credited() {
     )
     .unwrap();
     leech.wait_finished(TRANSMISSION_DOWNLOAD).unwrap();
-    payload.assert_downloaded(&leech_dir);
+    payload.assert_copied_eventually(&leech_dir, &FILES);
     // Transmission's `completed` announce carries its download; wait for it, bounded.
     let deadline = std::time::Instant::now() + ANNOUNCE_SEEN;
     loop {

@@ -48,7 +48,9 @@ impl Pool {
     pub fn fresh(&self) -> BytesMut {
         let reused = {
             let mut pool = self.retired();
-            let free = pool.iter_mut().position(|buf| buf.try_reclaim(BUFFER_LEN));
+            // The newest first: its memory is the likeliest to be still in a CPU cache,
+            // which makes the `recv` copy into it cheaper.
+            let free = pool.iter_mut().rposition(|buf| buf.try_reclaim(BUFFER_LEN));
             free.and_then(|at| pool.remove(at))
         };
         reused.unwrap_or_else(|| BytesMut::with_capacity(BUFFER_LEN))

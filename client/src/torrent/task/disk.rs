@@ -231,15 +231,22 @@ impl Worker {
         };
         let piece = first.piece;
         self.cache.forget(piece);
+        // Hashed before the write, while the bytes are still in the CPU cache from the
+        // receive; if the write fails the partial hash is dropped, so what is checked is
+        // still only what is on disk.
+        let hashed = self.store.piece_info(piece).is_some();
+        if hashed {
+            self.hashers.written(piece, first.begin, data);
+        }
         let result = self.store.write_run(piece, first.begin, data);
         match result {
             Ok(()) => {
-                if self.store.piece_info(piece).is_some() {
-                    self.hashers.written(piece, first.begin, data);
-                }
                 events.extend(blocks.iter().map(|block| Event::BlockWritten(*block)));
             }
             Err(err) => {
+                if hashed {
+                    self.hashers.take(piece);
+                }
                 let message = err.to_string();
                 events.extend(blocks.iter().map(|_| Event::StorageFailed(message.clone())));
             }

@@ -365,8 +365,10 @@ async fn read_loop(
                 // requests until that ACK comes: a seed sat idle for most of its time.
                 // Asking for a quick ACK sends the pending one at once. Bulk reads (blocks
                 // coming in) keep the kernel's usual ACK pacing. Failing costs only speed.
+                // A short read inside a block (the first frame in the buffer is a `piece`)
+                // is the tail of a burst, not a message to acknowledge at once.
                 #[cfg(any(target_os = "linux", target_os = "android"))]
-                if read < QUICKACK_BELOW {
+                if read < QUICKACK_BELOW && buf.get(4) != Some(&message::PIECE) {
                     let _ = socket.as_ref().set_quickack(true);
                 }
             }

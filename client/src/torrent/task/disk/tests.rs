@@ -264,10 +264,10 @@ async fn the_thread_answers_batches_and_ends_with_its_sender() {
     let store = Arc::new(MemStore::new(1));
     let Link { jobs, mut done, .. } = spawn(store as Arc<dyn BlockStore>);
     let data = content(1);
-    for i in 0..4 {
-        jobs.send(write(&data, 0, i)).unwrap();
-    }
-    jobs.send(Job::Verify(PieceIndex(0))).unwrap();
+    jobs.send(vec![write(&data, 0, 0)]).unwrap();
+    jobs.send((1..4).map(|i| write(&data, 0, i)).collect())
+        .unwrap();
+    jobs.send(vec![Job::Verify(PieceIndex(0))]).unwrap();
     let mut events = Vec::new();
     while events.len() < 5 {
         events.extend(done.recv().await.unwrap().events);

@@ -165,7 +165,7 @@ fn blocks_in_order_are_written_together_and_verified_without_reading_back() {
 }
 
 #[test]
-fn blocks_out_of_order_are_read_back_from_the_first_gap() {
+fn blocks_out_of_order_are_hashed_once_the_gap_fills() {
     let (store, mut worker) = setup(1);
     let data = content(1);
     run(&mut worker, vec![write(&data, 0, 0)]);
@@ -174,7 +174,11 @@ fn blocks_out_of_order_are_read_back_from_the_first_gap() {
     run(&mut worker, vec![write(&data, 0, 3)]);
     let events = run(&mut worker, vec![Job::Verify(PieceIndex(0))]);
     assert_eq!(verified(&events), [(0, true)]);
-    assert_eq!(*store.read_back.lock().unwrap(), 2 * BLOCK as usize);
+    assert_eq!(
+        *store.read_back.lock().unwrap(),
+        0,
+        "block 2 was kept until block 1 came"
+    );
 }
 
 #[test]

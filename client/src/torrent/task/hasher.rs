@@ -237,7 +237,7 @@ mod tests {
         let mut hashers = Hashers::default();
         let big = Bytes::from(vec![1u8; MAX_PENDING / 2]);
         for piece in 0..3 {
-            hashers.written(PieceIndex(piece), 16, &[big.clone()]);
+            hashers.written(PieceIndex(piece), 16, std::slice::from_ref(&big));
         }
         assert_eq!(
             hashers.pending_len(),

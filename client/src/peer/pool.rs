@@ -7,10 +7,12 @@
 //! thread that is. Taking buffers from here rather than from `malloc` saves the page faults
 //! of memory the allocator gave back to the kernel between bursts.
 //!
-//! Invariants: at most [`MAX_POOLED`] retired buffers wait here (16 MiB, most of it blocks waiting for the disk); a retired buffer is
-//! handed out again only when nothing else refers to its memory ([`BytesMut::try_reclaim`]
-//! says so), so a block still waiting for the disk is never overwritten; when the pool is
-//! full the oldest retired buffer is let go (its memory is freed with its last block).
+//! Invariants: at most [`MAX_POOLED`] retired buffers wait here (16 MiB, most of it pinned by
+//! blocks waiting for the disk, which the task caps at a few MiB); a retired buffer is handed
+//! out again only when nothing else refers to its memory ([`BytesMut::try_reclaim`] says
+//! so), so a block still waiting for the disk is never overwritten; the newest free buffer
+//! is handed out first; when the pool is full the oldest retired buffer is let go (its
+//! memory is freed with its last block).
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};

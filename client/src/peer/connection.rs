@@ -7,12 +7,14 @@
 //!   [`Timeouts::keep_alive`] of silence.
 //! - The handshake's info hash is checked before anything else is read; bytes the peer sent
 //!   right after its handshake stay in the buffer handed to the read loop.
-//! - The read loop reads up to [`READ_ROOM`] bytes per call into one receive buffer that it
-//!   reuses, and decodes with [`codec::decode_detached`] capped by the torrent's
+//! - The read loop receives into a buffer of the [`pool`] with at least [`READ_ROOM`] / 2
+//!   bytes of room before each read, and decodes capped by the torrent's
 //!   [`codec::max_len_for`], so a peer cannot make it allocate more than one capped frame. A
-//!   block's payload is copied once, from the receive buffer into a 16 KiB buffer of the
-//!   [`pool`]: a block waiting for the disk holds its 16 KiB and nothing more, and the receive
-//!   buffer is never shared, so it is never reallocated.
+//!   block's payload is a slice of that buffer ([`codec::decode`]: never copied on its way to
+//!   the disk); other payloads are copied out ([`codec::decode_detached`]), so only blocks
+//!   pin a receive buffer. When a shared buffer's room runs low it is retired to the pool
+//!   (reused once its blocks are written) and the partial frame at its end moves to a fresh
+//!   one.
 //! - The write loop sends a `piece` as its 13-byte header and the block's own `Bytes`, in one
 //!   vectored write with whatever else is queued (up to [`GATHER_LIMIT`] bytes): the block is
 //!   never copied, and headers and small messages are encoded together into one reused buffer.
@@ -26,10 +28,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use rill_common::InfoHash;
+use rill_common::pieces::BLOCK_SIZE;
 use rill_common::wire::handshake::{HANDSHAKE_LEN, HandshakePrefix, PREFIX_LEN};
-use rill_common::wire::{Handshake, HandshakeError, Message, Reserved, WireError, codec};
+use rill_common::wire::{Handshake, HandshakeError, Message, Reserved, WireError, codec, message};
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -307,10 +310,14 @@ pub fn spawn(
     }
 }
 
-/// How much free room the receive buffer keeps before each read: one `recv` takes up to this
-/// much (eight blocks), so a fast peer costs one system call per eight blocks. The buffer is
-/// reused, so this is also about what a connection's receive buffer keeps resident.
+/// The room a receive buffer is brought back to when less than half of it is left (in
+/// place if no block shares the buffer, else in a fresh one of [`pool::BUFFER_LEN`]): one
+/// `recv` takes at least half of this (four blocks), so a fast peer costs one system call
+/// per several blocks.
 pub const READ_ROOM: usize = 128 * 1024;
+
+/// The longest frame of a block we ask for: its 13-byte header and 16 KiB.
+const BLOCK_FRAME: usize = message::PIECE_HEADER_LEN + BLOCK_SIZE as usize;
 
 /// Reads shorter than this (requests, `have`s: no block) are ACKed at once; see `read_loop`.
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -325,18 +332,31 @@ async fn read_loop(
     events: mpsc::Sender<PeerEvent>,
     throttles: Arc<Throttles>,
 ) {
+    // Whether `buf` came from the pool (the handshake's buffer did not).
+    let mut pooled = false;
     let why = loop {
         match decode_all(key, &mut buf, max_len, &events, &throttles).await {
             Ok(true) => {}
             Ok(false) => return, // the torrent is gone
             Err(err) => break err.to_string(),
         }
-        if buf.capacity() - buf.len() < READ_ROOM / 2 {
-            // The buffer is never shared (payloads are copied out), so this moves the partial
-            // frame left at its end to the front rather than allocating.
-            buf.reserve(READ_ROOM);
+        if buf.capacity() - buf.len() < READ_ROOM / 2 && !buf.try_reclaim(READ_ROOM) {
+            // Blocks still share this buffer: carry the partial frame at its end over to a
+            // fresh one, and retire this one until the disk has written them.
+            let mut fresh = pool::POOL.fresh();
+            fresh.extend_from_slice(&buf);
+            let old = std::mem::replace(&mut buf, fresh);
+            if pooled {
+                pool::POOL.retire(old);
+            }
+            pooled = true;
         }
-        match timeout(idle, socket.read_buf(&mut buf)).await {
+        // Room is left for the rest of a block frame the read may end inside, so the
+        // decoder never has to move a shared buffer to grow it.
+        let room = (buf.capacity() - buf.len())
+            .saturating_sub(BLOCK_FRAME)
+            .max(1);
+        match timeout(idle, socket.read_buf(&mut (&mut buf).limit(room))).await {
             Err(_) => break "nothing received for too long".to_owned(),
             Ok(Ok(0)) => break "closed by the peer".to_owned(),
             Ok(Ok(read)) => {
@@ -345,8 +365,10 @@ async fn read_loop(
                 // requests until that ACK comes: a seed sat idle for most of its time.
                 // Asking for a quick ACK sends the pending one at once. Bulk reads (blocks
                 // coming in) keep the kernel's usual ACK pacing. Failing costs only speed.
+                // A short read inside a block (the first frame in the buffer is a `piece`)
+                // is the tail of a burst, not a message to acknowledge at once.
                 #[cfg(any(target_os = "linux", target_os = "android"))]
-                if read < QUICKACK_BELOW {
+                if read < QUICKACK_BELOW && buf.get(4) != Some(&message::PIECE) {
                     let _ = socket.as_ref().set_quickack(true);
                 }
             }
@@ -364,7 +386,7 @@ async fn decode_all(
     events: &mpsc::Sender<PeerEvent>,
     throttles: &Throttles,
 ) -> Result<bool, WireError> {
-    while let Some(message) = codec::decode_detached_with(buf, max_len, &mut pool::copy)? {
+    while let Some(message) = decode(buf, max_len)? {
         if let Message::Piece { data, .. } = &message {
             throttles.down.consume(data.len()).await;
         }
@@ -373,6 +395,18 @@ async fn decode_all(
         }
     }
     Ok(true)
+}
+
+/// Decodes one message: a block's payload as a slice of `buf`, any other payload copied out
+/// (a bitfield or an extended message may live long; it must not pin a receive buffer).
+fn decode(buf: &mut BytesMut, max_len: u32) -> Result<Option<Message>, WireError> {
+    // The id byte of a keep-alive's successor may read as PIECE: both decoders handle a
+    // keep-alive alike, so the choice only decides whether a payload is shared.
+    if buf.get(4) == Some(&message::PIECE) {
+        codec::decode(buf, max_len)
+    } else {
+        codec::decode_detached(buf, max_len)
+    }
 }
 
 /// Queued bytes above which the writer stops gathering more messages into one write.

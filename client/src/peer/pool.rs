@@ -1,64 +1,88 @@
-//! A process-wide pool of 16 KiB block buffers for the read loops.
+//! A process-wide pool of receive buffers for the read loops.
 //!
-//! A read loop copies each received block out of its receive buffer (see
-//! [`super::connection`]); taking that copy's memory from here rather than from `malloc`
-//! saves an allocation and a free per block and, above all, the page faults of memory the
-//! allocator gave back to the kernel between bursts. A buffer comes back when the last
-//! `Bytes` of its block is dropped (after the disk wrote it), from whichever thread that is.
+//! A read loop receives into a [`BUFFER_LEN`] buffer and hands each received block out as a
+//! slice of it (see [`super::connection`]): the block's bytes are never copied on their way
+//! to the disk. A buffer whose room runs low is retired here, and its memory is used again
+//! once the last block sliced from it is dropped (after the disk wrote it), from whichever
+//! thread that is. Taking buffers from here rather than from `malloc` saves the page faults
+//! of memory the allocator gave back to the kernel between bursts.
 //!
-//! Invariants: only buffers of exactly [`BLOCK_LEN`] bytes capacity are pooled; at most
-//! [`MAX_POOLED`] wait here (4 MiB), so the pool never holds more than a burst's worth of
-//! memory that was resident anyway; payloads of other lengths are plain copies.
+//! Invariants: at most [`MAX_POOLED`] retired buffers wait here (16 MiB, most of it pinned by
+//! blocks waiting for the disk, which the task caps at a few MiB); a retired buffer is handed
+//! out again only when nothing else refers to its memory ([`BytesMut::try_reclaim`] says
+//! so), so a block still waiting for the disk is never overwritten; the newest free buffer
+//! is handed out first; when the pool is full the oldest retired buffer is let go (its
+//! memory is freed with its last block).
 
-use std::sync::Mutex;
+use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
 
-use bytes::Bytes;
-use rill_common::pieces::BLOCK_SIZE;
+use bytes::BytesMut;
 
-/// The length of a pooled buffer: one block.
-pub const BLOCK_LEN: usize = BLOCK_SIZE as usize;
-/// Buffers the pool keeps at most.
-pub const MAX_POOLED: usize = 256;
+/// The capacity of a pooled receive buffer.
+pub const BUFFER_LEN: usize = 256 * 1024;
+/// Retired buffers the pool keeps at most.
+pub const MAX_POOLED: usize = 64;
 
-static FREE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-
-/// A copy of `bytes`, in a pooled buffer when it is exactly one block long.
-pub fn copy(bytes: &[u8]) -> Bytes {
-    if bytes.len() != BLOCK_LEN {
-        return Bytes::copy_from_slice(bytes);
-    }
-    let reused = FREE.lock().ok().and_then(|mut free| free.pop());
-    let mut buf = reused.unwrap_or_else(|| Vec::with_capacity(BLOCK_LEN));
-    buf.clear();
-    buf.extend_from_slice(bytes);
-    Bytes::from_owner(Pooled(buf))
+/// Retired receive buffers, oldest first.
+pub struct Pool {
+    retired: Mutex<VecDeque<BytesMut>>,
 }
 
-/// Buffers waiting in the pool now.
-pub fn pooled() -> usize {
-    FREE.lock().map_or(0, |free| free.len())
-}
+/// The pool the read loops share.
+pub static POOL: Pool = Pool::new();
 
-/// A block's buffer on loan; it goes back to the pool on drop.
-struct Pooled(Vec<u8>);
-
-impl AsRef<[u8]> for Pooled {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl Drop for Pooled {
-    fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.0);
-        if buf.capacity() != BLOCK_LEN {
-            return;
+impl Pool {
+    /// An empty pool.
+    pub const fn new() -> Self {
+        Pool {
+            retired: Mutex::new(VecDeque::new()),
         }
-        if let Ok(mut free) = FREE.lock()
-            && free.len() < MAX_POOLED
-        {
-            free.push(buf);
+    }
+
+    fn retired(&self) -> std::sync::MutexGuard<'_, VecDeque<BytesMut>> {
+        // Every update is one push, pop or remove: a panic cannot leave it inconsistent.
+        self.retired.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// An empty receive buffer with room for [`BUFFER_LEN`] bytes: a retired one whose
+    /// blocks are all gone, or a new one.
+    pub fn fresh(&self) -> BytesMut {
+        let reused = {
+            let mut pool = self.retired();
+            // The newest first: its memory is the likeliest to be still in a CPU cache,
+            // which makes the `recv` copy into it cheaper.
+            let free = pool.iter_mut().rposition(|buf| buf.try_reclaim(BUFFER_LEN));
+            free.and_then(|at| pool.remove(at))
+        };
+        reused.unwrap_or_else(|| BytesMut::with_capacity(BUFFER_LEN))
+    }
+
+    /// Takes back a buffer from [`Pool::fresh`] whose bytes the read loop no longer needs;
+    /// its memory is used again once the blocks sliced from it are dropped.
+    pub fn retire(&self, mut buf: BytesMut) {
+        buf.clear();
+        let mut pool = self.retired();
+        if pool.len() >= MAX_POOLED {
+            pool.pop_front();
         }
+        pool.push_back(buf);
+    }
+
+    /// Buffers waiting in the pool now (free or not).
+    pub fn len(&self) -> usize {
+        self.retired().len()
+    }
+
+    /// Whether no buffer waits in the pool.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool::new()
     }
 }
 
@@ -67,30 +91,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blocks_are_copied_and_their_buffers_reused() {
-        let block: Vec<u8> = (0..BLOCK_LEN).map(|i| (i % 253) as u8).collect();
-        let first = copy(&block);
-        assert_eq!(&first[..], &block[..]);
-        let at = first.as_ptr();
-        // A slice keeps the buffer on loan; the last drop returns it.
-        let part = first.slice(100..200);
-        drop(first);
-        assert_eq!(&part[..], &block[100..200]);
-        drop(part);
-        // Other tests may run at once, so the buffer is not necessarily the next one out:
-        // take them all and find it among them.
-        let taken: Vec<Bytes> = (0..=MAX_POOLED).map(|_| copy(&block)).collect();
-        assert!(taken.iter().any(|b| b.as_ptr() == at), "buffer not reused");
-        assert!(taken.iter().all(|b| b[..] == block[..]));
-        drop(taken);
-        assert!(pooled() <= MAX_POOLED);
+    fn a_buffer_is_reused_only_once_its_blocks_are_gone() {
+        let pool = Pool::new();
+        let mut buf = pool.fresh();
+        assert!(buf.capacity() >= BUFFER_LEN);
+        buf.extend_from_slice(&[7u8; 1000]);
+        let at = buf.as_ptr();
+        let block = buf.split_to(600).freeze().slice(100..);
+        pool.retire(buf);
+        let other = pool.fresh();
+        assert_ne!(other.as_ptr(), at, "a buffer with a live block was reused");
+        assert_eq!(pool.len(), 1);
+        assert_eq!(&block[..], &[7u8; 500][..]);
+        drop(block);
+        let again = pool.fresh();
+        assert_eq!(again.as_ptr(), at, "the freed buffer was not reused");
+        assert!(again.is_empty() && again.capacity() >= BUFFER_LEN);
+        assert!(pool.is_empty());
+        drop(other);
     }
 
     #[test]
-    fn other_lengths_are_plain_copies() {
-        for len in [0, 1, BLOCK_LEN - 1, BLOCK_LEN + 1] {
-            let bytes = vec![7u8; len];
-            assert_eq!(&copy(&bytes)[..], &bytes[..]);
-        }
+    fn the_pool_keeps_at_most_max_pooled() {
+        let pool = Pool::new();
+        let held: Vec<BytesMut> = (0..MAX_POOLED + 3).map(|_| pool.fresh()).collect();
+        held.into_iter().for_each(|buf| pool.retire(buf));
+        assert_eq!(pool.len(), MAX_POOLED);
     }
 }

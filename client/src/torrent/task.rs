@@ -10,8 +10,9 @@
 //! - Every connection the state knows of gets exactly one [`Event::Disconnected`]: when its
 //!   link closes by itself, or right after the task carries out [`Action::Disconnect`].
 //! - Every [`Action::Write`], [`Action::Verify`] and [`Action::Read`] becomes one job for the
-//!   torrent's disk worker (`disk`: one thread, batches, one wake-up of the task per batch)
-//!   and is answered by exactly one event, unless the task is stopping; the task stops only
+//!   torrent's disk worker (`disk`: one thread; the jobs of one turn of the loop go in one
+//!   hand-off, and one wake-up of the task answers each batch) and is answered by exactly
+//!   one event, unless the task is stopping; the task stops only
 //!   after all disk work in flight has come back, then syncs the data and saves the resume
 //!   file (so the resume file never names a piece whose data is not on disk). If the worker
 //!   is gone, the job is answered at once with [`Event::StorageFailed`]. A read whose bytes
@@ -236,8 +237,10 @@ struct Task {
     next_key: u32,
     peer_events: (mpsc::Sender<PeerEvent>, mpsc::Receiver<PeerEvent>),
     dials: (mpsc::Sender<Dialled>, mpsc::Receiver<Dialled>),
-    /// Jobs for the disk worker.
-    disk: std::sync::mpsc::Sender<disk::Job>,
+    /// Jobs for the disk worker, sent together once per turn of the loop.
+    disk: std::sync::mpsc::Sender<Vec<disk::Job>>,
+    /// Jobs of this turn, not yet sent (counted in `disk_in_flight` and `disk_bytes`).
+    disk_jobs: Vec<disk::Job>,
     /// The worker's answers, one batch at a time.
     disk_done: mpsc::UnboundedReceiver<disk::Done>,
     /// Ranges the worker read ahead: requests they hold are answered at once.
@@ -288,6 +291,7 @@ impl Task {
             peer_events: mpsc::channel(EVENT_QUEUE),
             dials: mpsc::channel(64),
             disk: disk.jobs,
+            disk_jobs: Vec::new(),
             disk_done: disk.done,
             read_cache: disk.cache,
             disk_in_flight: 0,
@@ -319,6 +323,7 @@ impl Task {
         }
         self.check_finish(Instant::now());
         while !self.stopping {
+            self.flush_disk();
             let deadline = self.deadline();
             tokio::select! {
                 biased;
@@ -406,21 +411,12 @@ impl Task {
                     self.queue.push_back(Event::Disconnected(peer));
                 }
             }
-            Action::Write(block, data) => {
-                let len = data.len();
-                if self.on_disk(disk::Job::Write(block, data)) {
-                    self.disk_bytes += len;
-                }
-            }
-            Action::Verify(piece) => {
-                self.on_disk(disk::Job::Verify(piece));
-            }
+            Action::Write(block, data) => self.on_disk(disk::Job::Write(block, data)),
+            Action::Verify(piece) => self.on_disk(disk::Job::Verify(piece)),
             Action::Read(peer, block) => match self.read_cache.get(block) {
                 // Read ahead with an earlier request: no hand-off to the worker.
                 Some(data) => self.queue.push_back(Event::BlockRead(peer, block, data)),
-                None => {
-                    self.on_disk(disk::Job::Read(peer, block));
-                }
+                None => self.on_disk(disk::Job::Read(peer, block)),
             },
             Action::Announce(event) => {
                 if let Some(trackers) = &mut self.trackers {
@@ -443,19 +439,39 @@ impl Task {
         }
     }
 
-    /// Hands a job to the disk worker (its answer comes back on `disk_done`); whether it
-    /// went (if the worker is gone, the job is answered at once with a storage failure).
-    fn on_disk(&mut self, job: disk::Job) -> bool {
-        match self.disk.send(job) {
-            Ok(()) => {
-                self.disk_in_flight += 1;
-                true
+    /// Queues a job for the disk worker (sent by [`Task::flush_disk`] at the end of this
+    /// turn; its answer comes back on `disk_done`).
+    fn on_disk(&mut self, job: disk::Job) {
+        if let disk::Job::Write(_, data) = &job {
+            self.disk_bytes += data.len();
+        }
+        self.disk_in_flight += 1;
+        self.disk_jobs.push(job);
+    }
+
+    /// Sends the jobs queued in this turn to the disk worker, in one hand-off: the worker is
+    /// woken at most once per turn. If the worker is gone, each job is answered at once with
+    /// a storage failure.
+    fn flush_disk(&mut self) {
+        // Failures may lead to more jobs, which fail in turn; the state stops on the first
+        // failure, so this ends, but it is bounded all the same.
+        for _ in 0..4 {
+            if self.disk_jobs.is_empty() {
+                return;
             }
-            Err(_) => {
+            let jobs = std::mem::take(&mut self.disk_jobs);
+            let Err(std::sync::mpsc::SendError(jobs)) = self.disk.send(jobs) else {
+                return;
+            };
+            for job in jobs {
+                self.disk_in_flight = self.disk_in_flight.saturating_sub(1);
+                if let disk::Job::Write(_, data) = &job {
+                    self.disk_bytes = self.disk_bytes.saturating_sub(data.len());
+                }
                 let failed = "the disk worker has stopped".to_owned();
                 self.queue.push_back(Event::StorageFailed(failed));
-                false
             }
+            self.drain_queue();
         }
     }
 

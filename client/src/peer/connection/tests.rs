@@ -242,7 +242,7 @@ async fn a_quiet_writer_sends_keep_alives() {
 }
 
 #[tokio::test]
-async fn a_long_burst_arrives_intact_and_each_block_owns_its_bytes() {
+async fn a_long_burst_arrives_intact_and_held_blocks_stay_intact() {
     let ((a, _events_a), (_b, mut events_b)) = pair(quick()).await;
     // Several times the read room, with small messages between blocks, so frames straddle
     // reads and the receive buffer is reused many times.
@@ -271,9 +271,11 @@ async fn a_long_burst_arrives_intact_and_each_block_owns_its_bytes() {
         assert_eq!(&got, message);
         received.push(got);
     }
-    // Each block is its own allocation: as slices of one shared receive buffer, a block would
-    // start right after the previous one's end plus the frames between them (a piece header
-    // of 13 bytes, and a `have` of 9 before every third block).
+    // Every block received is still held here while the later ones were read: the receive
+    // buffers they are slices of were never reused under them.
+    assert_eq!(received, sent, "a held block changed");
+    // Blocks are slices of the receive buffer, not copies: consecutive blocks read together
+    // lie one piece header (13 bytes), or a `have` (9) and a header, apart.
     let mut starts: Vec<usize> = received
         .iter()
         .filter_map(|m| match m {
@@ -282,11 +284,12 @@ async fn a_long_burst_arrives_intact_and_each_block_owns_its_bytes() {
         })
         .collect();
     starts.sort_unstable();
-    for pair in starts.windows(2) {
-        let gap = pair[1] - pair[0];
-        assert!(
-            gap != 16_384 + 13 && gap != 16_384 + 9 + 13,
-            "blocks share a buffer"
-        );
-    }
+    let shared = starts
+        .windows(2)
+        .filter(|pair| matches!(pair[1] - pair[0], 16_397 | 16_406))
+        .count();
+    assert!(
+        shared > 0,
+        "every block was copied out of the receive buffer"
+    );
 }

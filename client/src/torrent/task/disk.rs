@@ -2,9 +2,10 @@
 //! fed by a channel, so a block costs no thread hand-off of its own.
 //!
 //! Invariants:
-//! - each wake-up takes every job queued (at most [`MAX_BATCH`]), answers each with exactly
-//!   one [`Event`], and sends the answers back as one [`Done`]: one wake-up of the task per
-//!   batch, not per block;
+//! - the task sends the jobs of one turn of its loop together (one hand-off, and at most one
+//!   wake-up of this thread, per turn); each wake-up takes every job queued (it stops taking
+//!   more once it has [`MAX_BATCH`]), answers each with exactly one [`Event`], and sends the
+//!   answers back as one [`Done`]: one wake-up of the task per batch, not per block;
 //! - in a batch, writes go first (sorted; a piece's contiguous blocks in one
 //!   [`BlockStore::write_run`]), then verifications, then reads. This keeps the meaning of
 //!   the task's order: a verification is asked only after every write of its piece came
@@ -30,7 +31,7 @@ use super::store::{BlockStore, StoreError};
 use crate::torrent::PeerKey;
 use crate::torrent::state::Event;
 
-/// Jobs taken at one wake-up at most, so answers flow back while a burst is written.
+/// Jobs above which a wake-up takes no more, so answers flow back while a burst is written.
 const MAX_BATCH: usize = 256;
 /// Bytes read at once to serve a request: the rest of the piece from the requested block,
 /// up to this, since a peer asks for a piece's blocks in order. Each miss costs the peer a
@@ -108,8 +109,8 @@ impl ReadCache {
 
 /// The task's ends of a worker.
 pub(super) struct Link {
-    /// Where jobs go.
-    pub jobs: mpsc::Sender<Job>,
+    /// Where jobs go, those of one turn of the task's loop together.
+    pub jobs: mpsc::Sender<Vec<Job>>,
     /// Where the answers come back, one [`Done`] per batch.
     pub done: UnboundedReceiver<Done>,
     /// The ranges read ahead, to serve requests from directly.
@@ -154,11 +155,14 @@ impl Worker {
         }
     }
 
-    fn run(mut self, jobs: &mpsc::Receiver<Job>, done: &UnboundedSender<Done>) {
-        let mut batch = Vec::new();
-        while let Ok(first) = jobs.recv() {
-            batch.push(first);
-            batch.extend(jobs.try_iter().take(MAX_BATCH - 1));
+    fn run(mut self, jobs: &mpsc::Receiver<Vec<Job>>, done: &UnboundedSender<Done>) {
+        while let Ok(mut batch) = jobs.recv() {
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(more) => batch.extend(more),
+                    Err(_) => break,
+                }
+            }
             let answers = self.process(&mut batch);
             if done.send(answers).is_err() {
                 return;
@@ -231,15 +235,22 @@ impl Worker {
         };
         let piece = first.piece;
         self.cache.forget(piece);
+        // Hashed before the write, while the bytes are still in the CPU cache from the
+        // receive; if the write fails the partial hash is dropped, so what is checked is
+        // still only what is on disk.
+        let hashed = self.store.piece_info(piece).is_some();
+        if hashed {
+            self.hashers.written(piece, first.begin, data);
+        }
         let result = self.store.write_run(piece, first.begin, data);
         match result {
             Ok(()) => {
-                if self.store.piece_info(piece).is_some() {
-                    self.hashers.written(piece, first.begin, data);
-                }
                 events.extend(blocks.iter().map(|block| Event::BlockWritten(*block)));
             }
             Err(err) => {
+                if hashed {
+                    self.hashers.take(piece);
+                }
                 let message = err.to_string();
                 events.extend(blocks.iter().map(|_| Event::StorageFailed(message.clone())));
             }

@@ -5,8 +5,11 @@
 //! - a piece's partial hash covers exactly its bytes `0..upto`, and those are the bytes last
 //!   written there: a write that starts before `upto` (a block written again) drops the
 //!   partial hash, and the piece is hashed from the start again;
-//! - blocks written past `upto` (out of order) are not hashed here: verification reads back
-//!   `upto..len` from disk, so what is checked is always what is on disk;
+//! - a run written past `upto` (out of order) is kept (its `Bytes`, the very bytes written)
+//!   until the bytes before it are hashed, then hashed in turn; at most [`MAX_PENDING`] bytes
+//!   are kept over all pieces (they pin their receive buffers), and a run that does not fit,
+//!   or overlaps one kept, is dropped: verification reads back `upto..len` from disk, so what
+//!   is checked is always what is on disk;
 //! - [`Hashers::take`] forgets the piece, so a piece fetched again after a failed check
 //!   starts from nothing.
 //!
@@ -27,34 +30,93 @@ pub(super) struct Partial {
     pub upto: u32,
 }
 
+/// Bytes of out-of-order runs kept at most, over all pieces (each run pins the receive
+/// buffers its blocks are slices of).
+pub(super) const MAX_PENDING: usize = 512 << 10;
+
+/// A run written past its piece's `upto`: where it starts, its blocks, its length.
+type Run = (u32, Vec<Bytes>, usize);
+
 /// The partial hashes of the pieces being written.
 #[derive(Default)]
 pub(super) struct Hashers {
     partial: HashMap<PieceIndex, Partial>,
+    /// Per piece, runs written past `upto`, waiting for the bytes before them.
+    pending: HashMap<PieceIndex, Vec<Run>>,
+    /// Bytes in `pending`.
+    pending_len: usize,
+}
+
+fn run_len(blocks: &[Bytes]) -> usize {
+    blocks.iter().map(Bytes::len).sum()
+}
+
+fn hash_run(partial: &mut Partial, blocks: &[Bytes]) {
+    for data in blocks {
+        partial.sha.update(data);
+        partial.upto = partial
+            .upto
+            .saturating_add(u32::try_from(data.len()).unwrap_or(u32::MAX));
+    }
 }
 
 impl Hashers {
     /// `blocks` (contiguous, in order) were written into `piece` from byte `begin`.
     pub fn written(&mut self, piece: PieceIndex, begin: u32, blocks: &[Bytes]) {
-        let partial = self.partial.entry(piece).or_default();
-        if begin < partial.upto {
-            // Bytes already hashed were written again: start over, reading back at the end.
-            *partial = Partial::default();
+        let len = run_len(blocks);
+        let end = u64::from(begin) + len as u64;
+        let overlaps_pending = self.pending.get(&piece).is_some_and(|runs| {
+            runs.iter().any(|(at, _, run)| {
+                u64::from(*at) < end && u64::from(begin) < u64::from(*at) + *run as u64
+            })
+        });
+        let upto = self.partial.get(&piece).map_or(0, |partial| partial.upto);
+        if begin < upto || overlaps_pending {
+            // Bytes already hashed or kept were written again: start over, reading back at
+            // the end.
+            self.partial.remove(&piece);
+            self.forget_pending(piece);
         }
+        let partial = self.partial.entry(piece).or_default();
         if begin != partial.upto {
+            if self.pending_len + len <= MAX_PENDING {
+                self.pending_len += len;
+                let runs = self.pending.entry(piece).or_default();
+                runs.push((begin, blocks.to_vec(), len));
+            }
             return;
         }
-        for data in blocks {
-            partial.sha.update(data);
-            partial.upto = partial
-                .upto
-                .saturating_add(u32::try_from(data.len()).unwrap_or(u32::MAX));
+        hash_run(partial, blocks);
+        // Runs kept for this piece that now follow on.
+        while let Some(runs) = self.pending.get_mut(&piece) {
+            let Some(next) = runs.iter().position(|(at, _, _)| *at == partial.upto) else {
+                break;
+            };
+            let (_, blocks, len) = runs.swap_remove(next);
+            self.pending_len -= len;
+            hash_run(partial, &blocks);
+        }
+        if self.pending.get(&piece).is_some_and(Vec::is_empty) {
+            self.pending.remove(&piece);
+        }
+    }
+
+    fn forget_pending(&mut self, piece: PieceIndex) {
+        if let Some(runs) = self.pending.remove(&piece) {
+            self.pending_len -= runs.iter().map(|(_, _, len)| len).sum::<usize>();
         }
     }
 
     /// The piece's hash so far (nothing hashed if none), forgetting it.
     pub fn take(&mut self, piece: PieceIndex) -> Partial {
+        self.forget_pending(piece);
         self.partial.remove(&piece).unwrap_or_default()
+    }
+
+    /// Bytes of out-of-order runs kept.
+    #[cfg(test)]
+    pub fn pending_len(&self) -> usize {
+        self.pending_len
     }
 
     /// Pieces with a partial hash.
@@ -120,15 +182,78 @@ mod tests {
     }
 
     #[test]
-    fn out_of_order_blocks_leave_the_rest_to_read_back() {
+    fn out_of_order_blocks_are_kept_until_their_turn() {
         let data = piece_data();
         let mut hashers = Hashers::default();
         let piece = PieceIndex(1);
-        for index in [0, 2, 1, 3] {
+        for index in [0, 3, 2, 1] {
             hashers.written(piece, begin(index), &[block(&data, index)]);
         }
+        assert_eq!(hashers.pending_len(), 0, "all hashed in the end");
         let partial = hashers.take(piece);
-        assert_eq!(partial.upto, 8, "blocks 0 and 1 hashed, 2 and 3 not");
+        assert_eq!(partial.upto, 16, "nothing to read back");
+        assert_eq!(finish(partial, &data), expected(&data));
+    }
+
+    #[test]
+    fn a_piece_with_a_gap_leaves_the_rest_to_read_back() {
+        let data = piece_data();
+        let mut hashers = Hashers::default();
+        let piece = PieceIndex(1);
+        for index in [0, 2, 3] {
+            hashers.written(piece, begin(index), &[block(&data, index)]);
+        }
+        assert_eq!(hashers.pending_len(), 2 * BLOCK);
+        let partial = hashers.take(piece);
+        assert_eq!(partial.upto, 4, "block 0 hashed, the rest read back");
+        assert_eq!(
+            hashers.pending_len(),
+            0,
+            "taking the piece drops what it kept"
+        );
+        assert_eq!(finish(partial, &data), expected(&data));
+    }
+
+    #[test]
+    fn a_kept_run_written_again_is_dropped_for_the_disk() {
+        let data = piece_data();
+        let mut hashers = Hashers::default();
+        let piece = PieceIndex(4);
+        hashers.written(piece, 0, &[block(&data, 0)]);
+        hashers.written(piece, begin(2), &[block(&data, 2)]);
+        // Block 2 again with other bytes: the disk holds these now.
+        let mut disk = data.clone();
+        disk[2 * BLOCK..3 * BLOCK].copy_from_slice(&[9; BLOCK]);
+        hashers.written(piece, begin(2), &[Bytes::from_static(&[9; BLOCK])]);
+        hashers.written(piece, begin(1), &[block(&data, 1)]);
+        hashers.written(piece, begin(3), &[block(&data, 3)]);
+        let partial = hashers.take(piece);
+        assert_eq!(finish(partial, &disk), expected(&disk));
+        assert_eq!(hashers.pending_len(), 0);
+    }
+
+    #[test]
+    fn runs_past_the_cap_are_not_kept() {
+        let mut hashers = Hashers::default();
+        let big = Bytes::from(vec![1u8; MAX_PENDING / 2]);
+        for piece in 0..3 {
+            hashers.written(PieceIndex(piece), 16, std::slice::from_ref(&big));
+        }
+        assert_eq!(
+            hashers.pending_len(),
+            MAX_PENDING,
+            "the third run is left to the disk"
+        );
+        let data: Vec<u8> = std::iter::repeat_n(0u8, 16)
+            .chain(std::iter::repeat_n(1u8, MAX_PENDING / 2))
+            .collect();
+        hashers.written(PieceIndex(2), 0, &[Bytes::from(vec![0u8; 16])]);
+        let partial = hashers.take(PieceIndex(2));
+        assert_eq!(partial.upto, 16, "the run past the cap is read back");
+        assert_eq!(finish(partial, &data), expected(&data));
+        hashers.written(PieceIndex(0), 0, &[Bytes::from(vec![0u8; 16])]);
+        let partial = hashers.take(PieceIndex(0));
+        assert_eq!(partial.upto as usize, data.len(), "the kept run was hashed");
         assert_eq!(finish(partial, &data), expected(&data));
     }
 

@@ -51,6 +51,7 @@ impl Task {
             self.queue.push_back(Event::Disconnected(peer));
         }
         self.drain_queue();
+        self.flush_disk();
         let trackers = self.trackers.take();
         let announce = async move {
             if let Some(trackers) = trackers {

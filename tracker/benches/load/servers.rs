@@ -78,9 +78,17 @@ impl Rill {
             udp.local_addr().map_err(|e| e.to_string())?,
         );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        // Named threads, so that `perf` can tell the trackers' work from the generator's
+        // (`perf report --comm rill-private`).
+        let name = if pop.passkeys.is_some() {
+            "rill-private"
+        } else {
+            "rill-public"
+        };
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
+                .thread_name(name)
                 .enable_all()
                 .build();
             let Ok(runtime) = runtime else { return };

@@ -113,12 +113,10 @@ impl PrivateState {
             let registry = self.registry.read().unwrap_or_else(PoisonError::into_inner);
             private::admit(&registry, passkey, announce)?
         };
-        lock(self.bucket_shard(admission.user)).take(
-            self.config.rate_limit,
-            &admission,
-            announce,
-            now,
-        )?;
+        if let Some(limit) = self.config.rate_limit {
+            // No limit, no bucket: the lock is not even taken.
+            lock(self.bucket_shard(admission.user)).take(Some(limit), &admission, announce, now)?;
+        }
         Ok(match admission.torrent {
             Some(torrent) => private::credit(
                 &mut lock(self.ledger_shard(torrent.id)),

@@ -85,24 +85,27 @@ impl Rill {
         } else {
             "rill-public"
         };
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name(name)
-                .enable_all()
-                .build();
-            let Ok(runtime) = runtime else { return };
-            let listeners = rill_tracker::Listeners {
-                http: Some(http),
-                udp: Some(udp),
-            };
-            let result = runtime.block_on(rill_tracker::run(config, listeners, async {
-                let _ = stopped.await;
-            }));
-            if let Err(e) = result {
-                eprintln!("rill-tracker: {e}");
-            }
-        });
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name(name)
+                    .enable_all()
+                    .build();
+                let Ok(runtime) = runtime else { return };
+                let listeners = rill_tracker::Listeners {
+                    http: Some(http),
+                    udp: Some(udp),
+                };
+                let result = runtime.block_on(rill_tracker::run(config, listeners, async {
+                    let _ = stopped.await;
+                }));
+                if let Err(e) = result {
+                    eprintln!("rill-tracker: {e}");
+                }
+            });
+        let thread = thread.map_err(|e| e.to_string())?;
         Ok(Rill {
             http: http_addr,
             udp: udp_addr,

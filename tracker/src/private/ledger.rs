@@ -120,6 +120,16 @@ pub enum PeerChange {
     Remove(PeerKey),
 }
 
+impl PeerChange {
+    /// The baseline's key.
+    pub fn key(&self) -> PeerKey {
+        match self {
+            PeerChange::Upsert(record) => record.key,
+            PeerChange::Remove(key) => *key,
+        }
+    }
+}
+
 /// What one flush writes, in one transaction: credits sorted by (user, torrent), baseline
 /// changes sorted by key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -223,17 +233,23 @@ type IdMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// added to its own peer's entry, and the entry is flagged changed, its key pushed once per
 /// batch onto `changed`; [`Ledger::take_pending`] merges the entries' credits per (user,
 /// torrent). Credit of a baseline that ends before the take (stopped, purged), and of a
-/// batch given back, waits in `loose`; keys of ended baselines in `removed`. The peers map
-/// keeps std's keyed SipHash: its keys hold client-chosen peer ids.
+/// batch given back, waits in `loose`; keys of ended baselines in `removed` (never a live
+/// key). The peers map keeps std's keyed SipHash: its keys hold client-chosen peer ids.
+/// `changed_count` and `credited_count` count the flagged entries and those holding credit,
+/// so that [`Ledger::backlog`] costs nothing.
 #[derive(Clone, Debug, Default)]
 pub struct Ledger {
     peers: HashMap<PeerKey, Entry>,
     seeded_until: IdMap<(UserId, TorrentId), u64>,
-    /// Keys whose entry was flagged changed since the last take (a key may repeat after
-    /// its baseline ended and started again; the flag decides).
+    /// Keys whose entry was flagged changed since the last take (a key repeats when its
+    /// baseline ended and started again; the flag decides).
     changed: Vec<PeerKey>,
-    /// Keys of baselines that ended since the last take (may repeat, may be live again).
-    removed: Vec<PeerKey>,
+    /// Live entries flagged changed.
+    changed_count: usize,
+    /// Live entries holding pending credit.
+    credited_count: usize,
+    /// Keys of baselines that ended since the last take and are not live again.
+    removed: std::collections::HashSet<PeerKey>,
     /// Pending credit not held by a live entry.
     loose: IdMap<(UserId, TorrentId), Pending>,
 }
@@ -257,6 +273,11 @@ impl Ledger {
             delta.snatches = u32::from(snatched);
             let mut pending = Pending::default();
             pending.add(&delta, None);
+            self.changed_count += 1;
+            self.credited_count += usize::from(!pending.is_empty());
+            if !self.removed.is_empty() {
+                self.removed.remove(&key);
+            }
             let record = PeerRecord {
                 key,
                 uploaded: report.uploaded,
@@ -311,14 +332,19 @@ impl Ledger {
         base.downloaded = report.downloaded;
         base.last_seen = base.last_seen.max(now);
         base.seeder = report.seeder;
+        let had_credit = !entry.pending.is_empty();
         entry.pending.add(&delta, seeded);
-        if report.stopped {
-            self.end(key);
-            return (Session::Ended, delta);
+        if !had_credit && !entry.pending.is_empty() {
+            self.credited_count += 1;
         }
         if !entry.changed {
             entry.changed = true;
+            self.changed_count += 1;
             self.changed.push(key);
+        }
+        if report.stopped {
+            self.end(key);
+            return (Session::Ended, delta);
         }
         let session = if rebaselined {
             Session::Rebaselined
@@ -331,63 +357,56 @@ impl Ledger {
     /// Removes a live baseline: its pending credit moves to `loose`, its key to `removed`.
     fn end(&mut self, key: PeerKey) {
         if let Some(entry) = self.peers.remove(&key) {
-            Self::loosen(&mut self.loose, &key, &entry.pending);
-            self.removed.push(key);
+            self.forget(key, &entry);
         }
     }
 
-    fn loosen(loose: &mut IdMap<(UserId, TorrentId), Pending>, key: &PeerKey, p: &Pending) {
-        if !p.is_empty() {
-            loose.entry((key.user, key.torrent)).or_default().merge(p);
+    /// The bookkeeping of an entry just removed from `peers`.
+    fn forget(&mut self, key: PeerKey, entry: &Entry) {
+        if !entry.pending.is_empty() {
+            self.credited_count -= 1;
+            let loose = self.loose.entry((key.user, key.torrent)).or_default();
+            loose.merge(&entry.pending);
         }
+        if entry.changed {
+            self.changed_count -= 1;
+        }
+        self.removed.insert(key);
     }
 
-    /// The pending credits, merged per (user, torrent) and sorted, and the keys of the
-    /// changed baselines (live: upsert; gone: remove), sorted, without taking them.
-    fn collect(&self) -> (Vec<Credit>, Vec<PeerKey>) {
-        let mut credits: Vec<((UserId, TorrentId), Pending)> =
-            self.loose.iter().map(|(&key, p)| (key, *p)).collect();
-        // A key repeats in `changed` when its baseline ended and started again: dedup
-        // before crediting, so that no entry's credit is counted twice.
-        let mut keys: Vec<PeerKey> = self
-            .changed
-            .iter()
-            .filter(|key| self.peers.get(*key).is_some_and(|e| e.changed))
-            .copied()
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
-        for key in &keys {
-            if let Some(entry) = self.peers.get(key).filter(|e| !e.pending.is_empty()) {
-                credits.push(((key.user, key.torrent), entry.pending));
+    /// Takes the pending credits and baseline changes in no particular order (credits
+    /// still merged per (user, torrent)): [`Ledger::take_pending`] without the sort of the
+    /// baseline changes, for a caller that merges several ledgers and sorts once.
+    pub fn take_unsorted(&mut self) -> Batch {
+        let mut credits: Vec<((UserId, TorrentId), Pending)> = self.loose.drain().collect();
+        let mut peers = Vec::with_capacity(self.changed_count + self.removed.len());
+        for key in self.changed.drain(..) {
+            // A repeated key finds its flag already cleared by its first occurrence.
+            let Some(entry) = self.peers.get_mut(&key).filter(|e| e.changed) else {
+                continue;
+            };
+            entry.changed = false;
+            if !entry.pending.is_empty() {
+                credits.push(((key.user, key.torrent), std::mem::take(&mut entry.pending)));
             }
+            peers.push(PeerChange::Upsert(entry.record));
         }
-        keys.extend(self.removed.iter().filter(|k| !self.peers.contains_key(*k)));
-        keys.sort_unstable();
-        keys.dedup();
-        (merged(credits), keys)
+        peers.extend(self.removed.drain().map(PeerChange::Remove));
+        self.changed_count = 0;
+        self.credited_count = 0;
+        Batch {
+            credits: merged(credits),
+            peers,
+        }
     }
 
     /// Takes every pending credit and baseline change, merged per key and sorted: the
     /// caller writes it in one transaction, and gives it back with
     /// [`Ledger::restore_pending`] if the write fails.
     pub fn take_pending(&mut self) -> Batch {
-        let (credits, keys) = self.collect();
-        let peers = keys
-            .into_iter()
-            .map(|key| match self.peers.get_mut(&key) {
-                Some(entry) => {
-                    entry.changed = false;
-                    entry.pending = Pending::default();
-                    PeerChange::Upsert(entry.record)
-                }
-                None => PeerChange::Remove(key),
-            })
-            .collect();
-        self.changed.clear();
-        self.removed.clear();
-        self.loose.clear();
-        Batch { credits, peers }
+        let mut batch = self.take_unsorted();
+        batch.peers.sort_unstable_by_key(PeerChange::key);
+        batch
     }
 
     /// Puts a batch that could not be written back, merged with what was credited since,
@@ -412,24 +431,34 @@ impl Ledger {
             match self.peers.get_mut(&key) {
                 Some(entry) if !entry.changed => {
                     entry.changed = true;
+                    self.changed_count += 1;
                     self.changed.push(key);
                 }
                 Some(_) => {}
-                None => self.removed.push(key),
+                None => {
+                    self.removed.insert(key);
+                }
             }
         }
     }
 
     /// The pending credits (not yet taken), merged per (user, torrent), sorted.
     pub fn pending(&self) -> impl Iterator<Item = Credit> + '_ {
-        self.collect().0.into_iter()
+        let mut credits: Vec<((UserId, TorrentId), Pending)> =
+            self.loose.iter().map(|(&key, p)| (key, *p)).collect();
+        let live = self.peers.iter().filter(|(_, e)| !e.pending.is_empty());
+        credits.extend(live.map(|(key, e)| ((key.user, key.torrent), e.pending)));
+        merged(credits).into_iter()
     }
 
-    /// What waits for the next batch: (user, torrent) credit rows and changed baselines.
-    /// Counted, not kept: this walks the backlog (for `/stats`, not the announce path).
+    /// What waits for the next batch: credit entries (per peer until the take merges
+    /// them per (user, torrent), so at least the rows the batch will have) and changed
+    /// baselines. Zero for both exactly when a take would give an empty batch.
     pub fn backlog(&self) -> (usize, usize) {
-        let (credits, keys) = self.collect();
-        (credits.len(), keys.len())
+        (
+            self.credited_count + self.loose.len(),
+            self.changed_count + self.removed.len(),
+        )
     }
 
     /// The live baseline of a peer.
@@ -461,8 +490,8 @@ impl Ledger {
     /// Replaces the baselines and seeding marks with saved ones (at start, before any
     /// announce). Pending credits are kept; nothing is marked changed.
     pub fn restore(&mut self, snapshot: Snapshot) {
-        for (key, entry) in &self.peers {
-            Self::loosen(&mut self.loose, key, &entry.pending);
+        for (key, entry) in std::mem::take(&mut self.peers) {
+            self.forget(key, &entry);
         }
         self.peers = snapshot
             .peers
@@ -482,6 +511,7 @@ impl Ledger {
             .map(|(user, torrent, mark)| ((user, torrent), mark))
             .collect();
         self.changed.clear();
+        self.changed_count = 0;
         self.removed.clear();
     }
 
@@ -489,15 +519,15 @@ impl Ledger {
     /// seeding marks no live baseline can extend. Returns how many baselines were dropped.
     pub fn purge(&mut self, now: u64, ttl: u64) -> usize {
         let before = self.peers.len();
-        let (loose, removed) = (&mut self.loose, &mut self.removed);
-        self.peers.retain(|key, entry| {
-            let keep = now.saturating_sub(entry.record.last_seen) <= ttl;
-            if !keep {
-                Self::loosen(loose, key, &entry.pending);
-                removed.push(*key);
-            }
-            keep
-        });
+        let expired: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, e)| now.saturating_sub(e.record.last_seen) > ttl)
+            .map(|(key, _)| *key)
+            .collect();
+        for key in expired {
+            self.end(key);
+        }
         let live: IdMap<(UserId, TorrentId), ()> = self
             .peers
             .keys()

@@ -14,11 +14,12 @@
 //! rill-tracker runs twice, both in process at once: public mode (`rill`) and private mode
 //! (`rill-private`: `USERS` users, every torrent registered, each peer announcing to
 //! `/announce/<passkey>` over HTTP and with BEP 41 URL data over UDP, accounting flushed to
-//! SQLite every 5 s, no rate limit). Their phases are interleaved in `LOAD_ROUNDS` rounds of
-//! public HTTP, private HTTP, public UDP, private UDP (every other round private first), a
-//! round's two trackers get the same request sequence, and the table gives each figure's
-//! median over the rounds, the ratios of the medians and every round's own ratio: a
-//! slow spell of the shared machine then hits both modes, instead of whichever ran in it.
+//! SQLite every 5 s, no rate limit); opentracker runs beside them. The three are warmed up,
+//! then their phases interleaved in `LOAD_ROUNDS` rounds of public, private, opentracker
+//! HTTP, then the same over UDP (every other round in the reverse order); a round's
+//! trackers get the same request sequence, and the table gives each figure's median over
+//! the rounds, the ratios of the medians and every round's own ratio: a slow spell of the
+//! shared machine then hits all of them, instead of whichever ran in it.
 //! Each row also gives the tracker's CPU time and wake-ups per announce (`cpu.rs`).
 //!
 //! The load: 1000 torrents; a population of 50,000 simulated peers, each with its own peer
@@ -237,16 +238,35 @@ fn main() {
             &private,
             Some("rill-private"),
         )?;
+        let bin = std::env::var_os("OPENTRACKER")
+            .map_or_else(|| PathBuf::from("/usr/bin/opentracker"), PathBuf::from);
+        let ot = if bin.exists() {
+            Some(OpenTracker::start(&bin, &pop)?)
+        } else {
+            println!(
+                "opentracker: skipped ({} not found; `apt-get install opentracker`)",
+                bin.display()
+            );
+            None
+        };
+        let other = match &ot {
+            Some(ot) => Some(Target::new("opentracker", ot.addr, ot.addr, &pop, None)?),
+            None => None,
+        };
+        let mut targets = vec![&public, &secret];
+        targets.extend(other.as_ref());
         runtime.block_on(async {
-            public.warm_up(conns).await?;
-            secret.warm_up(conns).await?;
+            for target in &targets {
+                target.warm_up(conns).await?;
+            }
             for round in 0..rounds {
                 for proto in protocols() {
-                    let order = if round % 2 == 0 {
-                        [&public, &secret]
-                    } else {
-                        [&secret, &public]
-                    };
+                    // Every other round in the reverse order, so that no tracker always
+                    // follows the same one.
+                    let mut order = targets.clone();
+                    if round % 2 == 1 {
+                        order.reverse();
+                    }
                     for target in order {
                         rows.push(target.phase(proto, conns, secs, round).await?);
                     }
@@ -259,27 +279,7 @@ fn main() {
             Ok(line) => println!("rill-private: {line}"),
             Err(e) => eprintln!("rill-private: /stats: {e}"),
         }
-        drop(public_rill);
-        drop(private_rill);
-        let bin = std::env::var_os("OPENTRACKER")
-            .map_or_else(|| PathBuf::from("/usr/bin/opentracker"), PathBuf::from);
-        if bin.exists() {
-            let ot = OpenTracker::start(&bin, &pop)?;
-            let target = Target::new("opentracker", ot.addr, ot.addr, &pop, None)?;
-            let measured = runtime.block_on(async {
-                target.warm_up(conns).await?;
-                let http = target.phase(Proto::Http, conns, secs, 0).await?;
-                let udp = target.phase(Proto::Udp, conns, secs, 0).await?;
-                Ok::<_, String>([http, udp])
-            });
-            drop(ot);
-            rows.extend(measured?);
-        } else {
-            println!(
-                "opentracker: skipped ({} not found; `apt-get install opentracker`)",
-                bin.display()
-            );
-        }
+        drop(ot);
         Ok(())
     })();
     print_table(&rows, conns, secs, rounds);

@@ -143,7 +143,7 @@ pub(crate) fn print_table(rows: &[Row], conns: usize, secs: u64, rounds: u64) {
     println!();
     println!(
         "load: {TORRENTS} torrents, {PEERS} peers, numwant {NUMWANT}, {conns} connections/sockets, \
-         {secs} s per phase, {rounds} rounds (rill's public and private phases interleaved)"
+         {secs} s per phase, {rounds} rounds (the trackers' phases interleaved)"
     );
     println!(
         "{:<12} {:<5} {:>12} {:>9} {:>9} {:>11} {:>8} {:>8}  rounds (announces/s)",
@@ -213,12 +213,14 @@ pub(crate) fn print_table(rows: &[Row], conns: usize, secs: u64, rounds: u64) {
     let (public, private, ot) = ("rill", "rill-private", "opentracker");
     println!();
     println!(
-        "rill/opentracker HTTP: {} (target >= 1.5x)",
-        ratio((public, "HTTP"), (ot, "HTTP"))
+        "rill/opentracker HTTP: {} (target >= 1.5x; {})",
+        ratio((public, "HTTP"), (ot, "HTTP")),
+        rounds_of((public, "HTTP"), (ot, "HTTP"))
     );
     println!(
-        "rill/opentracker UDP:  {}",
-        ratio((public, "UDP"), (ot, "UDP"))
+        "rill/opentracker UDP:  {} ({})",
+        ratio((public, "UDP"), (ot, "UDP")),
+        rounds_of((public, "UDP"), (ot, "UDP"))
     );
     println!(
         "rill UDP/HTTP:         {} (target >= 2x; {})",

@@ -366,7 +366,7 @@ async fn drain_accounting(private: &PrivateState, db: &Db) -> Result<(), Tracker
                 if attempt >= DRAIN_ATTEMPTS {
                     let (credits, peers) = private.backlog();
                     return Err(TrackerError::Drain(format!(
-                        "{credits} credit rows and {peers} peer baselines not written: {e}"
+                        "{credits} credit entries and {peers} peer baselines not written: {e}"
                     )));
                 }
                 warn!("cannot write the accounting at shutdown (attempt {attempt}): {e}");

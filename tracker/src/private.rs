@@ -319,7 +319,7 @@ impl PrivateTracker {
         self.registry = registry;
     }
 
-    /// Pending (user, torrent) credit rows and changed baselines waiting for a flush.
+    /// Pending credit entries and changed baselines waiting for a flush ([`Ledger::backlog`]).
     pub fn backlog(&self) -> (usize, usize) {
         self.ledger.backlog()
     }

@@ -181,16 +181,21 @@ pub(crate) async fn warm_up(
     Ok(())
 }
 
-/// The measured HTTP phase: `conns` keep-alive connections for `secs`.
+/// The measured HTTP phase: `conns` keep-alive connections for `secs`. The requests follow
+/// from `round` alone, so both trackers of a round get the same sequence.
 pub(crate) async fn http_phase(
     addr: SocketAddr,
     pop: &Arc<Population>,
     conns: usize,
     secs: u64,
+    round: u64,
 ) -> BenchResult<(Sample, Duration)> {
-    run_phase(conns, secs, 1000, |seed, deadline, budget| {
-        http_worker(addr, Arc::clone(pop), seed, None, deadline, budget)
-    })
+    run_phase(
+        conns,
+        secs,
+        1000 + round * 10_000,
+        |seed, deadline, budget| http_worker(addr, Arc::clone(pop), seed, None, deadline, budget),
+    )
     .await
 }
 

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::cpu::Cpu;
 use crate::{BenchResult, MAX_REQUESTS, NUMWANT, PEERS, TORRENTS};
 
 /// Measured figures of one phase.
@@ -36,6 +37,10 @@ pub(crate) struct Row {
     p50_ms: f64,
     p99_ms: f64,
     mean_peers: f64,
+    /// The tracker's CPU per announce, in microseconds (see `cpu.rs`).
+    cpu_us: Option<f64>,
+    /// Times the tracker's threads were scheduled, per announce.
+    slices: Option<f64>,
     note: String,
 }
 
@@ -72,6 +77,7 @@ pub(crate) fn summarise(
     protocol: &'static str,
     mut s: Sample,
     elapsed: Duration,
+    cpu: Option<Cpu>,
 ) -> Row {
     s.latencies_us.sort_unstable();
     let n = s.latencies_us.len();
@@ -80,6 +86,7 @@ pub(crate) fn summarise(
         f64::from(s.latencies_us.get(i).copied().unwrap_or(0)) / 1000.0
     };
     let ok = n as u64 - s.failures;
+    let per = |x: f64| (n > 0).then(|| x / n as f64);
     Row {
         tracker,
         protocol,
@@ -91,6 +98,8 @@ pub(crate) fn summarise(
         } else {
             s.peers as f64 / ok as f64
         },
+        cpu_us: cpu.and_then(|c| per(c.on_cpu.as_secs_f64() * 1e6)),
+        slices: cpu.and_then(|c| per(c.slices as f64)),
         note: format!(
             "{n} replies, {} failures, {} lost, {} connections",
             s.failures, s.lost, s.connects
@@ -98,48 +107,131 @@ pub(crate) fn summarise(
     }
 }
 
-pub(crate) fn print_table(rows: &[Row], conns: usize, secs: u64) {
+impl Row {
+    /// A one-line progress report of this phase.
+    pub(crate) fn line(&self) -> String {
+        format!(
+            "{} {}: {:.0}/s, p99 {:.3} ms, {} µs CPU and {} wake-ups per announce",
+            self.tracker,
+            self.protocol,
+            self.per_sec,
+            self.p99_ms,
+            opt(self.cpu_us, 2),
+            opt(self.slices, 3)
+        )
+    }
+}
+
+fn opt(x: Option<f64>, digits: usize) -> String {
+    x.map_or_else(|| "n/a".to_owned(), |x| format!("{x:.digits$}"))
+}
+
+fn median(mut xs: Vec<f64>) -> Option<f64> {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => xs.get(n / 2).copied(),
+        _ => Some((xs[n / 2 - 1] + xs[n / 2]) / 2.0),
+    }
+}
+
+/// Prints one line per tracker and protocol: the median rate over the rounds (latencies and
+/// CPU of the median round), every round's rate; then the ratios of the medians, each with
+/// its per-round ratios (a round runs both trackers back to back).
+pub(crate) fn print_table(rows: &[Row], conns: usize, secs: u64, rounds: u64) {
     println!();
     println!(
-        "load: {TORRENTS} torrents, {PEERS} peers, numwant {NUMWANT}, {conns} connections/sockets, {secs} s per phase"
+        "load: {TORRENTS} torrents, {PEERS} peers, numwant {NUMWANT}, {conns} connections/sockets, \
+         {secs} s per phase, {rounds} rounds (the trackers' phases interleaved)"
     );
     println!(
-        "{:<12} {:<5} {:>12} {:>9} {:>9} {:>11}  notes",
-        "tracker", "proto", "announces/s", "p50 ms", "p99 ms", "peers/reply"
+        "{:<12} {:<5} {:>12} {:>9} {:>9} {:>11} {:>8} {:>8}  rounds (announces/s)",
+        "tracker", "proto", "announces/s", "p50 ms", "p99 ms", "peers/reply", "CPU µs", "wake-ups"
     );
+    let mut keys: Vec<(&str, &str)> = Vec::new();
     for r in rows {
+        if !keys.contains(&(r.tracker, r.protocol)) {
+            keys.push((r.tracker, r.protocol));
+        }
+    }
+    let of = |key: (&str, &str)| -> Vec<&Row> {
+        rows.iter()
+            .filter(|r| (r.tracker, r.protocol) == key)
+            .collect()
+    };
+    let mut medians: HashMap<(&str, &str), f64> = HashMap::new();
+    for &key in &keys {
+        let runs = of(key);
+        let Some(m) = median(runs.iter().map(|r| r.per_sec).collect()) else {
+            continue;
+        };
+        medians.insert(key, m);
+        // The round nearest the median stands for the latencies and CPU.
+        let Some(r) = runs
+            .iter()
+            .min_by(|a, b| (a.per_sec - m).abs().total_cmp(&(b.per_sec - m).abs()))
+        else {
+            continue;
+        };
+        let all: Vec<String> = runs.iter().map(|r| format!("{:.0}", r.per_sec)).collect();
         println!(
-            "{:<12} {:<5} {:>12.0} {:>9.3} {:>9.3} {:>11.1}  {}",
-            r.tracker, r.protocol, r.per_sec, r.p50_ms, r.p99_ms, r.mean_peers, r.note
+            "{:<12} {:<5} {:>12.0} {:>9.3} {:>9.3} {:>11.1} {:>8} {:>8}  {}; {}",
+            r.tracker,
+            r.protocol,
+            m,
+            r.p50_ms,
+            r.p99_ms,
+            r.mean_peers,
+            opt(r.cpu_us, 2),
+            opt(r.slices, 3),
+            all.join(" "),
+            r.note
         );
     }
-    let rate: HashMap<(&str, &str), f64> = rows
-        .iter()
-        .map(|r| ((r.tracker, r.protocol), r.per_sec))
-        .collect();
-    let ratio = |a: (&str, &str), b: (&str, &str)| match (rate.get(&a), rate.get(&b)) {
+    let ratio = |a: (&str, &str), b: (&str, &str)| match (medians.get(&a), medians.get(&b)) {
         (Some(x), Some(y)) if *y > 0.0 => format!("{:.2}x", x / y),
         _ => "n/a".to_owned(),
     };
+    // Round by round: the two rows of one round were measured minutes apart at most.
+    let rounds_of = |a: (&str, &str), b: (&str, &str)| {
+        let (a, b) = (of(a), of(b));
+        let each: Vec<String> = a
+            .iter()
+            .zip(b.iter())
+            .map(|(x, y)| format!("{:.2}", x.per_sec / y.per_sec))
+            .collect();
+        let cpu = match (
+            median(a.iter().filter_map(|r| r.cpu_us).collect()),
+            median(b.iter().filter_map(|r| r.cpu_us).collect()),
+        ) {
+            (Some(x), Some(y)) if x > 0.0 => format!("; CPU per announce {:.2}x", x / y),
+            _ => String::new(),
+        };
+        format!("rounds {}{cpu}", each.join(" "))
+    };
+    let (public, private, ot) = ("rill", "rill-private", "opentracker");
     println!();
     println!(
-        "rill/opentracker HTTP: {} (target >= 1.5x)",
-        ratio(("rill", "HTTP"), ("opentracker", "HTTP"))
+        "rill/opentracker HTTP: {} (target >= 1.5x; {})",
+        ratio((public, "HTTP"), (ot, "HTTP")),
+        rounds_of((public, "HTTP"), (ot, "HTTP"))
     );
     println!(
-        "rill/opentracker UDP:  {}",
-        ratio(("rill", "UDP"), ("opentracker", "UDP"))
+        "rill/opentracker UDP:  {} ({})",
+        ratio((public, "UDP"), (ot, "UDP")),
+        rounds_of((public, "UDP"), (ot, "UDP"))
     );
     println!(
-        "rill UDP/HTTP:         {} (target >= 2x)",
-        ratio(("rill", "UDP"), ("rill", "HTTP"))
+        "rill UDP/HTTP:         {} (target >= 2x; {})",
+        ratio((public, "UDP"), (public, "HTTP")),
+        rounds_of((public, "UDP"), (public, "HTTP"))
     );
-    println!(
-        "rill private/public HTTP: {} (target >= 0.8x)",
-        ratio(("rill-private", "HTTP"), ("rill", "HTTP"))
-    );
-    println!(
-        "rill private/public UDP:  {} (target >= 0.8x)",
-        ratio(("rill-private", "UDP"), ("rill", "UDP"))
-    );
+    for proto in ["HTTP", "UDP"] {
+        println!(
+            "rill private/public {proto:<4}: {} (target >= 0.8x; {})",
+            ratio((private, proto), (public, proto)),
+            rounds_of((private, proto), (public, proto))
+        );
+    }
 }

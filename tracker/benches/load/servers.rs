@@ -78,23 +78,34 @@ impl Rill {
             udp.local_addr().map_err(|e| e.to_string())?,
         );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build();
-            let Ok(runtime) = runtime else { return };
-            let listeners = rill_tracker::Listeners {
-                http: Some(http),
-                udp: Some(udp),
-            };
-            let result = runtime.block_on(rill_tracker::run(config, listeners, async {
-                let _ = stopped.await;
-            }));
-            if let Err(e) = result {
-                eprintln!("rill-tracker: {e}");
-            }
-        });
+        // Named threads, so that `perf` can tell the trackers' work from the generator's
+        // (`perf report --comm rill-private`).
+        let name = if pop.passkeys.is_some() {
+            "rill-private"
+        } else {
+            "rill-public"
+        };
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name(name)
+                    .enable_all()
+                    .build();
+                let Ok(runtime) = runtime else { return };
+                let listeners = rill_tracker::Listeners {
+                    http: Some(http),
+                    udp: Some(udp),
+                };
+                let result = runtime.block_on(rill_tracker::run(config, listeners, async {
+                    let _ = stopped.await;
+                }));
+                if let Err(e) = result {
+                    eprintln!("rill-tracker: {e}");
+                }
+            });
+        let thread = thread.map_err(|e| e.to_string())?;
         Ok(Rill {
             http: http_addr,
             udp: udp_addr,

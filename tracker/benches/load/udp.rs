@@ -133,9 +133,13 @@ pub(crate) async fn udp_phase(
     pop: &Arc<Population>,
     conns: usize,
     secs: u64,
+    round: u64,
 ) -> BenchResult<(Sample, Duration)> {
-    run_phase(conns, secs, 2000, |seed, deadline, budget| {
-        udp_worker(addr, Arc::clone(pop), seed, deadline, budget)
-    })
+    run_phase(
+        conns,
+        secs,
+        2000 + round * 10_000,
+        |seed, deadline, budget| udp_worker(addr, Arc::clone(pop), seed, deadline, budget),
+    )
     .await
 }

@@ -277,13 +277,15 @@ impl Generator {
     }
 }
 
-/// The measured UDP phase: `conns` requests in flight over `threads` generators for `secs`.
+/// The measured UDP phase: `conns` requests in flight over `threads` generators for `secs`
+/// (the requests follow from `round` alone).
 pub(crate) async fn udp_phase(
     addr: SocketAddr,
     templates: &Arc<Vec<Vec<u8>>>,
     conns: usize,
     threads: usize,
     secs: u64,
+    round: u64,
 ) -> BenchResult<(Sample, Duration)> {
     let threads = threads.clamp(1, conns);
     let start = Instant::now();
@@ -299,7 +301,7 @@ pub(crate) async fn udp_phase(
         let generator = Generator {
             socket,
             templates: Arc::clone(templates),
-            rng: StdRng::seed_from_u64(3000 + t as u64),
+            rng: StdRng::seed_from_u64(3000 + round * 10_000 + t as u64),
             connection_id: None,
             connect_tx: 0,
             connect_sent: None,

@@ -223,7 +223,7 @@ pub fn render_flush(out: &mut String, stats: &PrivateStats, total_micros: u64, l
         out,
         name,
         "gauge",
-        "What waits for the next write: (user, torrent) credit rows and changed peer baselines.",
+        "What waits for the next write: credit entries (per peer baseline) and changed peer baselines.",
     );
     sample(out, name, &[("kind", "credits")], stats.pending_credits);
     sample(out, name, &[("kind", "peers")], stats.pending_peers);

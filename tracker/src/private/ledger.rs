@@ -25,7 +25,7 @@
 //! The flush invariant: every credited byte, snatch and second appears in exactly one batch
 //! taken by [`Ledger::take_pending`] and not given back by [`Ledger::restore_pending`], or is
 //! still pending. Pending credits are merged per (user, torrent), so a flush writes one row
-//! per key, sorted by key (a `BTreeMap`), which also keeps multi-row upserts from
+//! per key, sorted by key, which also keeps multi-row upserts from
 //! deadlocking one another. A batch also carries the baselines changed since the previous
 //! batch (upserts and removals): written in the same transaction as the credits, they make
 //! the database's baselines match its credits exactly, so after a crash the next announce
@@ -35,7 +35,7 @@
 //! previous one was written or given back (a later batch's baselines would otherwise pass
 //! an earlier failed batch's credits). The credit sums stay exact either way (proptested).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::HashMap;
 
 use rill_common::PeerId;
 
@@ -120,6 +120,16 @@ pub enum PeerChange {
     Remove(PeerKey),
 }
 
+impl PeerChange {
+    /// The baseline's key.
+    pub fn key(&self) -> PeerKey {
+        match self {
+            PeerChange::Upsert(record) => record.key,
+            PeerChange::Remove(key) => *key,
+        }
+    }
+}
+
 /// What one flush writes, in one transaction: credits sorted by (user, torrent), baseline
 /// changes sorted by key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -178,19 +188,70 @@ pub(super) struct Terms {
     pub(super) multiplier: UploadMultiplier,
 }
 
+/// Credit waiting for a flush: amounts and the seeding mark to store (0: none).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Pending {
     delta: Delta,
     seeded_until: u64,
 }
 
+impl Pending {
+    fn add(&mut self, delta: &Delta, seeded_until: Option<u64>) {
+        self.delta.add(delta);
+        if let Some(mark) = seeded_until {
+            self.seeded_until = self.seeded_until.max(mark);
+        }
+    }
+
+    fn merge(&mut self, other: &Pending) {
+        let mark = (other.seeded_until > 0).then_some(other.seeded_until);
+        self.add(&other.delta, mark);
+    }
+
+    /// Whether there is nothing to write: no row is written for it.
+    fn is_empty(&self) -> bool {
+        *self == Pending::default()
+    }
+}
+
+/// A live baseline with what it credited since the last batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Entry {
+    record: PeerRecord,
+    /// Credited by this peer since the last batch, merged per (user, torrent) at the take.
+    pending: Pending,
+    /// Changed since the last batch (its key is then in `Ledger::changed`).
+    changed: bool,
+}
+
+/// A map whose keys no client chooses (database ids): a fast hasher with a random seed.
+type IdMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Baselines, seeding marks and pending credits.
+///
+/// Layout (for the announce path: one hash lookup per announce): an announce's credit is
+/// added to its own peer's entry, and the entry is flagged changed, its key pushed once per
+/// batch onto `changed`; [`Ledger::take_pending`] merges the entries' credits per (user,
+/// torrent). Credit of a baseline that ends before the take (stopped, purged), and of a
+/// batch given back, waits in `loose`; keys of ended baselines in `removed` (never a live
+/// key). The peers map keeps std's keyed SipHash: its keys hold client-chosen peer ids.
+/// `changed_count` and `credited_count` count the flagged entries and those holding credit,
+/// so that [`Ledger::backlog`] costs nothing.
 #[derive(Clone, Debug, Default)]
 pub struct Ledger {
-    peers: HashMap<PeerKey, PeerRecord>,
-    seeded_until: HashMap<(UserId, TorrentId), u64>,
-    pending: BTreeMap<(UserId, TorrentId), Pending>,
-    dirty: HashSet<PeerKey>,
+    peers: HashMap<PeerKey, Entry>,
+    seeded_until: IdMap<(UserId, TorrentId), u64>,
+    /// Keys whose entry was flagged changed since the last take (a key repeats when its
+    /// baseline ended and started again; the flag decides).
+    changed: Vec<PeerKey>,
+    /// Live entries flagged changed.
+    changed_count: usize,
+    /// Live entries holding pending credit.
+    credited_count: usize,
+    /// Keys of baselines that ended since the last take and are not live again.
+    removed: std::collections::HashSet<PeerKey>,
+    /// Pending credit not held by a live entry.
+    loose: IdMap<(UserId, TorrentId), Pending>,
 }
 
 impl Ledger {
@@ -204,28 +265,40 @@ impl Ledger {
         max_gap: u64,
     ) -> (Session, Delta) {
         let mut delta = Delta::default();
-        let Some(base) = self.peers.get_mut(&key) else {
+        let Some(entry) = self.peers.get_mut(&key) else {
             if report.stopped {
                 return (Session::UnknownStop, delta);
             }
             let snatched = report.completed && report.seeder;
             delta.snatches = u32::from(snatched);
+            let mut pending = Pending::default();
+            pending.add(&delta, None);
+            self.changed_count += 1;
+            self.credited_count += usize::from(!pending.is_empty());
+            if !self.removed.is_empty() {
+                self.removed.remove(&key);
+            }
+            let record = PeerRecord {
+                key,
+                uploaded: report.uploaded,
+                downloaded: report.downloaded,
+                last_seen: now,
+                seeder: report.seeder,
+                snatched,
+                carry: 0,
+            };
             self.peers.insert(
                 key,
-                PeerRecord {
-                    key,
-                    uploaded: report.uploaded,
-                    downloaded: report.downloaded,
-                    last_seen: now,
-                    seeder: report.seeder,
-                    snatched,
-                    carry: 0,
+                Entry {
+                    record,
+                    pending,
+                    changed: true,
                 },
             );
-            self.dirty.insert(key);
-            self.credit((key.user, key.torrent), delta, None);
+            self.changed.push(key);
             return (Session::New, delta);
         };
+        let base = &mut entry.record;
         let rebaselined = report.uploaded < base.uploaded || report.downloaded < base.downloaded;
         let mut seeded = None;
         if !rebaselined {
@@ -259,27 +332,71 @@ impl Ledger {
         base.downloaded = report.downloaded;
         base.last_seen = base.last_seen.max(now);
         base.seeder = report.seeder;
-        let session = if report.stopped {
-            self.peers.remove(&key);
-            Session::Ended
-        } else if rebaselined {
+        let had_credit = !entry.pending.is_empty();
+        entry.pending.add(&delta, seeded);
+        if !had_credit && !entry.pending.is_empty() {
+            self.credited_count += 1;
+        }
+        if !entry.changed {
+            entry.changed = true;
+            self.changed_count += 1;
+            self.changed.push(key);
+        }
+        if report.stopped {
+            self.end(key);
+            return (Session::Ended, delta);
+        }
+        let session = if rebaselined {
             Session::Rebaselined
         } else {
             Session::Continued
         };
-        self.dirty.insert(key);
-        self.credit((key.user, key.torrent), delta, seeded);
         (session, delta)
     }
 
-    fn credit(&mut self, key: (UserId, TorrentId), delta: Delta, seeded_until: Option<u64>) {
-        if delta.is_zero() && seeded_until.is_none() {
-            return;
+    /// Removes a live baseline: its pending credit moves to `loose`, its key to `removed`.
+    fn end(&mut self, key: PeerKey) {
+        if let Some(entry) = self.peers.remove(&key) {
+            self.forget(key, &entry);
         }
-        let pending = self.pending.entry(key).or_default();
-        pending.delta.add(&delta);
-        if let Some(mark) = seeded_until {
-            pending.seeded_until = pending.seeded_until.max(mark);
+    }
+
+    /// The bookkeeping of an entry just removed from `peers`.
+    fn forget(&mut self, key: PeerKey, entry: &Entry) {
+        if !entry.pending.is_empty() {
+            self.credited_count -= 1;
+            let loose = self.loose.entry((key.user, key.torrent)).or_default();
+            loose.merge(&entry.pending);
+        }
+        if entry.changed {
+            self.changed_count -= 1;
+        }
+        self.removed.insert(key);
+    }
+
+    /// Takes the pending credits and baseline changes in no particular order (credits
+    /// still merged per (user, torrent)): [`Ledger::take_pending`] without the sort of the
+    /// baseline changes, for a caller that merges several ledgers and sorts once.
+    pub fn take_unsorted(&mut self) -> Batch {
+        let mut credits: Vec<((UserId, TorrentId), Pending)> = self.loose.drain().collect();
+        let mut peers = Vec::with_capacity(self.changed_count + self.removed.len());
+        for key in self.changed.drain(..) {
+            // A repeated key finds its flag already cleared by its first occurrence.
+            let Some(entry) = self.peers.get_mut(&key).filter(|e| e.changed) else {
+                continue;
+            };
+            entry.changed = false;
+            if !entry.pending.is_empty() {
+                credits.push(((key.user, key.torrent), std::mem::take(&mut entry.pending)));
+            }
+            peers.push(PeerChange::Upsert(entry.record));
+        }
+        peers.extend(self.removed.drain().map(PeerChange::Remove));
+        self.changed_count = 0;
+        self.credited_count = 0;
+        Batch {
+            credits: merged(credits),
+            peers,
         }
     }
 
@@ -287,24 +404,9 @@ impl Ledger {
     /// caller writes it in one transaction, and gives it back with
     /// [`Ledger::restore_pending`] if the write fails.
     pub fn take_pending(&mut self) -> Batch {
-        let credits = std::mem::take(&mut self.pending)
-            .into_iter()
-            .map(|((user, torrent), p)| Credit {
-                user,
-                torrent,
-                delta: p.delta,
-                seeded_until: p.seeded_until,
-            })
-            .collect();
-        let dirty: BTreeSet<PeerKey> = std::mem::take(&mut self.dirty).into_iter().collect();
-        let peers = dirty
-            .into_iter()
-            .map(|key| match self.peers.get(&key) {
-                Some(record) => PeerChange::Upsert(*record),
-                None => PeerChange::Remove(key),
-            })
-            .collect();
-        Batch { credits, peers }
+        let mut batch = self.take_unsorted();
+        batch.peers.sort_unstable_by_key(PeerChange::key);
+        batch
     }
 
     /// Puts a batch that could not be written back, merged with what was credited since,
@@ -312,36 +414,56 @@ impl Ledger {
     /// are now (newer than the batch's, which are dropped).
     pub fn restore_pending(&mut self, batch: Batch) {
         for credit in batch.credits {
-            let seeded = (credit.seeded_until > 0).then_some(credit.seeded_until);
-            self.credit((credit.user, credit.torrent), credit.delta, seeded);
+            let pending = Pending {
+                delta: credit.delta,
+                seeded_until: credit.seeded_until,
+            };
+            if !pending.is_empty() {
+                let key = (credit.user, credit.torrent);
+                self.loose.entry(key).or_default().merge(&pending);
+            }
         }
         for change in batch.peers {
             let key = match change {
                 PeerChange::Upsert(record) => record.key,
                 PeerChange::Remove(key) => key,
             };
-            self.dirty.insert(key);
+            match self.peers.get_mut(&key) {
+                Some(entry) if !entry.changed => {
+                    entry.changed = true;
+                    self.changed_count += 1;
+                    self.changed.push(key);
+                }
+                Some(_) => {}
+                None => {
+                    self.removed.insert(key);
+                }
+            }
         }
     }
 
     /// The pending credits (not yet taken), merged per (user, torrent), sorted.
     pub fn pending(&self) -> impl Iterator<Item = Credit> + '_ {
-        self.pending.iter().map(|(&(user, torrent), p)| Credit {
-            user,
-            torrent,
-            delta: p.delta,
-            seeded_until: p.seeded_until,
-        })
+        let mut credits: Vec<((UserId, TorrentId), Pending)> =
+            self.loose.iter().map(|(&key, p)| (key, *p)).collect();
+        let live = self.peers.iter().filter(|(_, e)| !e.pending.is_empty());
+        credits.extend(live.map(|(key, e)| ((key.user, key.torrent), e.pending)));
+        merged(credits).into_iter()
     }
 
-    /// What waits for the next batch: (user, torrent) credit rows and changed baselines.
+    /// What waits for the next batch: credit entries (per peer until the take merges
+    /// them per (user, torrent), so at least the rows the batch will have) and changed
+    /// baselines. Zero for both exactly when a take would give an empty batch.
     pub fn backlog(&self) -> (usize, usize) {
-        (self.pending.len(), self.dirty.len())
+        (
+            self.credited_count + self.loose.len(),
+            self.changed_count + self.removed.len(),
+        )
     }
 
     /// The live baseline of a peer.
     pub fn peer(&self, key: &PeerKey) -> Option<&PeerRecord> {
-        self.peers.get(key)
+        self.peers.get(key).map(|e| &e.record)
     }
 
     /// How many baselines are live.
@@ -351,7 +473,7 @@ impl Ledger {
 
     /// Every live baseline and seeding mark, sorted, for a full save.
     pub fn snapshot(&self) -> Snapshot {
-        let mut peers: Vec<PeerRecord> = self.peers.values().copied().collect();
+        let mut peers: Vec<PeerRecord> = self.peers.values().map(|e| e.record).collect();
         peers.sort_unstable_by_key(|p| p.key);
         let mut seeded_until: Vec<(UserId, TorrentId, u64)> = self
             .seeded_until
@@ -368,33 +490,74 @@ impl Ledger {
     /// Replaces the baselines and seeding marks with saved ones (at start, before any
     /// announce). Pending credits are kept; nothing is marked changed.
     pub fn restore(&mut self, snapshot: Snapshot) {
-        self.peers = snapshot.peers.into_iter().map(|p| (p.key, p)).collect();
+        for (key, entry) in std::mem::take(&mut self.peers) {
+            self.forget(key, &entry);
+        }
+        self.peers = snapshot
+            .peers
+            .into_iter()
+            .map(|record| {
+                let entry = Entry {
+                    record,
+                    pending: Pending::default(),
+                    changed: false,
+                };
+                (record.key, entry)
+            })
+            .collect();
         self.seeded_until = snapshot
             .seeded_until
             .into_iter()
             .map(|(user, torrent, mark)| ((user, torrent), mark))
             .collect();
-        self.dirty.clear();
+        self.changed.clear();
+        self.changed_count = 0;
+        self.removed.clear();
     }
 
     /// Drops baselines not heard from for more than `ttl` seconds (crediting nothing) and
     /// seeding marks no live baseline can extend. Returns how many baselines were dropped.
     pub fn purge(&mut self, now: u64, ttl: u64) -> usize {
         let before = self.peers.len();
-        let dirty = &mut self.dirty;
-        self.peers.retain(|key, p| {
-            let keep = now.saturating_sub(p.last_seen) <= ttl;
-            if !keep {
-                dirty.insert(*key);
-            }
-            keep
-        });
-        let live: HashSet<(UserId, TorrentId)> =
-            self.peers.keys().map(|k| (k.user, k.torrent)).collect();
+        let expired: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, e)| now.saturating_sub(e.record.last_seen) > ttl)
+            .map(|(key, _)| *key)
+            .collect();
+        for key in expired {
+            self.end(key);
+        }
+        let live: IdMap<(UserId, TorrentId), ()> = self
+            .peers
+            .keys()
+            .map(|k| ((k.user, k.torrent), ()))
+            .collect();
         // A new baseline starts at its first announce, at or after `now`: a mark at or
         // before `now` without a live baseline cannot matter any more.
         self.seeded_until
-            .retain(|key, mark| live.contains(key) || *mark > now);
+            .retain(|key, mark| live.contains_key(key) || *mark > now);
         before - self.peers.len()
     }
+}
+
+/// Sorts credits by (user, torrent) and merges those of one key.
+fn merged(mut credits: Vec<((UserId, TorrentId), Pending)>) -> Vec<Credit> {
+    credits.sort_unstable_by_key(|(key, _)| *key);
+    let mut out: Vec<Credit> = Vec::with_capacity(credits.len());
+    for ((user, torrent), p) in credits {
+        match out.last_mut() {
+            Some(last) if (last.user, last.torrent) == (user, torrent) => {
+                last.delta.add(&p.delta);
+                last.seeded_until = last.seeded_until.max(p.seeded_until);
+            }
+            _ => out.push(Credit {
+                user,
+                torrent,
+                delta: p.delta,
+                seeded_until: p.seeded_until,
+            }),
+        }
+    }
+    out
 }

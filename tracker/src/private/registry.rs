@@ -120,13 +120,20 @@ pub(super) struct UserEntry {
     pub(super) user: User,
 }
 
+/// A map whose keys no client chooses (ids, and info hashes registered by the admin): a
+/// fast hasher with a random seed. A client's lookup of a key it chose can only probe
+/// (it inserts nothing), so it cannot build colliding chains.
+type AdminMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Users, torrents and the client allow-list.
+///
+/// The passkey index keeps std's keyed SipHash (see `passkey.rs` on lookup timing).
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
-    users: HashMap<UserId, UserEntry>,
+    users: AdminMap<UserId, UserEntry>,
     by_passkey: HashMap<Passkey, UserId>,
-    torrents: HashMap<InfoHash, Torrent>,
-    torrent_ids: HashMap<TorrentId, InfoHash>,
+    torrents: AdminMap<InfoHash, Torrent>,
+    torrent_ids: AdminMap<TorrentId, InfoHash>,
     clients: Vec<ClientPrefix>,
 }
 

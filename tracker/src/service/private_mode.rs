@@ -113,12 +113,10 @@ impl PrivateState {
             let registry = self.registry.read().unwrap_or_else(PoisonError::into_inner);
             private::admit(&registry, passkey, announce)?
         };
-        lock(self.bucket_shard(admission.user)).take(
-            self.config.rate_limit,
-            &admission,
-            announce,
-            now,
-        )?;
+        if let Some(limit) = self.config.rate_limit {
+            // No limit, no bucket: the lock is not even taken.
+            lock(self.bucket_shard(admission.user)).take(Some(limit), &admission, announce, now)?;
+        }
         Ok(match admission.torrent {
             Some(torrent) => private::credit(
                 &mut lock(self.ledger_shard(torrent.id)),
@@ -158,12 +156,13 @@ impl PrivateState {
     pub fn take_pending(&self) -> Batch {
         let mut batch = Batch::default();
         for shard in self.ledgers.iter() {
-            let part = lock(shard).take_pending();
+            // Sorted once below, outside the shard's lock.
+            let part = lock(shard).take_unsorted();
             batch.credits.extend(part.credits);
             batch.peers.extend(part.peers);
         }
         batch.credits.sort_unstable_by_key(|c| (c.user, c.torrent));
-        batch.peers.sort_unstable_by_key(change_key);
+        batch.peers.sort_unstable_by_key(PeerChange::key);
         batch
     }
 
@@ -177,7 +176,7 @@ impl PrivateState {
             }
         }
         for change in batch.peers {
-            if let Some(part) = parts.get_mut(index(change_key(&change).torrent.0, n)) {
+            if let Some(part) = parts.get_mut(index(change.key().torrent.0, n)) {
                 part.peers.push(change);
             }
         }
@@ -188,7 +187,7 @@ impl PrivateState {
         }
     }
 
-    /// Pending (user, torrent) credit rows and changed baselines, over all shards.
+    /// Pending credit entries and changed baselines, over all shards (see [`Ledger::backlog`]).
     pub fn backlog(&self) -> (usize, usize) {
         self.ledgers.iter().fold((0, 0), |(c, p), shard| {
             let (credits, peers) = lock(shard).backlog();
@@ -206,13 +205,6 @@ impl PrivateState {
         for shard in self.ledgers.iter() {
             lock(shard).purge(now, self.config.peer_ttl_secs);
         }
-    }
-}
-
-fn change_key(change: &PeerChange) -> private::PeerKey {
-    match change {
-        PeerChange::Upsert(record) => record.key,
-        PeerChange::Remove(key) => *key,
     }
 }
 
@@ -313,8 +305,15 @@ mod tests {
                     single.check(&key, &announce, now)
                 );
                 if flush {
+                    let (credits, peers) = sharded.backlog();
                     let batch = sharded.take_pending();
                     prop_assert_eq!(&batch, &single.take_pending());
+                    // The backlog counts every change once, and credit entries merge into
+                    // at most as many rows.
+                    prop_assert_eq!(peers, batch.peers.len());
+                    prop_assert!(credits >= batch.credits.len());
+                    prop_assert_eq!(credits == 0, batch.credits.is_empty());
+                    prop_assert_eq!(sharded.backlog(), (0, 0));
                     if fails {
                         sharded.restore_pending(batch.clone());
                         single.restore_pending(batch);

@@ -256,7 +256,8 @@ pub struct PrivateStats {
     pub registered_torrents: u64,
     /// Live peer baselines.
     pub peers: u64,
-    /// (user, torrent) credit rows waiting for the next flush.
+    /// Credit entries waiting for the next flush (one per peer baseline until the flush
+    /// merges them into (user, torrent) rows).
     pub pending_credits: u64,
     /// Changed baselines waiting for the next flush.
     pub pending_peers: u64,

@@ -384,3 +384,47 @@ fn a_peer_starting_as_a_completed_seeder_counts_its_snatch_once() {
     assert_eq!((first.session, first.credited.snatches), (Session::New, 1));
     assert_eq!(f.credited(done, T0 + 1).snatches, 0);
 }
+
+/// A baseline that ends (`stopped`) and starts again before the next batch: the batch
+/// carries each credit once, merged per (user, torrent), and the one live baseline as an
+/// upsert (not a removal).
+#[test]
+fn stop_and_restart_within_one_batch_is_credited_once() {
+    let mut f = fixture(None);
+    let p = peer(b"-qB", 1);
+    f.credited(announce(1, p, None, 0, 0, 10), T0);
+    f.credited(announce(1, p, None, 10, 20, 10), T0 + 60);
+    let d = f.credited(
+        announce(1, p, Some(AnnounceEvent::Stopped), 15, 30, 10),
+        T0 + 120,
+    );
+    assert_eq!(d, credit(5, 10, 0, 0));
+    f.credited(
+        announce(1, p, Some(AnnounceEvent::Started), 0, 0, 10),
+        T0 + 180,
+    );
+    let d = f.credited(announce(1, p, None, 7, 1, 10), T0 + 240);
+    assert_eq!(d, credit(7, 1, 0, 0));
+    // Two credit entries (the ended baseline's, the live one's) merge into one row.
+    assert_eq!(f.tracker.backlog(), (2, 1));
+    let batch = f.tracker.take_pending();
+    assert_eq!(batch.credits.len(), 1);
+    assert_eq!(batch.credits[0].delta, credit(22, 31, 0, 0));
+    let key = PeerKey {
+        user: UserId(1),
+        torrent: TorrentId(1),
+        peer_id: p,
+    };
+    let live = *f.tracker.ledger().peer(&key).unwrap();
+    assert_eq!(batch.peers, vec![PeerChange::Upsert(live)]);
+    assert!(f.tracker.take_pending().is_empty());
+    // Stopped for good: a removal, and its final credit.
+    f.credited(
+        announce(1, p, Some(AnnounceEvent::Stopped), 9, 1, 10),
+        T0 + 300,
+    );
+    assert_eq!(f.tracker.backlog(), (1, 1));
+    let batch = f.tracker.take_pending();
+    assert_eq!(batch.credits[0].delta, credit(2, 0, 0, 0));
+    assert_eq!(batch.peers, vec![PeerChange::Remove(key)]);
+}

@@ -558,7 +558,7 @@ impl Task {
         // After the state's greeting (extended handshake, bitfield or have-all), which BEP 3
         // wants first.
         if let (Some(dht), Some(link)) = (&self.dht, self.links.get(&peer)) {
-            dht.on_connected(link, &handshake);
+            dht.on_connected(link, addr, &handshake);
         }
     }
 

@@ -26,10 +26,11 @@ pub struct DhtLink {
 }
 
 impl DhtLink {
-    /// A new connection: send our DHT port if the peer runs a DHT too.
-    pub fn on_connected(&self, link: &Link, theirs: &Handshake) {
+    /// A new connection to `addr`: send our DHT port if the peer runs a DHT too.
+    pub fn on_connected(&self, link: &Link, addr: SocketAddr, theirs: &Handshake) {
         if theirs.reserved.dht() {
-            link.send(Message::Port(self.dht.local_addr().port()));
+            let port = port_for(addr, self.dht.local_addr(), self.dht.local_addr6());
+            link.send(Message::Port(port));
         }
     }
 
@@ -50,6 +51,16 @@ impl DhtLink {
                 Err(err) => debug!(%node, "DHT ping of a peer's node: {err}"),
             }
         }))
+    }
+}
+
+/// The DHT port to tell a peer at `peer`: our IPv6 node's for an IPv6 peer when that node
+/// runs (its socket may have had to take another port than the IPv4 one), else the IPv4
+/// node's. An IPv4-mapped address is an IPv4 peer.
+pub fn port_for(peer: SocketAddr, v4: SocketAddr, v6: Option<SocketAddr>) -> u16 {
+    match (crate::dht::family::canonical(peer), v6) {
+        (SocketAddr::V6(_), Some(v6)) => v6.port(),
+        _ => v4.port(),
     }
 }
 
@@ -86,6 +97,20 @@ mod tests {
                 .any(|n| n.addr == theirs.local_addr() && n.id == theirs.id()),
             "{nodes:?}"
         );
+    }
+
+    #[test]
+    fn each_family_is_told_its_own_nodes_port() {
+        let v4: SocketAddr = "0.0.0.0:6881".parse().unwrap();
+        let v6: SocketAddr = "[::]:6991".parse().unwrap();
+        let peer4: SocketAddr = "10.0.0.1:51413".parse().unwrap();
+        let peer6: SocketAddr = "[2001:db8::1]:51413".parse().unwrap();
+        let mapped: SocketAddr = "[::ffff:10.0.0.1]:51413".parse().unwrap();
+        assert_eq!(port_for(peer4, v4, Some(v6)), 6881);
+        assert_eq!(port_for(peer6, v4, Some(v6)), 6991);
+        assert_eq!(port_for(mapped, v4, Some(v6)), 6881);
+        // No IPv6 node: the IPv4 port is all we have.
+        assert_eq!(port_for(peer6, v4, None), 6881);
     }
 
     #[tokio::test]

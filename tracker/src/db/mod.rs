@@ -253,3 +253,23 @@ fn check_name(name: &str) -> Result<(), DbError> {
         Err(DbError::InvalidName(name.escape_debug().to_string()))
     }
 }
+
+/// A migrator over migrations embedded in the binary, given as `(version, name, sql)` in
+/// version order: each backend lists its own files (`migrations/sqlite/`, `migrations/postgres/`).
+fn embedded_migrator(migrations: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|&(version, name, sql)| {
+                Migration::new(
+                    version,
+                    std::borrow::Cow::Borrowed(name),
+                    MigrationType::Simple,
+                    sqlx::SqlSafeStr::into_sql_str(sql),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}

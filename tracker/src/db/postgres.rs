@@ -3,12 +3,10 @@
 //! migrate once). The URL's `options[search_path]=SCHEMA` selects a schema (tests use one
 //! each).
 
-use std::borrow::Cow;
-
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
@@ -16,22 +14,13 @@ use super::DbError;
 
 /// The embedded migrations, in version order.
 fn migrator() -> Migrator {
-    let migration = |version, name, sql: &'static str| {
-        Migration::new(
-            version,
-            Cow::Borrowed(name),
-            MigrationType::Simple,
-            sqlx::SqlSafeStr::into_sql_str(sql),
-            false,
-        )
-    };
-    Migrator::with_migrations(vec![
-        migration(
+    super::embedded_migrator(&[
+        (
             1,
             "initial",
             include_str!("../../migrations/postgres/0001_initial.sql"),
         ),
-        migration(
+        (
             2,
             "swarms",
             include_str!("../../migrations/postgres/0002_swarms.sql"),

@@ -1,32 +1,22 @@
 //! Opening the SQLite backend: one file in WAL mode, migrations from `migrations/sqlite/`.
 
-use std::borrow::Cow;
 use std::str::FromStr;
 
 use sqlx::SqlitePool;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::DbError;
 
 /// The embedded migrations, in version order.
 fn migrator() -> Migrator {
-    let migration = |version, name, sql: &'static str| {
-        Migration::new(
-            version,
-            Cow::Borrowed(name),
-            MigrationType::Simple,
-            sqlx::SqlSafeStr::into_sql_str(sql),
-            false,
-        )
-    };
-    Migrator::with_migrations(vec![
-        migration(
+    super::embedded_migrator(&[
+        (
             1,
             "initial",
             include_str!("../../migrations/sqlite/0001_initial.sql"),
         ),
-        migration(
+        (
             2,
             "swarms",
             include_str!("../../migrations/sqlite/0002_swarms.sql"),

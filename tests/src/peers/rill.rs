@@ -89,7 +89,12 @@ impl RillPeer {
         Self::start("rill download", command)
     }
 
-    fn start(name: &str, command: Command) -> anyhow::Result<Self> {
+    fn start(name: &str, mut command: Command) -> anyhow::Result<Self> {
+        // rill's debug log goes to its stderr, whose last lines a failed wait reports: a
+        // stall then says where it stood (the caller's own RUST_LOG wins).
+        if std::env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", "info,rill=debug");
+        }
         let process = Process::spawn(name, command, Some("INT"))?;
         let mut peer = Self {
             process,
